@@ -1,0 +1,5 @@
+import sys
+
+from xtts_finetune.cli import main
+
+sys.exit(main())
