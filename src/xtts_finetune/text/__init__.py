@@ -1,0 +1,1 @@
+"""Text handling per language: what the tokenizer can encode, normalisation, sentence splitting."""
