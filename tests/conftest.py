@@ -43,3 +43,23 @@ def coqui_dataset(tmp_path_factory) -> Path:
     from speech import make_training_set
 
     return make_training_set(tmp_path_factory.mktemp("coqui_dataset"), SENTENCES)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_xtts, tmp_path_factory) -> Path:
+    """An export-like model folder: the tiny XTTS plus references/ (espeak-ng clips) and model_card.json."""
+    import json
+    import shutil
+
+    from speech import espeak
+
+    folder = tmp_path_factory.mktemp("tiny_export") / "tiny-voice"
+    folder.mkdir()
+    for name in ("config.json", "model.pth", "vocab.json", "speakers_xtts.pth"):
+        shutil.copy2(tiny_xtts / name, folder / name)
+    espeak("This is the first reference clip of the voice.", folder / "references" / "ref_a.wav")
+    espeak("And here is a second one, a little longer than the first.", folder / "references" / "ref_b.wav")
+    card = {"name": "tiny-voice", "base": {"version": "tiny"}, "language": "en", "languages": ["en"],
+            "text_frontend": "default", "references": ["references/ref_a.wav", "references/ref_b.wav"]}
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    return folder

@@ -7,13 +7,8 @@ from pathlib import Path
 
 def make_tiny_models(out_dir: str | Path) -> dict[str, Path]:
     """Write `out_dir/xtts/` (tiny XTTS v2) and `out_dir/whisper/` (tiny CTranslate2 Whisper)."""
+    from xtts_finetune.dev.tiny_whisper import make_tiny_whisper
     from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
 
     out = Path(out_dir)
-    paths = {"xtts": make_tiny_xtts(out / "xtts")}
-    try:
-        from xtts_finetune.dev.tiny_whisper import make_tiny_whisper
-    except ModuleNotFoundError:  # the Whisper builder lands with the transcription work
-        return paths
-    paths["whisper"] = make_tiny_whisper(out / "whisper")
-    return paths
+    return {"xtts": make_tiny_xtts(out / "xtts"), "whisper": make_tiny_whisper(out / "whisper")}

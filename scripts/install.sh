@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Install what xtts-finetune needs, and only what is missing: running it again is quick.
+#
+#   bash scripts/install.sh          FFmpeg, uv, the Python environment (.venv), the torch build for this GPU
+#   bash scripts/install.sh --test   the same, plus espeak-ng and Chromium for the test suite
+#
+# Debian/Ubuntu (apt-get, as root or with sudo) and macOS (Homebrew). start.sh and test.sh source this
+# file and call install_all, so they learn where uv is even when it had to go into a private venv.
+# Written for bash 3.2 too (macOS): no empty arrays under `set -u`.
+set -euo pipefail
+
+XTTS_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PRIVATE_UV="${XDG_DATA_HOME:-$HOME/.local/share}/xtts-finetune/uv"
+UV=""
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif have sudo; then sudo "$@"
+  else die "run as root, or install sudo, to let this script run: $*"
+  fi
+}
+
+apt_install() {  # apt_install PACKAGE...  (refreshes the package lists first: a fresh image has none)
+  local packages=" $* "
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # Ubuntu ships Chromium only as a snap, which containers cannot run: install_all uses Playwright's there.
+  if [[ "$packages" == *" chromium "* ]] && ! apt-cache show chromium >/dev/null 2>&1; then
+    packages="${packages/ chromium / }"
+  fi
+  say "installing$packages with apt-get"
+  # shellcheck disable=SC2086  # word splitting of the package list is intended
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages
+}
+
+have_chromium() { have chromium || have chromium-browser; }
+
+system_packages() {  # system_packages 0|1 (1: the test suite's packages too)
+  local missing=""
+  have python3 || missing="$missing python3 python3-venv"
+  have ffmpeg || missing="$missing ffmpeg"
+  if [ "$1" = 1 ]; then
+    have espeak-ng || missing="$missing espeak-ng"
+    have_chromium || missing="$missing chromium"
+  fi
+  [ -n "$missing" ] || return 0
+  if have apt-get; then
+    [ -e /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
+    # shellcheck disable=SC2086  # word splitting of the package list is intended
+    apt_install $missing
+  elif have brew; then
+    local formulas=""
+    for package in $missing; do
+      case "$package" in
+        python3) formulas="$formulas python@3.12" ;;
+        ffmpeg | espeak-ng) formulas="$formulas $package" ;;
+      esac  # python3-venv comes with python; Chromium comes from Playwright below
+    done
+    # shellcheck disable=SC2086
+    [ -z "$formulas" ] || { say "installing$formulas with Homebrew"; brew install $formulas; }
+  else
+    die "missing:$missing. Install them with your package manager (or Homebrew on macOS), then run this again."
+  fi
+}
+
+find_uv() {
+  if have uv; then command -v uv
+  elif [ -x "$PRIVATE_UV/bin/uv" ]; then echo "$PRIVATE_UV/bin/uv"
+  else python3 -c 'from uv import find_uv_bin; print(find_uv_bin())' 2>/dev/null
+  fi
+}
+
+ensure_uv() {
+  UV="$(find_uv || true)"
+  [ -z "$UV" ] || return 0
+  say "installing uv with pip"
+  if ! python3 -m pip install --quiet uv >/dev/null 2>&1 || ! UV="$(find_uv)"; then
+    # No pip, or a Python that refuses pip installs (PEP 668): give uv a venv of its own.
+    say "pip cannot install here; putting uv in its own environment at $PRIVATE_UV"
+    if ! python3 -m venv "$PRIVATE_UV" >/dev/null 2>&1; then
+      rm -rf "$PRIVATE_UV"
+      have apt-get || die "python3 cannot create a virtual environment; install python3-venv (or uv) and run this again"
+      apt_install python3-venv
+      python3 -m venv "$PRIVATE_UV"
+    fi
+    "$PRIVATE_UV/bin/python" -m pip install --quiet uv
+    UV="$PRIVATE_UV/bin/uv"
+  fi
+  "$UV" --version >/dev/null || die "uv at $UV does not run"
+}
+
+read_plan() {  # read_plan [--probe]: installer.py's KEY=value lines become shell variables
+  local plan key value
+  plan="$(python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" "$@")" || die "src/xtts_finetune/installer.py failed"
+  while IFS='=' read -r key value; do
+    case "$key" in TORCH_* | SYNC_NEEDED) printf -v "$key" '%s' "$value" ;; esac
+  done <<<"$plan"
+}
+
+install_torch_build() {
+  local venv_python="$XTTS_ROOT/.venv/bin/python"
+  [ "$TORCH_REINSTALL" = 1 ] || return 0
+  if [ -z "$TORCH_INDEX" ]; then
+    say "putting back the torch build uv.lock pins (installed: $TORCH_INSTALLED)"
+    "$UV" sync --frozen --project "$XTTS_ROOT" --reinstall-package torch --reinstall-package torchaudio
+  elif [ "$TORCH_INDEX_REACHABLE" != 1 ]; then
+    say "warning: cannot reach $TORCH_INDEX; keeping torch $TORCH_INSTALLED from PyPI."
+    if [ "$TORCH_DEVICE" = cpu ]; then
+      say "         It runs on the CPU as well; the CPU build would only be smaller."
+    else
+      say "         It may not use the GPU: run this script again once that index can be reached."
+    fi
+  else
+    say "installing torch $TORCH_VERSION from $TORCH_INDEX"
+    if ! "$UV" pip install --python "$venv_python" --index-url "$TORCH_INDEX" \
+      --reinstall-package torch --reinstall-package torchaudio \
+      "torch==$TORCH_VERSION" "torchaudio==$TORCH_VERSION"; then
+      say "warning: installing from $TORCH_INDEX failed; putting back the PyPI build of torch"
+      "$UV" sync --frozen --project "$XTTS_ROOT" --reinstall-package torch --reinstall-package torchaudio
+    fi
+  fi
+}
+
+install_all() {  # install_all [--test]; sets UV
+  local tests=0
+  [ "${1:-}" != --test ] || tests=1
+  system_packages "$tests"
+  ensure_uv
+  read_plan
+  [ "$TORCH_SUPPORTED" = 1 ] || die "$TORCH_REASON"
+  if [ "$SYNC_NEEDED" = 1 ]; then
+    say "installing the Python environment into $XTTS_ROOT/.venv (uv sync --frozen)"
+    "$UV" sync --frozen --project "$XTTS_ROOT"
+    python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" --mark-synced
+  fi
+  read_plan --probe
+  say "torch: $TORCH_REASON"
+  install_torch_build
+  if [ "$tests" = 1 ] && ! have_chromium; then
+    say "no system Chromium: installing Playwright's"
+    "$UV" run --no-sync --project "$XTTS_ROOT" playwright install --with-deps chromium
+  fi
+  say "ready"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  install_all "$@"
+fi

@@ -1,0 +1,118 @@
+"""`xtts-finetune dataset ...`: create, inspect, edit and slice a voice dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub) -> None:
+    dataset = sub.add_parser("dataset", help="build and inspect the training dataset of a workspace")
+    ds = dataset.add_subparsers(dest="dataset_command", metavar="DATASET_COMMAND", required=True)
+
+    create = ds.add_parser("create", help="add recordings, subtitles, a corpus or URLs to WORKSPACE/dataset")
+    create.add_argument("workspace", type=Path)
+    create.add_argument("--language", required=True, help="language code of the speech, e.g. en, de, zh, ja, am")
+    create.add_argument("--audio", nargs="+", type=Path, default=[], metavar="FILE_OR_DIR", help="media files or folders")
+    create.add_argument("--subtitles", nargs="+", type=Path, default=[], metavar="FILE",
+                        help=".srt/.vtt files, each paired with the --audio file of the same name (or the only one)")
+    create.add_argument("--corpus", type=Path, help="an LJSpeech folder or a Coqui CSV to import as is")
+    create.add_argument("--url", nargs="+", default=[], dest="urls", metavar="URL", help="media to download with yt-dlp")
+    create.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
+    create.add_argument("--speaker", default="speaker", help="speaker name written into the CSVs")
+    create.add_argument("--eval-fraction", type=float, help="share of clips held out for evaluation (default 0.15)")
+    create.add_argument("--max-seconds", type=float, help="longest clip (default 11.6, XTTS's training limit)")
+    create.add_argument("--min-seconds", type=float, help="shortest clip (default 0.33)")
+    create.add_argument("--loudness-normalize", action="store_true", help="normalise loudness (EBU R128) while decoding")
+    create.set_defaults(func=_create)
+
+    stats = ds.add_parser("stats", help="check the dataset before training: lengths, rates, levels, tokenizer coverage")
+    stats.add_argument("workspace", type=Path)
+    group = stats.add_mutually_exclusive_group()
+    group.add_argument("--vocab", type=Path, help="the base model's vocab.json")
+    group.add_argument("--base", type=Path, metavar="DIR", help="a base model folder (its vocab.json is used)")
+    stats.set_defaults(func=_stats)
+
+    edit = ds.add_parser("edit", help="correct a clip's transcript, or exclude/include it")
+    edit.add_argument("workspace", type=Path)
+    edit.add_argument("segment_id")
+    edit.add_argument("--text")
+    flag = edit.add_mutually_exclusive_group()
+    flag.add_argument("--exclude", dest="excluded", action="store_const", const=True)
+    flag.add_argument("--include", dest="excluded", action="store_const", const=False)
+    edit.set_defaults(func=_edit)
+
+    listing = ds.add_parser("list", help="list the segments: id, split, length, status, text")
+    listing.add_argument("workspace", type=Path)
+    listing.set_defaults(func=_list)
+
+    slicer = ds.add_parser("slice", help="cut a long recording at silences into WAV pieces")
+    slicer.add_argument("file", type=Path)
+    slicer.add_argument("out_dir", type=Path)
+    slicer.add_argument("--max-seconds", type=float, default=600.0, help="longest piece (default 600)")
+    slicer.set_defaults(func=_slice)
+
+
+def _create(args) -> int:
+    from dataclasses import fields
+
+    from xtts_finetune.dataset import DatasetSettings, create_dataset, load_manifest
+    from xtts_finetune.dataset.manifest import dataset_dir
+    from xtts_finetune.progress import ConsoleProgress
+
+    settings = None
+    overrides = {k: v for k, v in {"eval_fraction": args.eval_fraction, "max_seconds": args.max_seconds,
+                                   "min_seconds": args.min_seconds}.items() if v is not None}
+    if overrides or args.loudness_normalize:
+        known = load_manifest(args.workspace).settings if (dataset_dir(args.workspace) / "dataset.json").is_file() else {}
+        names = {f.name for f in fields(DatasetSettings)}
+        settings = DatasetSettings(**{k: v for k, v in known.items() if k in names})
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        settings.loudness_normalize = settings.loudness_normalize or args.loudness_normalize
+    report = create_dataset(
+        args.workspace, language=args.language, audio=args.audio, subtitles=args.subtitles, corpus=args.corpus,
+        urls=args.urls, whisper_model=args.whisper_model, speaker=args.speaker, settings=settings,
+        progress=ConsoleProgress(),
+    )
+    print(report.summary())
+    return 1 if report.failed and not report.added and not report.skipped else 0
+
+
+def _stats(args) -> int:
+    from xtts_finetune.dataset import dataset_stats
+    from xtts_finetune.errors import UserError
+
+    vocab = args.vocab or (args.base / "vocab.json" if args.base else None)
+    if vocab is not None and not vocab.is_file():
+        raise UserError(f"{vocab}: vocab.json not found.", fix="point --vocab at a base model's vocab.json, or --base at its folder")
+    print(dataset_stats(args.workspace, vocab).summary())
+    return 0
+
+
+def _edit(args) -> int:
+    from xtts_finetune.dataset import edit_segment
+    from xtts_finetune.errors import UserError
+
+    if args.text is None and args.excluded is None:
+        raise UserError("nothing to change.", fix="give --text 'corrected words', --exclude or --include")
+    seg = edit_segment(args.workspace, args.segment_id, text=args.text, excluded=args.excluded)
+    print(f"{seg.id} [{'excluded' if seg.excluded else seg.split}] {seg.text}")
+    return 0
+
+
+def _list(args) -> int:
+    from xtts_finetune.dataset import list_segments
+
+    for seg in list_segments(args.workspace):
+        status = f"rejected: {seg.rejected}" if seg.rejected else ("excluded" if seg.excluded else seg.split)
+        print(f"{seg.id}\t{seg.duration:6.2f}s\t{status}\t{seg.text}")
+    return 0
+
+
+def _slice(args) -> int:
+    from xtts_finetune.dataset import slice_on_silence
+    from xtts_finetune.progress import ConsoleProgress
+
+    for path in slice_on_silence(args.file, args.out_dir, max_seconds=args.max_seconds, progress=ConsoleProgress()):
+        print(path)
+    return 0

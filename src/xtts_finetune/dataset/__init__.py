@@ -1,0 +1,14 @@
+"""Dataset creation: recordings, subtitles, corpora or URLs in; a validated Coqui-format dataset out.
+
+Layout and manifest are described in ARCHITECTURE.md ("On-disk contract").
+"""
+
+from xtts_finetune.dataset.create import DatasetReport, DatasetSettings, create_dataset
+from xtts_finetune.dataset.manifest import Manifest, Segment, Source, edit_segment, list_segments, load_manifest
+from xtts_finetune.dataset.slicer import iter_pieces, slice_on_silence
+from xtts_finetune.dataset.stats import DatasetStats, dataset_stats
+
+__all__ = [
+    "DatasetReport", "DatasetSettings", "DatasetStats", "Manifest", "Segment", "Source", "create_dataset",
+    "dataset_stats", "edit_segment", "iter_pieces", "list_segments", "load_manifest", "slice_on_silence",
+]

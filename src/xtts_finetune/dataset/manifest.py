@@ -1,0 +1,156 @@
+"""The dataset on disk: `dataset.json` is the record, the Coqui CSVs are derived from it.
+
+Every source is known by its content hash and every segment by an id built from that hash and its
+start time, so re-running on the same files finds nothing new, and a segment's train/eval split,
+a stable function of its id, never changes as data is added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.utils import atomic_write_text
+
+MANIFEST_VERSION = 1
+CSV_HEADER = "audio_file|text|speaker_name"
+
+
+@dataclass
+class Source:
+    hash: str  # sha256 of the media file's bytes
+    path: str
+    kind: str  # "asr", "subtitles", "corpus" or "url"
+    duration: float = 0.0
+    subtitles: Optional[str] = None
+    url: Optional[str] = None
+    added: str = ""
+
+
+@dataclass
+class Segment:
+    id: str
+    source: str  # Source.hash
+    start: float
+    end: float
+    text: str
+    split: str = "train"
+    speaker: str = "speaker"
+    excluded: bool = False
+    rejected: Optional[str] = None  # why it cannot be trained on (no wav is written for it)
+    edited: bool = False
+
+    @property
+    def audio_file(self) -> str:
+        return f"wavs/{self.id}.wav"
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    @property
+    def active(self) -> bool:
+        return not self.excluded and not self.rejected
+
+
+@dataclass
+class Manifest:
+    language: str
+    speaker: str = "speaker"
+    settings: dict = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
+    version: int = MANIFEST_VERSION
+
+    def source_hashes(self) -> set[str]:
+        return {s.hash for s in self.sources}
+
+    def segment(self, segment_id: str) -> Segment:
+        for seg in self.segments:
+            if seg.id == segment_id:
+                return seg
+        raise UserError(f"no segment {segment_id!r} in this dataset.", fix="see `xtts-finetune dataset list WORKSPACE`")
+
+
+def dataset_dir(workspace: str | Path) -> Path:
+    return Path(workspace) / "dataset"
+
+
+def segment_id(source_hash: str, start: float) -> str:
+    return f"{source_hash[:8]}_{round(start * 1000)}"
+
+
+def _unit_hash(text: str) -> float:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16**12
+
+
+def assign_split(seg_id: str, eval_fraction: float) -> str:
+    """train or eval, from the id alone: adding data never moves an existing clip."""
+    return "eval" if _unit_hash(seg_id) < eval_fraction else "train"
+
+
+def ensure_eval(manifest: Manifest) -> None:
+    """Coqui's trainer needs an eval clip: if hashing put none there, move the smallest-hash one."""
+    active = [s for s in manifest.segments if s.active]
+    if len(active) >= 2 and not any(s.split == "eval" for s in active):
+        min(active, key=lambda s: _unit_hash(s.id)).split = "eval"
+
+
+def load_manifest(workspace: str | Path) -> Manifest:
+    path = dataset_dir(workspace) / "dataset.json"
+    if not path.is_file():
+        raise UserError(f"{workspace}: no dataset yet ({path} is missing).",
+                        fix="create one with `xtts-finetune dataset create WORKSPACE --language LANG --audio FILES`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Manifest(
+            language=data["language"], speaker=data.get("speaker", "speaker"), settings=data.get("settings", {}),
+            sources=[Source(**s) for s in data.get("sources", [])],
+            segments=[Segment(**s) for s in data.get("segments", [])], version=data.get("version", 1),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path}: unreadable manifest ({err}).", fix="restore it or delete the dataset folder and run `dataset create` again") from None
+
+
+def save_manifest(workspace: str | Path, manifest: Manifest) -> None:
+    """Write the CSVs, lang.txt, then dataset.json, each atomically (the manifest last: it is the record)."""
+    root = dataset_dir(workspace)
+    ensure_eval(manifest)
+    for split in ("train", "eval"):
+        rows = [f"{s.audio_file}|{s.text}|{s.speaker}" for s in manifest.segments if s.active and s.split == split]
+        atomic_write_text(root / f"metadata_{split}.csv", "\n".join([CSV_HEADER, *rows]) + "\n")
+    atomic_write_text(root / "lang.txt", manifest.language + "\n")
+    data = asdict(manifest)
+    atomic_write_text(root / "dataset.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def list_segments(workspace: str | Path) -> list[Segment]:
+    return load_manifest(workspace).segments
+
+
+def clean_edit_text(text: str) -> str:
+    """A corrected transcript as typed: one line, no CSV delimiter; otherwise left as the user wrote it."""
+    return " ".join(text.replace("|", " ").split())
+
+
+def edit_segment(workspace: str | Path, segment_id: str, *, text: Optional[str] = None,
+                 excluded: Optional[bool] = None) -> Segment:
+    """Correct a transcript or exclude/include a clip; kept by later incremental runs."""
+    manifest = load_manifest(workspace)
+    seg = manifest.segment(segment_id)
+    if text is not None:
+        cleaned = clean_edit_text(text)
+        if not cleaned:
+            raise UserError(f"segment {segment_id}: the new text is empty.", fix="give the words spoken in the clip, or exclude it")
+        seg.text, seg.edited = cleaned, True
+    if excluded is not None:
+        if not excluded and seg.rejected:
+            raise UserError(f"segment {segment_id} was rejected ({seg.rejected}) and has no audio clip.",
+                            fix="it cannot be included; fix the source or the settings and create the dataset again")
+        seg.excluded, seg.edited = excluded, True
+    save_manifest(workspace, manifest)
+    return seg

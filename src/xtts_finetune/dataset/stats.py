@@ -1,0 +1,136 @@
+"""`dataset stats`: the checks to run before training, so no sample is dropped or spoiled silently.
+
+Durations (with a histogram), speaking rate outliers (usually a wrong transcript), clipping,
+near-silent clips, duplicate texts, and every character the base model's tokenizer cannot encode.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from xtts_finetune.dataset.manifest import dataset_dir, load_manifest
+from xtts_finetune.utils import atomic_path, atomic_write_text
+
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+SILENT_DB = -40.0  # a clip whose RMS is below this is near-silent
+
+
+@dataclass
+class DatasetStats:
+    language: str
+    clips: int = 0
+    train_clips: int = 0
+    eval_clips: int = 0
+    excluded: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> count
+    total_seconds: float = 0.0
+    min_seconds: float = 0.0
+    mean_seconds: float = 0.0
+    max_seconds: float = 0.0
+    chars_per_second: float = 0.0  # median
+    rate_outliers: list[dict] = field(default_factory=list)  # {id, chars_per_second, text}
+    clipping: list[str] = field(default_factory=list)
+    near_silent: list[str] = field(default_factory=list)
+    missing_audio: list[str] = field(default_factory=list)
+    duplicate_texts: list[list[str]] = field(default_factory=list)
+    unknown_characters: dict[str, list[dict]] = field(default_factory=dict)  # language -> [{char, codepoint, count, examples}]
+    vocab: Optional[str] = None
+    stats_json: str = ""
+    histogram_png: str = ""
+
+    def summary(self) -> str:
+        lines = [f"{self.clips} clips ({self.train_clips} train, {self.eval_clips} eval), {self.total_seconds / 60:.1f} min; "
+                 f"clip length {self.min_seconds:.2f}-{self.max_seconds:.2f} s (mean {self.mean_seconds:.2f}); "
+                 f"{self.chars_per_second:.1f} characters/s", f"excluded: {self.excluded}"]
+        lines += [f"rejected ({n}): {why}" for why, n in self.rejected.items()]
+        lines += [f"speaking rate outlier {o['id']}: {o['chars_per_second']:.1f} chars/s {o['text']!r}" for o in self.rate_outliers]
+        lines += [f"clipping: {i}" for i in self.clipping] + [f"near-silent: {i}" for i in self.near_silent]
+        lines += [f"missing audio: {i}" for i in self.missing_audio]
+        lines += [f"same text: {', '.join(ids)}" for ids in self.duplicate_texts]
+        if self.vocab is None:
+            lines.append("tokenizer coverage not checked: give --vocab vocab.json or --base DIR")
+        for language, chars in self.unknown_characters.items():
+            lines += [f"[{language}] tokenizer cannot encode {c['char']!r} ({c['codepoint']}) x{c['count']}, e.g. {', '.join(c['examples'])}"
+                      for c in chars]
+        lines += [f"stats: {self.stats_json}", f"histogram: {self.histogram_png}"]
+        return "\n".join(lines)
+
+
+def _rate_outliers(rates: dict[str, float]) -> tuple[float, set[str]]:
+    """Median characters/s, and the ids more than 3.5 robust deviations from it."""
+    if not rates:
+        return 0.0, set()
+    values = np.array(list(rates.values()))
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median))) * 1.4826 or median * 0.1 or 1.0
+    return median, {i for i, r in rates.items() if abs(r - median) / mad > 3.5}
+
+
+def _histogram(durations: list[float], path: Path, max_seconds: float) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    ax.hist(durations, bins=np.arange(0, max(max_seconds, max(durations, default=1)) + 0.5, 0.5), color="#4a7ab0")
+    ax.axvline(max_seconds, color="#b04a4a", linestyle="--", label=f"max {max_seconds} s")
+    ax.set_xlabel("clip length (s)")
+    ax.set_ylabel("clips")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> DatasetStats:
+    """Check every usable clip; write dataset/stats/stats.json and duration_histogram.png."""
+    import soundfile as sf
+
+    from xtts_finetune.text.coverage import find_unknown_characters
+
+    manifest = load_manifest(workspace)
+    root = dataset_dir(workspace)
+    active = [s for s in manifest.segments if s.active]
+    stats = DatasetStats(manifest.language, clips=len(active), excluded=sum(s.excluded for s in manifest.segments))
+    stats.rejected = dict(Counter(re.sub(r"\(.*\)", "", s.rejected).strip() for s in manifest.segments if s.rejected))
+    stats.train_clips = sum(s.split == "train" for s in active)
+    stats.eval_clips = stats.clips - stats.train_clips
+    durations, rates, texts = [], {}, defaultdict(list)
+    for seg in active:
+        path = root / seg.audio_file
+        if not path.is_file():
+            stats.missing_audio.append(seg.id)
+            continue
+        audio, _ = sf.read(path, dtype="float32", always_2d=False)
+        durations.append(len(audio) / manifest.settings.get("sample_rate", 22050))
+        if np.count_nonzero(np.abs(audio) >= CLIP_LEVEL) >= max(3, 0.0005 * len(audio)):
+            stats.clipping.append(seg.id)
+        if 10 * np.log10(float(np.mean(audio.astype(np.float64) ** 2)) + 1e-12) < SILENT_DB:
+            stats.near_silent.append(seg.id)
+        rates[seg.id] = len(re.sub(r"\W", "", seg.text)) / max(durations[-1], 1e-3)
+        texts[re.sub(r"[\W_]+", " ", seg.text.lower()).strip()].append(seg.id)
+    if durations:
+        stats.total_seconds, stats.mean_seconds = float(sum(durations)), float(np.mean(durations))
+        stats.min_seconds, stats.max_seconds = float(min(durations)), float(max(durations))
+    stats.chars_per_second, outliers = _rate_outliers(rates)
+    by_id = {s.id: s for s in active}
+    stats.rate_outliers = [{"id": i, "chars_per_second": round(rates[i], 2), "text": by_id[i].text} for i in sorted(outliers)]
+    stats.duplicate_texts = [ids for text, ids in texts.items() if len(ids) > 1 and text]
+    if vocab_path is not None:
+        stats.vocab = str(vocab_path)
+        unknown = find_unknown_characters(((s.id, s.text) for s in active), vocab_path, manifest.language)
+        stats.unknown_characters = {manifest.language: [{**asdict(u), "codepoint": u.codepoint} for u in unknown]}
+    out = root / "stats"
+    stats.stats_json, stats.histogram_png = str(out / "stats.json"), str(out / "duration_histogram.png")
+    _histogram(durations, Path(stats.histogram_png), manifest.settings.get("max_seconds", 11.6))
+    atomic_write_text(stats.stats_json, json.dumps(asdict(stats), ensure_ascii=False, indent=1) + "\n")
+    return stats

@@ -1,0 +1,184 @@
+"""A ready model folder from a training run: the XTTS v2 release layout, so any XTTS tool can load it.
+
+model.pth keeps only the inference weights (the trainer checkpoint also holds the optimizer, the DVAE
+and the mel-spectrogram modules, several times the size). Reference clips are picked for the voice
+prompt, the speaker's latents are added to speakers_xtts.pth, and model_card.json records where it
+all came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from xtts_finetune import __version__
+from xtts_finetune.errors import UserError
+from xtts_finetune.languages import tokenizer_language
+from xtts_finetune.progress import ProgressCallback, report
+from xtts_finetune.train.events import read_best
+from xtts_finetune.train.preflight import dataset_clips
+from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint, read_run_settings
+from xtts_finetune.utils import atomic_torch_save, atomic_write_text, human_bytes, safe_join
+
+REFERENCE_SECONDS = (6.0, 12.0)
+MAX_REFERENCES = 3
+
+
+def pick_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
+    """'best' (lowest eval loss), 'last' (most recent save) or a checkpoint file inside the run."""
+    if checkpoint == "best":
+        path = run_dir / "best_model.pth"
+        if not path.is_file():
+            raise UserError(f"{run_dir} has no best_model.pth (no evaluation finished yet)",
+                            fix="train at least one epoch, or export with --checkpoint last")
+        return path
+    if checkpoint == "last":
+        saved = [p for p in [*checkpoints(run_dir), *run_dir.glob("best_model_*.pth")] if is_complete_checkpoint(p)]
+        if not saved:
+            raise UserError(f"{run_dir} has no checkpoint yet", fix="train until the first save (--save-every)")
+        return max(saved, key=lambda p: int(re.findall(r"\d+", p.stem)[-1]))
+    path = safe_join(run_dir, checkpoint)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist", fix="use best, last, or a .pth file in the run folder")
+    return path
+
+
+def _frame_levels(audio, frame: int = 1024):
+    import numpy as np
+
+    usable = len(audio) // frame * frame
+    frames = audio[:usable].reshape(-1, frame) if usable else audio.reshape(1, -1)
+    return np.sqrt((frames.astype("float64") ** 2).mean(axis=1))
+
+
+def clip_quality(path: Path) -> dict:
+    """Duration, an SNR estimate (loud frames over quiet frames) and the share of clipped samples."""
+    import numpy as np
+    import soundfile as sf
+
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    levels = _frame_levels(audio)
+    noise, signal = np.percentile(levels, 10), np.percentile(levels, 95)
+    snr = float(20 * np.log10(max(signal, 1e-5) / max(noise, 1e-5)))
+    clipped = float((np.abs(audio) >= 0.99).mean())
+    return {"seconds": len(audio) / rate, "snr_db": round(snr, 1), "clipped": round(clipped, 5),
+            "score": snr - 1000 * clipped}
+
+
+def pick_references(wavs: list[Path], count: int = MAX_REFERENCES) -> tuple[list[tuple[Path, dict]], str]:
+    """The cleanest clips of 6-12 s; without any, the best of the rest and a note saying so."""
+    rated = [(path, clip_quality(path)) for path in wavs]
+    low, high = REFERENCE_SECONDS
+    ideal = [r for r in rated if low <= r[1]["seconds"] <= high]
+    if ideal:
+        return sorted(ideal, key=lambda r: -r[1]["score"])[:count], ""
+    # Closest to the range first, then the cleanest: a short prompt is weaker but still the right voice.
+    fallback = sorted(rated, key=lambda r: (max(low - r[1]["seconds"], r[1]["seconds"] - high, 0) // 2, -r[1]["score"]))
+    note = (f"no clip in the dataset is {low:g}-{high:g} s long; using the {min(count, len(fallback))} best others. "
+            "Record or add a clean 6-12 s clip to references/ for a better voice prompt.")
+    return fallback[:count], note
+
+
+def _unique_folder(models: Path, name: str) -> Path:
+    if not re.fullmatch(r"[\w.-]+", name) or name.startswith("."):
+        raise UserError(f"model name {name!r} is not a simple folder name", fix="use letters, digits, '-', '_' or '.'")
+    candidate, n = models / name, 1
+    while candidate.exists():
+        n += 1
+        candidate = models / f"{name}-{n}"
+    return candidate
+
+
+def inference_state(checkpoint: Path, fp16: bool = False) -> dict:
+    """The Xtts weights of a GPTTrainer checkpoint, with the release's key names."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    weights = {k.removeprefix("xtts."): v for k, v in state.items()
+               if k.startswith("xtts.") and not k.startswith("xtts.gpt.gpt_inference")}
+    if fp16:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    return weights
+
+
+def _speaker_latents(folder: Path, references: list[Path]) -> dict:
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    config = XttsConfig()
+    config.load_json(str(folder / "config.json"))
+    model = Xtts(config)
+    model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True, speaker_file_path=str(folder / "none.pth"))
+    latent, embedding = model.get_conditioning_latents(audio_path=[str(p) for p in references])
+    return {"gpt_cond_latent": latent.cpu().float(), "speaker_embedding": embedding.cpu().float()}
+
+
+def export_model(run_dir: str | Path, name: str, *, checkpoint: str = "best", fp16: bool = False,
+                 workspace: str | Path | None = None, progress: ProgressCallback | None = None) -> Path:
+    """Write WORKSPACE/models/NAME (NAME-2 ... if taken) from a run; return the folder."""
+    import torch
+
+    run_dir = Path(run_dir).resolve()
+    run = read_run_settings(run_dir)
+    workspace = Path(workspace) if workspace else run_dir.parent.parent
+    ckpt = pick_checkpoint(run_dir, checkpoint)
+    base_dir, dataset = Path(run["base"]["path"]), run["dataset"]
+    train_config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    vocab = Path(train_config["model_args"]["tokenizer_file"])
+    models = workspace / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    final = _unique_folder(models, name)
+    staging = models / f".{final.name}.incomplete"
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "references").mkdir(parents=True)
+    try:
+        report(progress, "export", 0, 5, f"weights from {ckpt.name}")
+        atomic_torch_save({"model": inference_state(ckpt, fp16)}, staging / "model.pth")
+        config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+        language = tokenizer_language(dataset["language"])
+        config["languages"] = sorted(set(config.get("languages", [])) | {language})
+        config.setdefault("model_args", {})["tokenizer_file"] = ""  # load_checkpoint uses the folder's vocab.json
+        atomic_write_text(staging / "config.json", json.dumps(config, indent=2))
+        shutil.copyfile(vocab, staging / "vocab.json")
+
+        report(progress, "export", 1, 5, "picking reference clips")
+        dataset_dir = Path(dataset["path"])
+        wavs = [dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()]
+        if not wavs:
+            raise UserError(f"{dataset_dir} lists no clips to pick references from", fix="rebuild the dataset")
+        picked, note = pick_references(wavs)
+        references = []
+        for path, quality in picked:
+            shutil.copyfile(path, staging / "references" / path.name)
+            references.append({"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}})
+
+        report(progress, "export", 2, 5, "computing the speaker's latents")
+        speakers_file = base_dir / "speakers_xtts.pth"
+        speakers = torch.load(speakers_file, map_location="cpu", weights_only=True) if speakers_file.is_file() else {}
+        speakers[dataset["speaker"]] = _speaker_latents(staging, [staging / r["file"] for r in references])
+        atomic_torch_save(speakers, staging / "speakers_xtts.pth")
+
+        report(progress, "export", 4, 5, "writing model_card.json")
+        best = read_best(run_dir)
+        card = {
+            "format": "xtts-v2", "name": final.name,
+            "base": {"version": run["base"]["version"], "path": str(base_dir)},
+            "language": language, "languages": config["languages"], "text_frontend": "default",
+            "speaker": dataset["speaker"], "dataset": dataset["summary"], "settings": run["settings"],
+            "training": run["resolved"], "run": str(run_dir), "checkpoint": ckpt.name,
+            "best_eval_loss": best.get("eval_loss"), "fp16": fp16,
+            "trained": run["created"], "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tool_version": __version__, "references": references, "notes": [note] if note else [],
+        }
+        atomic_write_text(staging / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False))
+        os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())
+    report(progress, "export", 5, 5, f"{final} ({human_bytes(size)})", bytes=size)
+    return final

@@ -1,0 +1,222 @@
+"""REST server: an OpenAI-compatible speech endpoint over one `Synthesizer`.
+
+The model runs one request at a time on a single worker thread; at most `max_queue` requests are
+admitted (running or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
+Every error is JSON in OpenAI's shape, {"error": {"message", "type"}}, and bad input is never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from xtts_finetune import __version__
+from xtts_finetune.audio_out import encode, pcm16, wav_header
+from xtts_finetune.errors import UserError
+from xtts_finetune.synthesis import Synthesizer
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
+STREAMED_FORMATS = ("wav", "pcm")
+_DONE = object()
+
+
+class SpeechBody(BaseModel):
+    """OpenAI's /v1/audio/speech body, plus `language` and `seed`; unknown fields are ignored."""
+
+    model: Optional[str] = Field(None, description="accepted for compatibility; the server speaks with its one model")
+    input: str = Field(..., description="the text to speak")
+    voice: Optional[str] = Field(None, description="a name from GET /v1/voices; default: the model's first voice")
+    response_format: str = Field("mp3", description="wav, pcm (16-bit 24 kHz mono), mp3, flac or opus")
+    speed: float = Field(1.0, ge=0.25, le=4.0)
+    language: Optional[str] = Field(None, description="language code; default: the model's language")
+    seed: Optional[int] = Field(None, ge=0, le=2**62, description="fixed seed for reproducible audio")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.headers = status, message, kind, headers
+
+
+class Worker:
+    """One thread for the model, and a count of admitted requests that never exceeds `max_queue`."""
+
+    def __init__(self, max_queue: int):
+        self.max_queue = max_queue
+        self.pending = 0
+        self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="xtts-synthesis")
+
+    def admit(self) -> bool:
+        with self._lock:
+            if self.pending >= self.max_queue:
+                return False
+            self.pending += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.pending -= 1
+
+
+def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
+               max_chars: int = 4000, synthesizer: Synthesizer | None = None, device: str = "auto",
+               latents_cache_dir: Path | None = None) -> FastAPI:
+    """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI)."""
+    synth = synthesizer or Synthesizer(model_dir, device=device, latents_cache_dir=latents_cache_dir)
+    worker = Worker(max_queue)
+    app = FastAPI(title="xtts-finetune speech server", version=__version__)
+    app.state.synthesizer, app.state.worker = synth, worker
+
+    def check_token(authorization: Optional[str] = Header(None)) -> None:
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise ApiError(401, "missing or wrong bearer token", "authentication_error", {"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError):
+        return _error(err.status, err.message, err.kind, err.headers)
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, err: UserError):
+        return _error(400, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in err.errors())
+        return _error(400, f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        return _error(err.status_code, str(err.detail), "invalid_request_error" if err.status_code < 500 else "server_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        log.exception("unexpected error")
+        return _error(500, f"internal error: {type(err).__name__}", "server_error")
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):
+        # Checked before the body is read, so a huge upload costs nothing.
+        if int(request.headers.get("content-length") or 0) > max_chars * 8 + 4096:
+            return _error(413, f"request body too large; input is limited to {max_chars} characters")
+        return await call_next(request)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
+
+    @app.get("/v1/voices", dependencies=[Depends(check_token)])
+    def voices() -> dict:
+        return {"voices": synth.voices(), "languages": synth.languages, "model": synth.name}
+
+    @app.post("/v1/audio/speech", dependencies=[Depends(check_token)],
+              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the audio"}})
+    async def speech(body: SpeechBody):
+        fmt = body.response_format.lower()
+        if fmt not in MEDIA_TYPES:
+            raise ApiError(400, f"response_format {body.response_format!r} is not supported; use one of: {', '.join(MEDIA_TYPES)}")
+        if len(body.input) > max_chars:
+            raise ApiError(413, f"input has {len(body.input)} characters; this server accepts at most {max_chars}")
+        request = synth.prepare(body.input, body.language, body.voice, speed=body.speed, seed=body.seed)
+        if not worker.admit():
+            raise ApiError(503, "the server is busy; try again shortly", "server_busy",
+                           {"Retry-After": str(max(1, worker.pending))})
+        chunks, cancel = _start(synth, worker, request)
+        first = await chunks.get()
+        if isinstance(first, BaseException):
+            raise first
+        if fmt in STREAMED_FORMATS:
+            return StreamingResponse(_stream_body(first, chunks, cancel, fmt, synth.sample_rate), media_type=MEDIA_TYPES[fmt])
+        parts = [first]
+        while (item := await chunks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            parts.append(item)
+        data = await run_in_threadpool(encode, np.concatenate(parts), synth.sample_rate, fmt)
+        return Response(data, media_type=MEDIA_TYPES[fmt])
+
+    return app
+
+
+def _start(synth: Synthesizer, worker: Worker, request) -> tuple[asyncio.Queue, threading.Event]:
+    """Run `request` on the worker thread; its chunks, then _DONE (or an exception), arrive in the queue."""
+    loop, chunks, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+
+    def put(item) -> None:
+        loop.call_soon_threadsafe(chunks.put_nowait, item)
+
+    def job() -> None:
+        try:
+            for chunk in synth.generate(request):
+                put(chunk)
+                if cancel.is_set():  # the client went away
+                    break
+            put(_DONE)
+        except BaseException as err:  # delivered to the request, which answers with an error
+            put(err)
+        finally:
+            worker.release()
+
+    worker.executor.submit(job)
+    return chunks, cancel
+
+
+async def _stream_body(first: np.ndarray, chunks: asyncio.Queue, cancel: threading.Event, fmt: str, sample_rate: int):
+    try:
+        yield (wav_header(sample_rate) if fmt == "wav" else b"") + pcm16(first)
+        while (item := await chunks.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                log.error("synthesis failed mid-stream: %s", item)  # the status line has gone; end the stream
+                return
+            yield pcm16(item)
+    finally:
+        cancel.set()
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_binding(host: str, token: str | None) -> None:
+    """Anyone who can reach a non-loopback address could use the GPU; require a token there."""
+    if not is_loopback(host) and not token:
+        raise UserError(f"refusing to listen on {host} without a token: anyone on the network could use it",
+                        fix="pass --token (or set XTTS_FINETUNE_TOKEN), or listen on 127.0.0.1")
+
+
+def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, token: str | None = None, *,
+          max_queue: int = 4, max_chars: int = 4000, device: str = "auto", log_level: str = "info") -> None:
+    """Load the model and serve until interrupted."""
+    import uvicorn
+
+    check_binding(host, token)
+    app = create_app(model_dir, token=token, max_queue=max_queue, max_chars=max_chars, device=device)
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

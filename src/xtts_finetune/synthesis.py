@@ -1,0 +1,284 @@
+"""`Synthesizer`: load a model folder once, then speak or stream text in any of its voices.
+
+Every interface (CLI, web UI, REST server) speaks through this class, so validation, sentence
+splitting, the text front end and the latents cache behave the same everywhere. Requests are
+checked by `prepare` (cheap, no model work) before `generate` touches the GPU, so a server can
+refuse bad input without queueing it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.languages import normalize_language, tokenizer_language
+from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
+
+log = logging.getLogger(__name__)
+
+REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
+DEFAULT_VOICE = "default"  # all of an export's reference clips together
+MAX_CHARS = 100_000
+GAP_SECONDS = 0.2  # silence between sentences
+FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
+
+# Text front ends by the name an export records in model_card.json: applied to text before XTTS's
+# own cleaning, so a model is spoken to the way it was trained. Stages that add one register it here.
+TEXT_FRONTENDS: dict[str, Callable[[str, str], str]] = {"default": lambda text, language: text}
+
+
+@dataclass
+class SynthesisStats:
+    """Counters tests and the UI can read (no timings)."""
+
+    latents_cache_hits: int = 0  # from memory or disk
+    latents_disk_loads: int = 0
+    latents_cache_misses: int = 0  # computed from the clips
+    sentences: int = 0
+
+
+@dataclass
+class SpeechRequest:
+    """A validated request: everything `generate` needs, nothing it has to check again."""
+
+    sentences: list[str]
+    language: str
+    voice: str | tuple[Path, ...]
+    settings: dict = field(default_factory=dict)
+    seed: int | None = None
+
+
+class Synthesizer:
+    """One loaded model. Not thread-safe: callers run one `generate` at a time (the server queues)."""
+
+    sample_rate = 24000
+
+    def __init__(self, model_dir: str | Path, device: str = "auto", latents_cache_dir: Path | None = None,
+                 max_chars: int = MAX_CHARS):
+        self.model_dir = check_model_folder(model_dir)
+        self.card = _read_card(self.model_dir)
+        frontend = self.card.get("text_frontend") or "default"
+        if frontend not in TEXT_FRONTENDS:
+            raise UserError(
+                f"{self.model_dir / 'model_card.json'} asks for text front end {frontend!r}, which this version does not have",
+                fix=f"update xtts-finetune, or set text_frontend to one of: {', '.join(TEXT_FRONTENDS)}",
+            )
+        self.frontend = TEXT_FRONTENDS[frontend]
+        self.max_chars = max_chars
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        self.config, self.model = _load_model(self.model_dir, self.device)
+        self.references = sorted((self.model_dir / "references").glob("*.wav"))
+        manager = getattr(self.model, "speaker_manager", None)
+        self.speakers: dict = dict(manager.speakers) if manager is not None else {}
+        if not self.references and not self.speakers:
+            raise UserError(f"{self.model_dir} has no voice: no references/*.wav and no speakers in speakers_xtts.pth",
+                            fix="add reference clips to references/, or pass your own clips")
+        settings = {k: getattr(self.config, k) for k in ("gpt_cond_len", "gpt_cond_chunk_len", "max_ref_len", "sound_norm_refs")}
+        self.cache = LatentsCache(latents_cache_dir or default_cache_dir(), model_fingerprint(self.model_dir), settings)
+        self.stats = SynthesisStats()
+
+    @property
+    def name(self) -> str:
+        return self.card.get("name") or self.model_dir.name
+
+    @property
+    def languages(self) -> list[str]:
+        return [normalize_language(code) for code in self.config.languages]
+
+    def voices(self) -> list[str]:
+        """Reference voices first ("default" = all clips, then each clip alone), then built-in speakers."""
+        names = [DEFAULT_VOICE] if self.references else []
+        if len(self.references) > 1:
+            names += [clip.stem for clip in self.references]
+        return names + [name for name in self.speakers if name not in names]
+
+    def prepare(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, *,
+                temperature: float = 0.75, top_k: int = 50, top_p: float = 0.85, repetition_penalty: float = 10.0,
+                length_penalty: float = 1.0, speed: float = 1.0, seed: int | None = None) -> SpeechRequest:
+        """Check a request and split its text; raises UserError for anything wrong with it."""
+        language = self._check_language(language)
+        text = (text or "").strip()
+        if not text:
+            raise UserError("the text to speak is empty", fix="give some text")
+        if len(text) > self.max_chars:
+            raise UserError(f"the text has {len(text)} characters; the limit is {self.max_chars}",
+                            fix="split it into several requests")
+        text = self.frontend(text, language)
+        self._check_characters(text, language)
+        _check_range("temperature", temperature, 0.01, 5.0)
+        _check_range("top_k", top_k, 1, 10_000)
+        _check_range("top_p", top_p, 0.01, 1.0)
+        _check_range("repetition_penalty", repetition_penalty, 0.01, 100.0)
+        _check_range("length_penalty", length_penalty, -10.0, 10.0)
+        _check_range("speed", speed, 0.25, 4.0)
+        if seed is not None:
+            _check_range("seed", seed, 0, 2**63 - 1_000_000)
+        from xtts_finetune.text.split import split_sentences
+
+        limit = self.model.tokenizer.char_limits.get(language, 250)
+        settings = dict(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), speed=float(speed),
+                        repetition_penalty=float(repetition_penalty), length_penalty=float(length_penalty))
+        sentences = split_sentences(text, limit)
+        if not sentences:
+            raise UserError("the text to speak has nothing to say", fix="give some words")
+        return SpeechRequest(sentences, language, self._check_voice(voice), settings, seed)
+
+    def generate(self, request: SpeechRequest) -> Iterator[np.ndarray]:
+        """Audio of each sentence as soon as it is decoded, with the pause before it; float32, 24 kHz."""
+        latent, embedding = self._conditioning(request.voice)
+        gap = np.zeros(int(GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        for i, sentence in enumerate(request.sentences):
+            if request.seed is not None:
+                torch.manual_seed(request.seed + i)  # per sentence: a sentence sounds the same wherever it is
+            with torch.inference_mode():
+                wav = self.model.inference(sentence, request.language, latent, embedding, **request.settings)["wav"]
+            self.stats.sentences += 1
+            wav = _fade_edges(np.asarray(wav, dtype=np.float32), int(FADE_SECONDS * self.sample_rate))
+            yield wav if i == 0 else np.concatenate([gap, wav])
+
+    def speak(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> np.ndarray:
+        """The whole text as one float32 array at 24 kHz (settings as in `prepare`)."""
+        return np.concatenate(list(self.generate(self.prepare(text, language, voice, **settings))))
+
+    def stream(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> Iterator[np.ndarray]:
+        """Like `speak`, in chunks as they are decoded; checks the request before returning."""
+        return self.generate(self.prepare(text, language, voice, **settings))
+
+    # -- checks and conditioning ------------------------------------------------------------------
+
+    def _check_language(self, language: str | None) -> str:
+        if not language:
+            language = self.card.get("language") or (self.languages[0] if len(self.languages) == 1 else None)
+            if not language:
+                raise UserError("no language given and the model folder does not say one",
+                                fix=f"pass a language, one of: {', '.join(self.languages)}")
+        code = normalize_language(language)
+        if tokenizer_language(code) not in self.config.languages:
+            raise UserError(f"this model does not speak language {language!r}",
+                            fix=f"use one of: {', '.join(self.languages)}")
+        return code
+
+    def _check_characters(self, text: str, language: str) -> None:
+        from xtts_finetune.text.coverage import find_unknown_characters
+
+        unknown = find_unknown_characters([("input", text)], self.model_dir / "vocab.json", language)
+        if unknown:
+            listed = ", ".join(f"{u.char!r} ({u.codepoint})" for u in unknown)
+            raise UserError(f"the model's vocab.json cannot encode these characters of the text: {listed}",
+                            fix="remove or spell out those characters")
+
+    def _check_voice(self, voice: str | list[Path] | None) -> str | tuple[Path, ...]:
+        if voice is None:
+            return self.voices()[0]
+        if isinstance(voice, str):
+            if voice not in self.voices():
+                raise UserError(f"unknown voice {voice!r}", fix=f"use one of: {', '.join(self.voices())}, or give reference clips")
+            return voice
+        clips = tuple(Path(clip) for clip in voice)
+        missing = [str(clip) for clip in clips if not clip.is_file()]
+        if not clips or missing:
+            raise UserError(f"reference clips not found: {', '.join(missing) or '(none given)'}",
+                            fix="give paths to existing audio files")
+        return clips
+
+    def _conditioning(self, voice: str | tuple[Path, ...]):
+        if isinstance(voice, tuple):
+            clips = list(voice)
+        elif voice == DEFAULT_VOICE and self.references:
+            clips = self.references
+        elif voice in {c.stem for c in self.references}:
+            clips = [c for c in self.references if c.stem == voice]
+        else:  # a built-in speaker: its latents ship with the model
+            return self.speakers[voice]["gpt_cond_latent"], self.speakers[voice]["speaker_embedding"]
+        latents, source = self.cache.get(clips, self._compute_latents)
+        if source == "computed":
+            self.stats.latents_cache_misses += 1
+        else:
+            self.stats.latents_cache_hits += 1
+            self.stats.latents_disk_loads += source == "disk"
+        return latents
+
+    def _compute_latents(self, clips: list[Path]):
+        for clip in clips:
+            try:
+                import soundfile
+
+                soundfile.info(str(clip))
+            except Exception as err:
+                raise UserError(f"cannot read reference clip {clip}: {err}", fix="give a wav/flac/ogg file") from err
+        try:
+            return self.model.get_conditioning_latents(
+                audio_path=[str(c) for c in clips], max_ref_length=self.config.max_ref_len,
+                gpt_cond_len=self.config.gpt_cond_len, gpt_cond_chunk_len=self.config.gpt_cond_chunk_len,
+                sound_norm_refs=self.config.sound_norm_refs,
+            )
+        except RuntimeError as err:
+            if "too short" not in str(err):
+                raise
+            raise UserError(f"reference clips too short: {', '.join(map(str, clips))}",
+                            fix="use clips of 3-12 s of clean speech") from err
+
+    def info(self) -> dict:
+        return {"name": self.name, "languages": self.languages, "voices": self.voices(), "stats": asdict(self.stats)}
+
+
+def check_model_folder(model_dir: str | Path) -> Path:
+    """The folder, if it holds what loading needs; otherwise a UserError listing what is missing."""
+    folder = Path(model_dir).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist",
+                        fix="give a folder with config.json, model.pth, vocab.json (a base model or an export)")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise UserError(f"model folder {folder} is incomplete: missing {', '.join(missing)}",
+                        fix="copy the missing files from the base model or export the model again")
+    return folder.resolve()
+
+
+def _read_card(folder: Path) -> dict:
+    path = folder / "model_card.json"
+    if not path.is_file():
+        return {}  # a base release has none
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not valid JSON: {err}", fix="restore it from the export, or delete it") from err
+
+
+def _load_model(folder: Path, device: str):
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.models.xtts import Xtts
+
+    config = XttsConfig()
+    try:
+        config.load_json(str(folder / "config.json"))
+    except Exception as err:
+        raise UserError(f"{folder / 'config.json'} cannot be read: {err}", fix="restore the model folder's config.json") from err
+    model = Xtts(config)
+    try:
+        model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
+    except (RuntimeError, KeyError, EOFError) as err:
+        raise UserError(f"{folder / 'model.pth'} does not load with its config.json: {str(err)[:300]}",
+                        fix="use a complete model folder (re-export it, or download the base model again)") from err
+    return config, model.to(device)
+
+
+def _check_range(name: str, value, low, high) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise UserError(f"{name} must be a number from {low} to {high}, not {value!r}", fix=f"choose a {name} in range")
+
+
+def _fade_edges(wav: np.ndarray, samples: int) -> np.ndarray:
+    n = min(samples, len(wav) // 2)
+    if n:
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        wav[:n] *= ramp
+        wav[-n:] *= ramp[::-1]
+    return wav

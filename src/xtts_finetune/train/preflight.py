@@ -1,0 +1,158 @@
+"""Pre-flight validation: every reason coqui's XTTSDataset would drop a sample, checked before training.
+
+XTTSDataset silently skips clips that fail to load, are too long or hold [UNK] tokens (and loops forever
+when all fail). So a run starts only when every clip would be used, and otherwise the user gets one
+list naming each clip and its fix.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.languages import normalize_language, tokenizer_language
+from xtts_finetune.text.coverage import find_unknown_characters
+from xtts_finetune.train.settings import MIN_AUDIO_SECONDS, RECIPE_MAX_AUDIO_SECONDS, TrainSettings
+
+SPLITS = {"train": "metadata_train.csv", "eval": "metadata_eval.csv"}
+
+
+@dataclass
+class Problem:
+    clip: str | None  # audio_file as written in the CSV, or None for dataset-wide problems
+    message: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.clip + ': ' if self.clip else ''}{self.message} (fix: {self.fix})"
+
+
+@dataclass
+class Clip:
+    audio_file: str
+    text: str
+    speaker: str
+    split: str
+    seconds: float = 0.0
+
+
+@dataclass
+class DatasetInfo:
+    """What training needs to know about WORKSPACE/dataset, summarised for the run and the model card."""
+
+    path: str
+    language: str
+    speaker: str
+    clips: list[Clip] = field(default_factory=list)
+    max_audio_seconds: float = RECIPE_MAX_AUDIO_SECONDS
+
+    @property
+    def train(self) -> list[Clip]:
+        return [c for c in self.clips if c.split == "train"]
+
+    def summary(self) -> dict:
+        seconds = [c.seconds for c in self.clips]
+        return {
+            "language": self.language, "speaker": self.speaker,
+            "train_clips": len(self.train), "eval_clips": len(self.clips) - len(self.train),
+            "total_seconds": round(sum(seconds), 2),
+            "shortest_seconds": round(min(seconds, default=0), 2), "longest_seconds": round(max(seconds, default=0), 2),
+        }
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "clips": None, "summary": self.summary()}
+
+
+def _read_split(dataset: Path, split: str, problems: list[Problem]) -> list[Clip]:
+    path = dataset / SPLITS[split]
+    if not path.is_file():
+        problems.append(Problem(None, f"{path} is missing", "build the dataset first: xtts-finetune dataset ..."))
+        return []
+    with open(path, newline="", encoding="utf-8") as f:  # the same reader coqui's "coqui" formatter uses
+        rows = list(csv.DictReader(f, delimiter="|"))
+    if rows and not {"audio_file", "text"} <= set(rows[0]):
+        problems.append(Problem(None, f"{path} has no audio_file|text header", "write the header audio_file|text|speaker_name"))
+        return []
+    if not rows:
+        problems.append(Problem(None, f"{path} has no clips", f"add clips to the {split} split (rebuild the dataset)"))
+    return [Clip(r["audio_file"], r.get("text") or "", r.get("speaker_name") or "speaker", split) for r in rows]
+
+
+def dataset_clips(dataset: Path) -> list[Clip]:
+    """The clips both CSVs list (problems ignored: callers that need them run `preflight`)."""
+    return _read_split(dataset, "train", []) + _read_split(dataset, "eval", [])
+
+
+def inspect_dataset(workspace: str | Path, base_dir: str | Path, settings: TrainSettings) -> tuple[DatasetInfo, list[Problem]]:
+    """Read WORKSPACE/dataset and list every problem that would make training drop or crash on a clip."""
+    import soundfile as sf
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+
+    dataset = Path(workspace) / "dataset"
+    if not dataset.is_dir():
+        raise UserError(f"{dataset} does not exist", fix="build the dataset first: xtts-finetune dataset ...")
+    problems: list[Problem] = []
+    lang_file = dataset / "lang.txt"
+    language = normalize_language(lang_file.read_text(encoding="utf-8").strip()) if lang_file.is_file() else ""
+    if not language:
+        problems.append(Problem(None, f"{lang_file} is missing or empty", "write the dataset's language code (e.g. en) into it"))
+    clips = _read_split(dataset, "train", problems) + _read_split(dataset, "eval", problems)
+    info = DatasetInfo(str(dataset), language, clips[0].speaker if clips else "speaker", clips)
+
+    vocab = Path(base_dir) / "vocab.json"
+    tokenizer = VoiceBpeTokenizer(str(vocab))
+    if language and f"[{tokenizer_language(language)}]" not in tokenizer.tokenizer.get_vocab():
+        problems.append(Problem(None, f"the base model's {vocab} has no token for language {language!r}",
+                                "pick a base model that speaks this language"))
+        language = ""
+
+    for clip in clips:
+        audio = dataset / clip.audio_file
+        try:
+            data, rate = sf.read(audio, dtype="float32", always_2d=True)
+            clip.seconds = len(data) / rate
+        except Exception as err:  # noqa: BLE001 - any decode failure is this clip's problem
+            problems.append(Problem(clip.audio_file, f"cannot be read ({type(err).__name__}: {err})",
+                                    "re-export it as WAV or remove its line from the CSV"))
+            continue
+        if clip.seconds < MIN_AUDIO_SECONDS:
+            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.2f} s, shorter than {MIN_AUDIO_SECONDS} s",
+                                    "remove it or merge it with a neighbouring clip"))
+        if not clip.text.strip():
+            problems.append(Problem(clip.audio_file, "has an empty transcript", "write its text or remove its line"))
+        elif language:
+            tokens = tokenizer.encode(clip.text, tokenizer_language(language))
+            if len(tokens) > settings.max_text_length:
+                problems.append(Problem(clip.audio_file, f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
+                                        "split the clip, or raise --max-text-length"))
+
+    if language:
+        for unknown in find_unknown_characters(((c.audio_file, c.text) for c in clips), vocab, language, max_examples=1000):
+            for clip in unknown.examples:
+                problems.append(Problem(clip, f"contains {unknown.char!r} ({unknown.codepoint}), which the base vocabulary cannot encode",
+                                        "rewrite the transcript without it (spell it out or transliterate) or remove the clip"))
+
+    longest = max((c.seconds for c in clips), default=0.0)
+    limit = settings.max_audio_seconds if settings.max_audio_seconds is not None else max(min(longest, RECIPE_MAX_AUDIO_SECONDS), MIN_AUDIO_SECONDS)
+    for clip in clips:
+        if clip.seconds > limit:
+            how = "raise --max-audio-seconds" if settings.max_audio_seconds is not None else f"pass --max-audio-seconds {clip.seconds:.1f} (more GPU memory)"
+            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.1f} s, longer than the {limit:.1f} s limit",
+                                    f"split it into shorter clips, or {how}"))
+    info.max_audio_seconds = limit
+    return info, problems
+
+
+def preflight(workspace: str | Path, base_dir: str | Path, settings: TrainSettings) -> list[Problem]:
+    """Every problem that stops a run from using all of WORKSPACE/dataset; empty when training may start."""
+    return inspect_dataset(workspace, base_dir, settings)[1]
+
+
+def problems_error(problems: list[Problem], limit: int = 20) -> UserError:
+    lines = [f"  - {p}" for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"  ... and {len(problems) - limit} more")
+    return UserError(f"the dataset is not ready for training ({len(problems)} problem(s)):\n" + "\n".join(lines),
+                     fix="fix the clips listed above, then run training again")

@@ -1,0 +1,70 @@
+"""The Gradio page: four tabs, one per stage, over the same library API the CLI uses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app never phones home
+
+import gradio as gr  # noqa: E402
+
+from xtts_finetune import __version__  # noqa: E402
+from xtts_finetune.webui import tab_dataset, tab_export, tab_speak, tab_train  # noqa: E402
+from xtts_finetune.webui.common import UI  # noqa: E402
+from xtts_finetune.webui.jobs import JobRunner  # noqa: E402
+
+# System fonts only: nothing is fetched from font CDNs, so the page works offline.
+THEME = gr.themes.Soft(
+    primary_hue="indigo", neutral_hue="slate",
+    font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+).set(
+    block_title_background_fill="none", block_title_text_color="*neutral_700", block_title_padding="0",
+    block_title_text_size="*text_sm", block_label_text_size="*text_sm", block_label_background_fill="*neutral_50",
+    block_label_text_color="*neutral_600", block_title_text_color_dark="*neutral_200",
+)
+CSS = (Path(__file__).with_name("style.css")).read_text(encoding="utf-8")
+
+
+def build_app(workspace: str | Path) -> gr.Blocks:
+    workspace = Path(workspace).expanduser().resolve()
+    workspace.mkdir(parents=True, exist_ok=True)
+    ui = UI(workspace=workspace, jobs=JobRunner(workspace))
+    with gr.Blocks(title="xtts-finetune") as demo:
+        gr.HTML(
+            f'<div class="xf-header"><div><h1>xtts-finetune</h1>'
+            f"<p>Recordings of a voice in, a fine-tuned XTTS v2 voice out.</p></div>"
+            f'<div class="xf-ws">workspace <code>{workspace}</code><br>v{__version__}</div></div>'
+        )
+        with gr.Tabs():
+            with gr.Tab("1 · Dataset", id="dataset", elem_id="tab-dataset"):
+                tab_dataset.build(ui, demo)
+            with gr.Tab("2 · Train", id="train", elem_id="tab-train"):
+                tab_train.build(ui, demo)
+            with gr.Tab("3 · Export", id="export", elem_id="tab-export"):
+                tab_export.build(ui, demo)
+            with gr.Tab("4 · Speak", id="speak", elem_id="tab-speak"):
+                tab_speak.build(ui, demo)
+    return demo
+
+
+def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           *, block: bool = True, quiet: bool = False):
+    """Serve the UI on host:port (local only unless `host`/`share` say otherwise) and print its URL."""
+    workspace = Path(workspace).expanduser().resolve()
+    demo = build_app(workspace)
+    demo.queue(default_concurrency_limit=4)
+    _, local_url, share_url = demo.launch(
+        server_name=host, server_port=port, share=share, theme=THEME, css=CSS, quiet=True,
+        prevent_thread_lock=True, allowed_paths=[str(workspace)], footer_links=[], show_error=False,
+    )
+    if not quiet:
+        print(f"xtts-finetune UI for workspace {workspace}")
+        print(f"  open {local_url}" + (f"\n  public link {share_url}" if share_url else ""), flush=True)
+    if block:
+        try:
+            demo.block_thread()
+        except KeyboardInterrupt:
+            pass
+    return demo, local_url

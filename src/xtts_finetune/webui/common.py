@@ -1,0 +1,110 @@
+"""What every tab shares: the workspace, the job runner, upload handling and the job status panel."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.languages import XTTS_LANGUAGES
+from xtts_finetune.utils import safe_join
+from xtts_finetune.webui.jobs import Job, JobRunner
+
+LANGUAGE_CHOICES = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
+STATUS_WORDS = {
+    "running": "Running", "stopping": "Stopping", "finished": "Finished", "failed": "Failed",
+    "stopped": "Stopped", "interrupted": "Interrupted",
+}
+
+
+@dataclass
+class UI:
+    """The state one app shares across tabs and browser sessions."""
+
+    workspace: Path
+    jobs: JobRunner
+
+    def models(self) -> list[Path]:
+        """Exported model folders, newest first."""
+        root = self.workspace / "models"
+        found = [p for p in root.glob("*") if (p / "config.json").is_file()] if root.is_dir() else []
+        return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def safe_name(name: str, default: str = "file") -> str:
+    """A file or folder name safe on every OS: letters, digits, dot, dash, underscore."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", Path(str(name)).name, flags=re.UNICODE).strip("._")
+    return cleaned[:120] or default
+
+
+def copy_uploads(ui: UI, files, folder: str) -> list[Path]:
+    """Copy files the browser uploaded into WORKSPACE/uploads/FOLDER/; uploads never land elsewhere."""
+    paths = []
+    for item in files or []:
+        src = Path(getattr(item, "name", item))
+        dest = safe_join(ui.workspace, "uploads", safe_name(folder), safe_name(src.name))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, dest)
+        paths.append(dest)
+    return paths
+
+
+def fail(err: Exception):
+    """Raise a readable page error for a user mistake (never a traceback)."""
+    raise gr.Error(str(err).replace("\n  fix:", "\nFix:"), print_exception=False)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def job_html(job: Job | None, idle: str = "No job yet.") -> str:
+    """The status panel: a progress bar with percentage and ETA, the message, and any hint."""
+    if job is None:
+        return f'<div class="xf-job xf-idle">{html.escape(idle)}</div>'
+    fraction = job.progress if job.progress is not None else (1.0 if job.status == "finished" else 0.0)
+    bits = [STATUS_WORDS.get(job.status, job.status)]
+    if job.progress is not None:
+        bits.append(f"{job.progress:.0%}")
+    if job.active and job.eta_s:
+        bits.append(f"ETA {_duration(job.eta_s)}")
+    end = job.ended or time.time()
+    bits.append(f"{'elapsed' if job.active else 'took'} {_duration(end - job.started)}")
+    message = html.escape(job.message or "").replace("\n", "<br>")
+    hint = f'<div class="xf-hint">{html.escape(job.hint)}</div>' if job.hint else ""
+    busy = " xf-busy" if job.active and job.progress is None else ""
+    return (
+        f'<div class="xf-job xf-{job.status}" data-job="{html.escape(job.id)}" data-status="{job.status}">'
+        f'<div class="xf-job-head"><span class="xf-badge">{" · ".join(bits)}</span>'
+        f'<span class="xf-job-id">{html.escape(job.kind)} job {html.escape(job.id)}</span></div>'
+        f'<div class="xf-bar{busy}"><div style="width:{fraction * 100:.1f}%"></div></div>'
+        f'<div class="xf-msg">{message}</div>{hint}</div>'
+    )
+
+
+def job_log(job: Job | None, lines: int = 40) -> str:
+    return "\n".join(job.log[-lines:]) if job else ""
+
+
+def start_job(ui: UI, kind: str, work, params: dict) -> Job:
+    try:
+        return ui.jobs.start(kind, work, params)
+    except UserError as err:
+        fail(err)
+
+
+def job_signature(job: Job | None) -> tuple:
+    """Changes whenever what the page shows about a job changes; lets timers skip idle updates."""
+    if job is None:
+        return ()
+    return (job.id, job.status, job.progress, job.message, len(job.log), job.eta_s is None)

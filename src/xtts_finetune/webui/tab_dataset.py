@@ -1,0 +1,177 @@
+"""Dataset tab: add recordings, watch them become clips, read the statistics, fix or drop clips."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.webui.common import (
+    LANGUAGE_CHOICES, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
+)
+
+WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
+CLIP_COLUMNS = ["ID", "Split", "Seconds", "Text", "State"]
+
+
+def _dataset_language(ui: UI) -> str:
+    lang = ui.workspace / "dataset" / "lang.txt"
+    return lang.read_text(encoding="utf-8").strip() if lang.is_file() else "en"
+
+
+def _segments(ui: UI):
+    if not (ui.workspace / "dataset" / "dataset.json").is_file():
+        return []
+    from xtts_finetune.dataset import list_segments
+
+    try:
+        return list_segments(ui.workspace)
+    except UserError:
+        return []
+
+
+def _clip_rows(ui: UI) -> list[list]:
+    rows = []
+    for seg in _segments(ui):
+        state = f"rejected: {seg.rejected}" if seg.rejected else "excluded" if seg.excluded else ""
+        rows.append([seg.id, seg.split, round(seg.duration, 2), seg.text, state])
+    return rows
+
+
+def _stats(ui: UI):
+    """(table rows, histogram path) for the dataset, or empty when there is none yet."""
+    if not (ui.workspace / "dataset" / "dataset.json").is_file():
+        return [], None
+    from xtts_finetune.dataset import dataset_stats
+
+    try:
+        st = dataset_stats(ui.workspace)
+    except UserError as err:
+        return [["Error", str(err)]], None
+    rows = [
+        ["Language", st.language],
+        ["Clips (train / eval)", f"{st.clips} ({st.train_clips} / {st.eval_clips})"],
+        ["Total duration", f"{st.total_seconds / 60:.1f} min"],
+        ["Clip length min / mean / max", f"{st.min_seconds:.1f} / {st.mean_seconds:.1f} / {st.max_seconds:.1f} s"],
+        ["Speaking rate (median)", f"{st.chars_per_second:.1f} characters/s"],
+        ["Excluded by you", str(st.excluded)],
+    ]
+    rows += [[f"Rejected: {why}", str(n)] for why, n in st.rejected.items()]
+    issues = {"Speaking-rate outliers": [o["id"] for o in st.rate_outliers], "Clipping": st.clipping,
+              "Near-silent": st.near_silent, "Missing audio": st.missing_audio,
+              "Same text": [", ".join(ids) for ids in st.duplicate_texts]}
+    rows += [[name, f"{len(ids)}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"] for name, ids in issues.items() if ids]
+    image = st.histogram_png if st.histogram_png and Path(st.histogram_png).is_file() else None
+    return rows, image
+
+
+def _clip_path(ui: UI, segment) -> str | None:
+    path = ui.workspace / "dataset" / segment.audio_file
+    return str(path) if path.is_file() else None  # rejected segments have no wav
+
+
+def build(ui: UI, demo: gr.Blocks) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, elem_classes="xf-section"):
+            gr.Markdown("### Add recordings")
+            media = gr.File(label="Audio or video files", file_count="multiple", elem_id="ds-media", height=140)
+            folder = gr.Textbox(label="…or a folder on this computer", placeholder="/path/to/recordings",
+                                info="Read in place; nothing in it is changed.")
+            subtitles = gr.File(label="Subtitles (optional: .srt / .vtt, matched to media by name)",
+                                file_count="multiple", height=120)
+            with gr.Row():
+                language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language")
+                speaker = gr.Textbox("speaker", label="Speaker name")
+            whisper = gr.Dropdown(WHISPER_CHOICES, value="large-v3", allow_custom_value=True, label="Whisper model",
+                                  info="A model name, or the path of a local CTranslate2 Whisper folder.",
+                                  elem_id="ds-whisper")
+            create = gr.Button("Create / extend dataset", variant="primary", elem_id="ds-create")
+            status = gr.HTML(job_html(None, "No dataset job yet."), elem_id="ds-job")
+            with gr.Accordion("Job log", open=False):
+                log = gr.Textbox(lines=8, max_lines=8, show_label=False, elem_classes="xf-log", autoscroll=True)
+        with gr.Column(scale=2, elem_classes="xf-section"):
+            gr.Markdown("### Statistics")
+            stats = gr.Dataframe(headers=["Metric", "Value"], interactive=False, elem_id="ds-stats",
+                                 column_widths=["55%", "45%"], max_height=340)
+            histogram = gr.Image(label="Clip durations", interactive=False, height=240, buttons=["fullscreen"])
+    with gr.Column(elem_classes="xf-section"):
+        gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
+        clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
+                             column_widths=["16%", "8%", "9%", "57%", "10%"], wrap=True)
+        with gr.Row(equal_height=False):
+            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2)
+            with gr.Column(scale=3):
+                segment_id = gr.Textbox(label="Clip ID", interactive=False)
+                text = gr.Textbox(label="Transcript", lines=2)
+                with gr.Row():
+                    excluded = gr.Checkbox(label="Exclude from training")
+                    save = gr.Button("Save clip", size="sm")
+    shown = gr.State(())
+    timer = gr.Timer(1.0)
+
+    def on_create(files, folder_path, subs, lang, spk, whisper_model):
+        from xtts_finetune.dataset import create_dataset
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        audio = copy_uploads(ui, files, f"media-{stamp}")
+        if folder_path and folder_path.strip():
+            path = Path(folder_path.strip()).expanduser()
+            if not path.exists():
+                fail(UserError(f"The folder {path} does not exist on this computer.", fix="Type the full path of a folder with recordings."))
+            audio.append(path)
+        if not audio:
+            fail(UserError("No recordings given.", fix="Upload audio or video files, or type a folder path."))
+        subtitle_paths = copy_uploads(ui, subs, f"subtitles-{stamp}")
+        model = (whisper_model or "large-v3").strip()
+        params = dict(language=lang, audio=audio, subtitles=subtitle_paths, whisper_model=model, speaker=spk or "speaker")
+
+        def work(ctx):
+            report = create_dataset(ui.workspace, **params, progress=ctx.progress)
+            for line in report.summary().splitlines():
+                ctx.log(line)
+            ctx.summary = report.summary().splitlines()[0].capitalize() + "."
+            return report
+
+        return job_html(start_job(ui, "dataset", work, params))
+
+    def refresh(last):
+        job = ui.jobs.latest("dataset")
+        sig = job_signature(job)
+        if sig == last:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
+        tables = (gr.skip(),) * 3
+        if job is None or not job.active:
+            rows, image = _stats(ui)
+            tables = (rows, image, _clip_rows(ui))
+        return job_html(job, "No dataset job yet."), job_log(job), *tables, sig
+
+    def on_select(evt: gr.SelectData):
+        row = evt.row_value or []
+        if not row:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        match = next((s for s in _segments(ui) if str(s.id) == str(row[0])), None)
+        if match is None:
+            return None, "", "", False
+        return _clip_path(ui, match), str(match.id), match.text, match.excluded
+
+    def on_save(seg_id, new_text, exclude):
+        from xtts_finetune.dataset import edit_segment
+
+        if not seg_id:
+            fail(UserError("No clip selected.", fix="Select a row in the clip table first."))
+        try:
+            edit_segment(ui.workspace, seg_id, text=new_text, excluded=exclude)
+        except UserError as err:
+            fail(err)
+        gr.Info(f"Saved clip {seg_id}.")
+        rows, image = _stats(ui)
+        return _clip_rows(ui), rows, image
+
+    create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
+    outputs = [status, log, stats, histogram, clips, shown]
+    timer.tick(refresh, [shown], outputs, show_progress="hidden")
+    demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
+    clips.select(on_select, None, [player, segment_id, text, excluded])
+    save.click(on_save, [segment_id, text, excluded], [clips, stats, histogram])

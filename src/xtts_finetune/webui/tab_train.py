@@ -1,0 +1,162 @@
+"""Train tab: pick a base model and settings; start, stop, resume; watch progress, loss curves and the log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.webui.common import UI, fail, job_html, job_signature, start_job
+
+PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
+LOG_TAIL = 40
+
+
+def base_choices(ui: UI) -> list[tuple[str, str]]:
+    """Release versions, then the user's exported models; any other folder path may be typed in."""
+    choices = []
+    try:
+        from xtts_finetune.basemodels import list_base_models
+
+        for info in list_base_models():
+            version = getattr(info, "version", str(info))
+            where = "downloaded" if getattr(info, "downloaded", False) or getattr(info, "cached", False) else "download on start"
+            choices.append((f"XTTS {version} (release, {where})", version))
+    except (ImportError, UserError):
+        pass
+    choices += [(f"My model: {p.name}", str(p)) for p in ui.models()]
+    return choices
+
+
+def _latest_run(ui: UI) -> Path | None:
+    from xtts_finetune.train.runs import list_runs
+
+    runs = list_runs(ui.workspace)
+    return runs[0].path if runs else None
+
+
+def loss_frame(run_dir: Path | None) -> pd.DataFrame:
+    from xtts_finetune.train.events import read_events
+
+    rows = []
+    for event in read_events(run_dir) if run_dir else []:
+        if event.get("type") == "step" and event.get("loss") is not None:
+            rows.append((event["step"], float(event["loss"]), "train"))
+        elif event.get("type") == "eval" and event.get("eval_loss") is not None:
+            rows.append((event.get("step", 0), float(event["eval_loss"]), "eval"))
+    return pd.DataFrame(rows, columns=["step", "loss", "curve"])
+
+
+def log_tail(run_dir: Path | None, job) -> str:
+    """The trainer's own log (coqui's trainer_0_log.txt), else the job's log lines."""
+    logs = sorted(run_dir.glob("trainer_*_log.txt")) if run_dir else []
+    if logs:
+        with open(logs[0], "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 16000))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return "\n".join(lines[-LOG_TAIL:])
+    return "\n".join(job.log[-LOG_TAIL:]) if job else ""
+
+
+def _file_state(run_dir: Path | None) -> tuple:
+    if run_dir is None:
+        return ()
+    return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", *run_dir.glob("trainer_*_log.txt")] if p.exists())
+
+
+def build(ui: UI, demo: gr.Blocks) -> None:
+    from xtts_finetune.train.settings import TrainSettings
+
+    defaults = TrainSettings()
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, elem_classes="xf-section"):
+            gr.Markdown("### Base model and settings")
+            base = gr.Dropdown(base_choices(ui), value=None, allow_custom_value=True, label="Base model",
+                               info="A release version, one of your exported models, or the path of a model folder.",
+                               elem_id="tr-base")
+            with gr.Row():
+                epochs = gr.Number(defaults.epochs, label="Epochs", precision=0, minimum=1)
+                batch = gr.Dropdown(["auto", "1", "2", "4", "8", "16"], value=str(defaults.batch_size),
+                                    allow_custom_value=True, label="Batch size")
+            with gr.Row():
+                accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0, minimum=1)
+                lr = gr.Number(defaults.lr, label="Learning rate")
+            with gr.Row():
+                max_audio = gr.Number(0, label="Max audio seconds", info="0: the longest clip, at most 11.6 s")
+                precision = gr.Dropdown(PRECISIONS, value=defaults.precision, label="Precision")
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="tr-start", scale=2, min_width=120)
+                resume = gr.Button("Resume", elem_id="tr-resume", scale=1, min_width=80)
+                stop = gr.Button("Stop", variant="stop", elem_id="tr-stop", scale=1, min_width=80)
+        with gr.Column(scale=3, elem_classes="xf-section"):
+            gr.Markdown("### Progress")
+            status = gr.HTML(job_html(None, "No training job yet."), elem_id="tr-job")
+            plot = gr.LinePlot(loss_frame(None), x="step", y="loss", color="curve", title="Loss",
+                               color_map={"train": "#6366f1", "eval": "#f59e0b"}, height=260, elem_id="tr-plot")
+            log = gr.Textbox(label="Trainer log (tail)", lines=10, max_lines=10, elem_classes="xf-log",
+                             autoscroll=True, elem_id="tr-log")
+    shown = gr.State(())
+    timer = gr.Timer(1.0)
+
+    def settings_from(ep, bs, acc, rate, max_s, prec) -> TrainSettings:
+        try:
+            batch_size = "auto" if str(bs).strip() == "auto" else int(bs)
+        except ValueError:
+            fail(UserError(f"Batch size {bs!r} is not a number.", fix="Use a whole number such as 2, or 'auto'."))
+        settings = TrainSettings(epochs=int(ep or 1), batch_size=batch_size, grad_accum=int(acc or 1), lr=float(rate or defaults.lr),
+                                 max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto")
+        try:
+            return settings.validate()
+        except UserError as err:
+            fail(err)
+
+    def run_training(spec: str | None, settings: TrainSettings | None, resume_run: bool):
+        from xtts_finetune.basemodels import resolve_base_model
+        from xtts_finetune.train import train
+
+        params = {"base": spec, "settings": settings.to_dict() if settings else None, "resume": resume_run}
+
+        def work(ctx):
+            base_dir = None
+            if not resume_run:  # a resumed run trains on the base and settings it was started with
+                base_dir = resolve_base_model(spec, progress=ctx.progress)
+                ctx.log(f"base model: {base_dir}")
+            result = train(ui.workspace, base_dir, settings, resume=resume_run, progress=ctx.progress, stop_event=ctx.stop_event)
+            loss = f", best eval loss {result.best_eval_loss:.4f}" if result.best_eval_loss is not None else ""
+            ctx.summary = f"Run {result.run_dir.name} {result.status.replace('_', ' ')} after {result.steps} steps{loss}."
+            return result
+
+        return job_html(start_job(ui, "train", work, params))
+
+    def on_start(spec, *values):
+        if not spec:
+            fail(UserError("No base model chosen.", fix="Pick a release version, one of your models, or type a model folder path."))
+        return run_training(str(spec).strip(), settings_from(*values), False)
+
+    def on_resume():
+        return run_training(None, None, True)
+
+    def on_stop():
+        job = ui.jobs.latest("train")
+        if job is None or not job.active:
+            fail(UserError("No training is running.", fix="Start or resume a run first."))
+        return job_html(ui.jobs.stop(job.id))
+
+    def refresh(last):
+        job = ui.jobs.latest("train")
+        run_dir = _latest_run(ui)
+        sig = (job_signature(job), str(run_dir), _file_state(run_dir))
+        if sig == last:
+            return gr.skip(), gr.skip(), gr.skip(), last
+        return job_html(job, "No training job yet."), loss_frame(run_dir), log_tail(run_dir, job), sig
+
+    inputs = [base, epochs, batch, accum, lr, max_audio, precision]
+    start.click(on_start, inputs, [status])
+    resume.click(on_resume, None, [status])
+    stop.click(on_stop, None, [status])
+    timer.tick(refresh, [shown], [status, plot, log, shown], show_progress="hidden")
+    demo.load(refresh, [gr.State(None)], [status, plot, log, shown], show_progress="hidden")
+    demo.load(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")
