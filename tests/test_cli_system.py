@@ -1,4 +1,4 @@
-"""The installed `xtts-finetune` command, run as a user runs it: --help, doctor, dev make-tiny-models."""
+"""The `xtts-finetune` command as a user runs it (a subprocess): --help, doctor, dev make-tiny-models."""
 
 from __future__ import annotations
 
@@ -26,12 +26,16 @@ def test_console_script_help():
         assert command in result.stdout
 
 
-def test_doctor_json(tmp_path):
-    result = _run("doctor", "--json", "--workspace", str(tmp_path), env={"XTTS_FINETUNE_HOME": str(tmp_path / "home")})
-    checks = json.loads(result.stdout)
+def test_doctor_json(tmp_path, monkeypatch, capsys):
+    from xtts_finetune.cli import main
+
+    monkeypatch.setenv("XTTS_FINETUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code = main(["doctor", "--json", "--workspace", str(tmp_path)])
+    checks = json.loads(capsys.readouterr().out)
     assert [c["name"] for c in checks] == ["python", "torch", "device", "ffmpeg", "audio decoding", "disk",
                                             "base models", "model hub"]
-    assert result.returncode == (1 if any(c["ok"] is False for c in checks) else 0), result.stderr
+    assert code == (1 if any(c["ok"] is False for c in checks) else 0)
     by_name = {c["name"]: c for c in checks}
     assert by_name["ffmpeg"]["ok"] is True and by_name["model hub"]["ok"] is True
     assert str(tmp_path) in by_name["disk"]["detail"]

@@ -98,13 +98,13 @@ def _settings(**kw):
     return DatasetSettings(**kw)
 
 
-def test_bad_subtitles_are_named(tmp_path, recording):
-    media, _ = recording
+def test_bad_subtitles_are_named(tmp_path):
     bad = tmp_path / "talk.srt"
     bad.write_text("no timings here\n", encoding="utf-8")
     with pytest.raises(UserError, match="talk.srt: no subtitle cues"):
         parse_subtitles(bad)
     orphan = write_srt(tmp_path / "other.srt", [(0.5, 1.5, "Hello.")])
-    report = create_dataset(tmp_path / "ws", language="en", audio=[media, tmp_path / "x.flac"], subtitles=[orphan])
+    report = create_dataset(tmp_path / "ws", language="en", audio=[tmp_path / "a.flac", tmp_path / "b.flac"], subtitles=[orphan])
     reasons = dict(report.failed)
     assert "no --audio file with the same name" in reasons[str(orphan)]
+    assert "a.flac: file not found" in reasons[str(tmp_path / "a.flac")]

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import platform
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
-from xtts_finetune import doctor
-from xtts_finetune.doctor import BASE_MODEL_FILES, Check
+from xtts_finetune import basemodels, doctor
+from xtts_finetune.doctor import Check
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def home(tmp_path, monkeypatch):
 def _base_model(home, version, skip=(), extra=()):
     folder = home / "base" / version
     folder.mkdir(parents=True)
-    for name in BASE_MODEL_FILES:
+    for name in basemodels.REQUIRED_FILES + basemodels.OPTIONAL_FILES:
         if name not in skip:
             (folder / name).write_bytes(b"x")
     for name in extra:
@@ -80,26 +84,36 @@ def test_nvidia_gpu_that_torch_cannot_use_is_explained(tmp_path, monkeypatch):
 def test_interrupted_downloads_are_flagged(home):
     _base_model(home, "v2.0.2")
     _base_model(home, "v2.0.3", extra=["model.pth.incomplete"])
-    _base_model(home, "v2.0.1", extra=[".cache/huggingface/download/dvae.pth.incomplete"])
-    _base_model(home, "main", skip=["dvae.pth", "speakers_xtts.pth"])
     _base_model(home, "v2.0.0", extra=[".model.pth.k2j3.part"])
+    _base_model(home, "main", skip=["dvae.pth", "mel_stats.pth"])
+    _base_model(home, "my-copy", skip=["vocab.json"])
+    # basemodels stages a download in a hidden folder; huggingface_hub resumes its `.incomplete` parts.
+    _base_model(home, ".v2.0.1.incomplete", skip=["model.pth"], extra=[".cache/huggingface/download/model.pth.incomplete"])
+    _base_model(home, ".v2.0.2.incomplete", extra=["model.pth.incomplete"])  # stale: v2.0.2 is complete
     check = doctor.check_base_models()
     assert check.ok is False
-    assert "cached: v2.0.2" in check.detail
+    assert check.detail.startswith("cached: v2.0.2;")
     assert "v2.0.3: interrupted download (model.pth.incomplete)" in check.detail
-    assert "v2.0.1: interrupted download (dvae.pth.incomplete)" in check.detail
+    assert "v2.0.1: interrupted download (it resumes where it stopped)" in check.detail
     assert "v2.0.0: interrupted download (.model.pth.k2j3.part)" in check.detail
-    assert "main: interrupted download (missing dvae.pth, speakers_xtts.pth)" in check.detail
+    assert "main: incomplete (missing dvae.pth, mel_stats.pth)" in check.detail
     for version in ("v2.0.3", "v2.0.1", "main", "v2.0.0"):
         assert f"xtts-finetune models download {version}" in check.fix
+    assert f"copy the missing files into {home / 'base' / 'my-copy'}" in check.fix
     assert "v2.0.2" not in check.fix
     assert doctor.scan_base_models() == {
-        "main": "interrupted download (missing dvae.pth, speakers_xtts.pth)",
+        "main": "incomplete (missing dvae.pth, mel_stats.pth)",
+        "my-copy": "incomplete (missing vocab.json)",
         "v2.0.0": "interrupted download (.model.pth.k2j3.part)",
-        "v2.0.1": "interrupted download (dvae.pth.incomplete)",
+        "v2.0.1": "interrupted download (it resumes where it stopped)",
         "v2.0.2": None,
         "v2.0.3": "interrupted download (model.pth.incomplete)",
     }
+
+
+def test_release_without_speakers_file_is_complete(home):
+    _base_model(home, "v2.0.0", skip=["speakers_xtts.pth"])  # the early releases do not ship it
+    assert doctor.check_base_models().ok is True
 
 
 def test_complete_base_models_pass(home):
@@ -161,3 +175,17 @@ def test_format_shows_fixes_only_under_problems():
         "x disk    1 GiB free",
         "    fix: free some space",
     ]
+
+
+def test_without_torch_the_fix_is_the_install_script(tmp_path):
+    # `python -I -S`: no site-packages, as before the install; doctor itself needs only the standard library.
+    src = Path(doctor.__file__).resolve().parents[1]
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from xtts_finetune import doctor; "
+            "print(json.dumps({c.name: [c.ok, c.detail, c.fix] for c in doctor.run_checks(sys.argv[2])}))")
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(src), str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    checks = json.loads(result.stdout)
+    assert checks["torch"][:2] == [False, "torch cannot be imported: No module named 'torch'"]
+    assert "scripts/install.sh" in checks["torch"][2]
+    assert checks["device"][0] is False and checks["audio decoding"][0] is False
+    assert checks["python"][0] is True and checks["ffmpeg"][0] is True

@@ -24,7 +24,7 @@ def test_clips_follow_sentence_ends_and_merge_short_ones():
     clips = plan_clips(words, "en")
     assert [c.text for c in clips] == ["Hello there, my friend.", "The weather is lovely today. Yes. Good."]
     assert all(c.rejected is None for c in clips)
-    assert clips[0].start == pytest.approx(0.0) and clips[0].end == pytest.approx(words[3].end + 0.03)
+    assert clips[0].start == pytest.approx(0.0) and clips[0].end == pytest.approx(words[3].end + 0.025)
 
 
 @pytest.mark.parametrize("language,text,expected", [

@@ -130,7 +130,7 @@ def test_malformed_requests_get_json_errors(url):
 
 def test_twenty_concurrent_requests_against_a_queue_of_four(url):
     def call(i):
-        return _speech(url, input=THREE, response_format="wav" if i % 2 else "mp3", seed=i)
+        return _speech(url, input=ONE, response_format="wav" if i % 2 else "mp3", seed=i)
 
     with ThreadPoolExecutor(20) as pool:
         responses = list(pool.map(call, range(20)))

@@ -106,9 +106,17 @@ def test_latents_cached_in_memory_and_on_disk(tiny_export, tmp_path):
 ])
 def test_bad_requests_are_user_errors(synth, kwargs, expected):
     text = kwargs.pop("text")
-    with pytest.raises(UserError, match=None) as err:
+    with pytest.raises(UserError) as err:
         synth.prepare(text, **kwargs)
     assert expected in str(err.value)
+
+
+def test_long_numbers_are_cut_under_the_token_limit(synth):
+    # Cleaning spells numbers out (20 digits become ~240 characters); no piece may overflow the GPT.
+    request = synth.prepare("Call " + "1234567890" * 25 + " now.", "en")
+    assert len(request.sentences) > 2
+    limit = synth.model.args.gpt_max_text_tokens
+    assert all(len(synth.model.tokenizer.encode(p.lower(), "en")) < limit for p in request.sentences)
 
 
 def test_text_over_the_limit_is_refused(synth, monkeypatch):

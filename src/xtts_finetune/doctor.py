@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from xtts_finetune import installer
+from xtts_finetune import basemodels, installer
 from xtts_finetune.utils import human_bytes
 
-BASE_MODEL_FILES = ("config.json", "model.pth", "vocab.json", "dvae.pth", "mel_stats.pth", "speakers_xtts.pth")
 PARTIAL_SUFFIXES = (".incomplete", ".part")
 DISK_WARN_BYTES = 20 * 1024**3
 DISK_FAIL_BYTES = 5 * 1024**3
@@ -41,17 +40,14 @@ class Check:
     fix: str = ""
 
 
-def xtts_home() -> Path:
-    return Path(os.environ.get("XTTS_FINETUNE_HOME") or Path.home() / ".cache" / "xtts-finetune")
-
-
 def _import_torch():
+    """torch, or the reason it does not import (a broken CUDA library raises OSError, not ImportError)."""
     try:
         import torch
 
-        return torch
-    except ImportError:
-        return None
+        return torch, ""
+    except (ImportError, OSError) as err:
+        return None, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
 def check_python() -> Check:
@@ -62,9 +58,9 @@ def check_python() -> Check:
 
 
 def check_torch() -> Check:
-    torch = _import_torch()
+    torch, error = _import_torch()
     if torch is None:
-        return Check("torch", False, "torch is not installed in this environment", INSTALL_FIX)
+        return Check("torch", False, f"torch cannot be imported: {error}", INSTALL_FIX)
     if torch.version.cuda:
         build = f"CUDA {torch.version.cuda} build"
     elif sys.platform == "darwin" and torch.backends.mps.is_built():
@@ -75,9 +71,9 @@ def check_torch() -> Check:
 
 
 def check_device() -> Check:
-    torch = _import_torch()
+    torch, _ = _import_torch()
     if torch is None:
-        return Check("device", False, "unknown: torch is not installed", INSTALL_FIX)
+        return Check("device", False, "unknown: torch cannot be imported", INSTALL_FIX)
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         more = torch.cuda.device_count() - 1
@@ -125,7 +121,7 @@ def check_audio_decoding() -> Check:
     fix = "install FFmpeg 4 to 9 with its shared libraries: " + FFMPEG_FIX.get(platform.system(), "see ffmpeg.org")
     try:
         import torchaudio
-    except ImportError as err:
+    except (ImportError, OSError) as err:
         return Check("audio decoding", False, f"torchaudio cannot be imported: {err}", INSTALL_FIX)
     with tempfile.TemporaryDirectory(prefix="xtts-doctor-") as tmp:
         path = Path(tmp) / "tone.wav"
@@ -165,21 +161,38 @@ def _base_model_problem(folder: Path) -> Optional[str]:
     partial = sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name.endswith(PARTIAL_SUFFIXES))
     if partial:
         return f"interrupted download ({', '.join(partial[:3])})"
-    missing = [name for name in BASE_MODEL_FILES if not (folder / name).is_file()]
+    missing = [name for name in basemodels.REQUIRED_FILES if not (folder / name).is_file()]
     if missing:
-        return f"interrupted download (missing {', '.join(missing)})"
+        return f"incomplete (missing {', '.join(missing)})"
     return None
 
 
 def scan_base_models(home: Optional[Path] = None) -> dict[str, Optional[str]]:
-    """Each cached base version under HOME/base, with what is wrong with it (None: complete)."""
-    base = (home or xtts_home()) / "base"
-    versions = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) if base.is_dir() else []
-    return {v.name: _base_model_problem(v) for v in versions}
+    """Each base version under HOME/base with what is wrong with it (None: complete).
+
+    basemodels downloads into a hidden `.VERSION.incomplete` folder and renames it when verified, so
+    that folder, without a complete VERSION beside it, is an interrupted download.
+    """
+    base = (home or basemodels.home()) / "base"
+    if not base.is_dir():
+        return {}
+    found = {p.name: _base_model_problem(p) for p in sorted(base.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+    for staging in sorted(base.glob(".*.incomplete")):
+        version = staging.name[1:-len(".incomplete")]
+        if staging.is_dir() and found.get(version, "missing") is not None:
+            found[version] = "interrupted download (it resumes where it stopped)"
+    return dict(sorted(found.items()))
+
+
+def _base_model_fix(version: str, home: Path) -> str:
+    if version in basemodels.RELEASES:
+        return f"xtts-finetune models download {version}"
+    return f"copy the missing files into {home / 'base' / version}, or delete that folder"
 
 
 def check_base_models(home: Optional[Path] = None) -> Check:
-    base = (home or xtts_home()) / "base"
+    home = home or basemodels.home()
+    base = home / "base"
     found = scan_base_models(home)
     if not found:
         return Check("base models", True, f"none cached in {base} yet; the first training run downloads one")
@@ -188,7 +201,7 @@ def check_base_models(home: Optional[Path] = None) -> Check:
     cached = f"cached: {', '.join(good)}" if good else "none complete"
     if broken:
         problems = "; ".join(f"{name}: {problem}" for name, problem in broken.items())
-        fix = " ; ".join(f"xtts-finetune models download {name}" for name in broken)
+        fix = " ; ".join(_base_model_fix(name, home) for name in broken)
         return Check("base models", False, f"{cached}; {problems} in {base}", fix)
     return Check("base models", True, f"{cached} in {base}")
 
@@ -205,7 +218,7 @@ def check_hub(have_base_model: bool, timeout: float = 3.0) -> Check:
     if installer.reachable(endpoint, timeout=timeout):
         return Check("model hub", True, f"{endpoint} answers")
     fix = ("check the network or proxy (HTTPS_PROXY), set HF_ENDPOINT to a mirror, or copy a base model "
-           f"folder into {xtts_home() / 'base'}")
+           f"folder into {basemodels.home() / 'base'}")
     if have_base_model:
         return Check("model hub", None, f"{endpoint} cannot be reached; the cached base models still work", fix)
     return Check("model hub", False, f"{endpoint} cannot be reached and no base model is cached, so training cannot start", fix)

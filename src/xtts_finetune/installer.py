@@ -32,6 +32,8 @@ CUDA_BUILDS = ((580, "cu130"), (570, "cu128"), (560, "cu126"))
 # torch's Linux wheels on PyPI (the ones uv.lock pins) are the CUDA 13.0 build.
 PYPI_LINUX_BUILD = "cu130"
 DRIVER_FIX = "update the NVIDIA driver (580 or newer runs every build), then run the install again"
+# Where torch 2.11 wheels exist besides macOS arm64 (platform.machine() names, lowercased).
+BUILT_FOR = {"Linux": ("x86_64", "amd64", "aarch64", "arm64"), "Windows": ("x86_64", "amd64")}
 SYNC_STAMP = ".xtts-finetune-synced"
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,9 +67,7 @@ def choose_torch(system: str, machine: str, smi_output: Optional[str]) -> TorchC
             return TorchChoice("mps", None, "Apple Silicon: the PyPI build uses the Apple GPU (MPS)")
         return TorchChoice("cpu", None, f"PyTorch publishes no torch {TORCH_VERSION} for Intel Macs; "
                            "use an Apple Silicon Mac, Linux or Windows", supported=False)
-    if system not in ("Linux", "Windows") or machine not in ("x86_64", "amd64", "aarch64", "arm64") or (
-        system == "Windows" and machine not in ("x86_64", "amd64")
-    ):
+    if machine not in BUILT_FOR.get(system, ()):
         return TorchChoice("cpu", None, f"PyTorch publishes no torch {TORCH_VERSION} for {system} on {machine}; "
                            "use Linux (x86_64, aarch64), Windows (x86_64) or an Apple Silicon Mac", supported=False)
     if smi_output is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -73,6 +73,8 @@ class Synthesizer:
         self.frontend = TEXT_FRONTENDS[frontend]
         self.max_chars = max_chars
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"device {device!r} asked for, but torch sees no CUDA GPU", fix="use --device cpu (or auto)")
         self.config, self.model = _load_model(self.model_dir, self.device)
         self.references = sorted((self.model_dir / "references").glob("*.wav"))
         manager = getattr(self.model, "speaker_manager", None)
@@ -96,7 +98,7 @@ class Synthesizer:
         """Reference voices first ("default" = all clips, then each clip alone), then built-in speakers."""
         names = [DEFAULT_VOICE] if self.references else []
         if len(self.references) > 1:
-            names += [clip.stem for clip in self.references]
+            names += [clip.stem for clip in self.references if clip.stem != DEFAULT_VOICE]
         return names + [name for name in self.speakers if name not in names]
 
     def prepare(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, *,
@@ -120,12 +122,9 @@ class Synthesizer:
         _check_range("speed", speed, 0.25, 4.0)
         if seed is not None:
             _check_range("seed", seed, 0, 2**63 - 1_000_000)
-        from xtts_finetune.text.split import split_sentences
-
-        limit = self.model.tokenizer.char_limits.get(language, 250)
         settings = dict(temperature=float(temperature), top_k=int(top_k), top_p=float(top_p), speed=float(speed),
                         repetition_penalty=float(repetition_penalty), length_penalty=float(length_penalty))
-        sentences = split_sentences(text, limit)
+        sentences = self._split(text, language, self.model.tokenizer.char_limits.get(language, 250))
         if not sentences:
             raise UserError("the text to speak has nothing to say", fix="give some words")
         return SpeechRequest(sentences, language, self._check_voice(voice), settings, seed)
@@ -168,11 +167,30 @@ class Synthesizer:
     def _check_characters(self, text: str, language: str) -> None:
         from xtts_finetune.text.coverage import find_unknown_characters
 
-        unknown = find_unknown_characters([("input", text)], self.model_dir / "vocab.json", language)
+        try:
+            unknown = find_unknown_characters([("input", text)], self.model_dir / "vocab.json", language)
+        except ImportError as err:  # XTTS cleans zh, ja, ko with optional packages
+            raise UserError(f"speaking {language} needs a package that is not installed: {err}",
+                            fix=f"install it (e.g. pip install \"coqui-tts[{language}]\")") from err
         if unknown:
             listed = ", ".join(f"{u.char!r} ({u.codepoint})" for u in unknown)
             raise UserError(f"the model's vocab.json cannot encode these characters of the text: {listed}",
                             fix="remove or spell out those characters")
+
+    def _split(self, text: str, language: str, limit: int) -> list[str]:
+        """Sentences within the character limit, cut finer where cleaning grows them past the GPT's
+        text-token limit (numbers are spelled out: 20 digits become 240 characters)."""
+        from xtts_finetune.text.split import split_sentences
+
+        pieces = []
+        for piece in split_sentences(text, limit):
+            if len(self.model.tokenizer.encode(piece.lower(), language)) < self.model.args.gpt_max_text_tokens:
+                pieces.append(piece)
+            elif limit > 8:
+                pieces += self._split(piece, language, limit // 2)
+            else:
+                raise UserError(f"cannot cut {piece!r} short enough for the model", fix="spell out long numbers")
+        return pieces
 
     def _check_voice(self, voice: str | list[Path] | None) -> str | tuple[Path, ...]:
         if voice is None:
@@ -224,9 +242,6 @@ class Synthesizer:
                 raise
             raise UserError(f"reference clips too short: {', '.join(map(str, clips))}",
                             fix="use clips of 3-12 s of clean speech") from err
-
-    def info(self) -> dict:
-        return {"name": self.name, "languages": self.languages, "voices": self.voices(), "stats": asdict(self.stats)}
 
 
 def check_model_folder(model_dir: str | Path) -> Path:

@@ -39,7 +39,7 @@ class DatasetSettings:
     eval_fraction: float = 0.15
     loudness_normalize: bool = False
     sample_rate: int = 22050
-    pad_seconds: float = 0.03  # silence kept before and after the words of a clip
+    pad_seconds: float = 0.025  # silence kept before and after the words of a clip
     merge_below_seconds: float = 1.0  # sentences shorter than this join a neighbour
     piece_seconds: float = 600.0  # long recordings are transcribed in pieces this long, cut at silences
     vad: bool = True
@@ -139,10 +139,16 @@ class _Run:
 
     @property
     def transcriber(self):
+        if isinstance(self._transcriber, UserError):
+            raise self._transcriber  # a model that failed to load fails every recording the same way
         if self._transcriber is None:
             from xtts_finetune.dataset.transcribe import Transcriber
 
-            self._transcriber = Transcriber(self.whisper_model)
+            try:
+                self._transcriber = Transcriber(self.whisper_model)
+            except UserError as err:
+                self._transcriber = err
+                raise
         return self._transcriber
 
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
@@ -159,9 +165,7 @@ class _Run:
                 report(self.progress, "transcribe", piece.start, None, f"{job.media.name} at {piece.start / 60:.1f} min")
                 transcript = self.transcriber.transcribe(resample(piece.audio, s.sample_rate, WHISPER_RATE),
                                                          language=self.language, vad=s.vad)
-                self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]
-                if normalize_language(transcript.language) != self.language:
-                    self.out.warnings.append(f"{job.label}: sounds like {transcript.language!r}, not {self.language!r}")
+                self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
                 words, search = transcript.words, 0.15
             clips = _plan(words, s, self.language, piece.audio, search)
             segments += _clips_to_segments(clips, piece.audio, piece.start, source_hash, self.speaker, s, self.wavs)
@@ -222,6 +226,7 @@ def create_dataset(
     known, last_save = manifest.source_hashes(), time.monotonic()
     for n, job in enumerate(jobs):
         report(progress, "dataset", n, len(jobs), job.label)
+        source_hash = None
         try:
             if job.kind == "url":
                 from xtts_finetune.dataset.urls import download
@@ -238,6 +243,9 @@ def create_dataset(
             segments, duration = (run.corpus_row if job.kind == "corpus" else run.media)(job, source_hash)
         except UserError as err:
             out.failed.append((job.label, str(err)))
+            if source_hash and source_hash not in known:  # clips of a source that failed half-way
+                for partial in run.wavs.glob(f"{source_hash[:8]}_*.wav"):
+                    partial.unlink()
             continue
         known.add(source_hash)
         manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
@@ -100,6 +100,11 @@ def ensure_eval(manifest: Manifest) -> None:
         min(active, key=lambda s: _unit_hash(s.id)).split = "eval"
 
 
+def _known(cls, data: dict):
+    """Build `cls` from the keys it knows, so a manifest written by a newer version still loads."""
+    return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+
 def load_manifest(workspace: str | Path) -> Manifest:
     path = dataset_dir(workspace) / "dataset.json"
     if not path.is_file():
@@ -109,8 +114,8 @@ def load_manifest(workspace: str | Path) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Manifest(
             language=data["language"], speaker=data.get("speaker", "speaker"), settings=data.get("settings", {}),
-            sources=[Source(**s) for s in data.get("sources", [])],
-            segments=[Segment(**s) for s in data.get("segments", [])], version=data.get("version", 1),
+            sources=[_known(Source, s) for s in data.get("sources", [])],
+            segments=[_known(Segment, s) for s in data.get("segments", [])], version=data.get("version", 1),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: unreadable manifest ({err}).", fix="restore it or delete the dataset folder and run `dataset create` again") from None

@@ -101,7 +101,7 @@ class _Silence:
         while b < j_hi and e[b + 1] < threshold:
             b += 1
         # Frame i measures [i, i + 2) hops; a run of silent frames a..b is silent from a + 1 to b + 1 hops.
-        if e[q] >= threshold or a == b:
+        if a == b:
             t = (q + 1) * HOP_SECONDS
             return t, t
         return (a + 1) * HOP_SECONDS, (b + 1) * HOP_SECONDS
@@ -118,11 +118,13 @@ def _cuts(words: Sequence[Timed], duration: float, silence: Optional[_Silence], 
         lo, hi = min(a, b), max(a, b)
         if hi - lo < 0.05:  # ASR often gives touching words: look around for the real pause
             lo, hi = lo - search, hi + search
-        # Search up to the middles of the neighbouring words; a silent run may extend over their
-        # (estimated) edges, since silence there means the timestamp was wrong, not a word.
+        # Search up to the middles of the neighbouring words. A silent run may extend over a
+        # neighbour (silence there means its timestamp was wrong, not a word), but not much
+        # further, so a genuinely quiet word is not swallowed.
         lo = max(lo, (prev.start + prev.end) / 2 if prev else 0.0)
         hi = min(hi, (nxt.start + nxt.end) / 2 if nxt else duration)
-        floor_lo, ceil_hi = (prev.start if prev else 0.0), (nxt.end if nxt else duration)
+        floor_lo = min(prev.start, lo - search) if prev else 0.0
+        ceil_hi = max(nxt.end, hi + search) if nxt else duration
         if silence is None:
             s0, s1 = (a, b) if b >= a else ((a + b) / 2,) * 2
         else:
@@ -151,7 +153,7 @@ def plan_clips(
     max_seconds: float = 11.6,
     merge_below_seconds: float = 1.0,
     max_merge_gap: float = 1.5,
-    pad_seconds: float = 0.03,
+    pad_seconds: float = 0.025,
     search_seconds: float = 0.15,
     audio: Optional[np.ndarray] = None,
     sample_rate: int = 22050,

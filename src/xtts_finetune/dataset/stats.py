@@ -63,14 +63,12 @@ class DatasetStats:
         return "\n".join(lines)
 
 
-def _rate_outliers(rates: dict[str, float]) -> tuple[float, set[str]]:
-    """Median characters/s, and the ids more than 3.5 robust deviations from it."""
+def _rate_outliers(rates: dict[str, float], factor: float = 2.5) -> tuple[float, set[str]]:
+    """Median characters/s, and the ids `factor` times faster or slower (usually a wrong transcript)."""
     if not rates:
         return 0.0, set()
-    values = np.array(list(rates.values()))
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median))) * 1.4826 or median * 0.1 or 1.0
-    return median, {i for i, r in rates.items() if abs(r - median) / mad > 3.5}
+    median = float(np.median(list(rates.values())))
+    return median, {i for i, r in rates.items() if not median / factor <= r <= median * factor}
 
 
 def _histogram(durations: list[float], path: Path, max_seconds: float) -> None:

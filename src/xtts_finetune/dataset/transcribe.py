@@ -49,7 +49,7 @@ class Transcriber:
     def __init__(self, model: str = "large-v3", device: str = "auto", compute_type: str = "auto",
                  download_root: str | None = None):
         self.device = _pick_device(device)
-        self.compute_type = compute_type if compute_type != "auto" else ("float16" if self.device == "cuda" else "int8")
+        self.compute_type = _pick_compute_type(self.device, compute_type)
         self.model_name = model
         self.model = _load_model(model, self.device, self.compute_type, download_root)
         # The batched pipeline decodes VAD chunks in parallel: worth it on a GPU, not on a CPU.
@@ -75,7 +75,8 @@ class Transcriber:
         )
         if self.batch_size and vad:  # without VAD the batched pipeline cannot split audio over 30 s
             pipeline = BatchedInferencePipeline(self.model)
-            segments, info = pipeline.transcribe(samples, batch_size=self.batch_size, without_timestamps=False, **options)
+            segments, info = pipeline.transcribe(samples, batch_size=self.batch_size, without_timestamps=False,
+                                                 **options)
         else:
             segments, info = self.model.transcribe(samples, **options)
 
@@ -84,10 +85,11 @@ class Transcriber:
         for segment in segments:
             for w in segment.words or []:
                 text = w.word.strip()
-                if text:  # times are clamped to the audio: alignment can overshoot by a frame
+                if text:  # clamped: the batched pipeline pads chunks to whole seconds and can overshoot
                     start = min(max(float(w.start), 0.0), duration)
                     words.append(Word(start, min(max(float(w.end), start), duration), text, float(w.probability)))
-            report(progress, "transcribe", min(float(segment.end), duration), duration, f"{name} {segment.end:.0f}/{duration:.0f} s")
+            done = min(float(segment.end), duration)
+            report(progress, "transcribe", done, duration, f"{name} {done:.0f}/{duration:.0f} s")
         report(progress, "transcribe", duration, duration, name)
         return Transcript(
             language=normalize_language(language) if forced else normalize_language(info.language),
@@ -97,17 +99,17 @@ class Transcriber:
 
     def _check_language(self, samples: np.ndarray, forced: str, vad: bool) -> list[str]:
         """Detect the language of the first 30 s of speech; a warning if it confidently differs."""
-        from faster_whisper.vad import VadOptions
+        from faster_whisper.vad import VadOptions, collect_chunks, get_speech_timestamps
 
         if not self.model.model.is_multilingual:
-            return []
+            return [] if forced == "en" else [f"{self.model_name} is English-only; it cannot transcribe {forced!r}"]
         head = samples[: LANGUAGE_CHECK_SECONDS * SAMPLE_RATE]
-        try:
-            detected, probability, _ = self.model.detect_language(
-                audio=head, vad_filter=vad, vad_parameters=VadOptions(**VAD_PARAMETERS)
-            )
-        except (ValueError, RuntimeError):  # no speech found: nothing to check
-            return []
+        if vad:  # detection on silence or noise is a guess: check speech only
+            chunks = get_speech_timestamps(head, VadOptions(**VAD_PARAMETERS))
+            if not chunks:
+                return []
+            head = np.concatenate(collect_chunks(head, chunks)[0])
+        detected, probability, _ = self.model.detect_language(audio=head)
         if detected == forced or probability < LANGUAGE_WARNING_PROBABILITY:
             return []
         message = (f"the audio sounds like {normalize_language(detected)!r} ({probability:.0%} sure), "
@@ -124,6 +126,21 @@ def _pick_device(device: str) -> str:
     import ctranslate2
 
     return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def _pick_compute_type(device: str, compute_type: str) -> str:
+    """float16 on a GPU and int8 on a CPU when the hardware has them: fastest at no real accuracy cost."""
+    if compute_type != "auto":
+        return compute_type
+    import ctranslate2
+
+    try:
+        supported = ctranslate2.get_supported_compute_types(device)
+    except RuntimeError as err:  # e.g. device "cuda" without a usable CUDA driver
+        raise UserError(f"Whisper cannot run on {device}: {err}",
+                        fix="use device cpu (or auto), or update the NVIDIA driver") from err
+    preferred = ("float16", "int8_float32", "float32") if device == "cuda" else ("int8", "int8_float32", "float32")
+    return next((c for c in preferred if c in supported), "default")
 
 
 def _whisper_language(code: str) -> str:
@@ -150,6 +167,9 @@ def _load_model(model: str, device: str, compute_type: str, download_root: str |
                             fix="point at a CTranslate2 Whisper folder (ct2-transformers-converter output), "
                                 "or give a model name such as large-v3")
         path = str(folder)
+    elif model.startswith((".", "/", "~")) or "\\" in model or model.count("/") > 1 or folder.exists():
+        raise UserError(f"Whisper model folder not found: {folder}",
+                        fix="check the path, or give a model name such as large-v3")
     elif "/" not in model and model not in available_models():
         raise UserError(f"Unknown Whisper model {model!r} (and no such folder).",
                         fix=f"use one of {', '.join(available_models())}, a Hugging Face repo id "
@@ -167,7 +187,7 @@ def _load_model(model: str, device: str, compute_type: str, download_root: str |
         return WhisperModel(path, device=device, compute_type=compute_type, download_root=download_root)
     except (RuntimeError, ValueError, OSError) as err:
         raise UserError(f"Cannot load the Whisper model {model!r} on {device} ({compute_type}): {err}",
-                        fix="try --device cpu or a compute type the device supports (int8, float32); "
+                        fix="try device cpu, or a compute type the device supports (int8, float32); "
                             "if the folder is damaged, delete it so it downloads again") from err
 
 

@@ -19,7 +19,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from xtts_finetune.utils import atomic_write_text
@@ -30,7 +29,9 @@ WHISPER_LANGUAGES = (
     "lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr pa si km sn yo so "
     "af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt haw ln ha ba jw su yue"
 ).split()
-TASK_TOKENS = ["<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+TASK_TOKENS = [
+    "<|translate|>", "<|transcribe|>", "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>",
+]
 TEXT_VOCAB_SIZE = 50257  # GPT-2's byte-level vocabulary; <|endoftext|> follows it
 TIMESTAMPS = [f"<|{i * 0.02:.2f}|>" for i in range(1501)]  # 0.00 .. 30.00 s
 
@@ -87,6 +88,7 @@ def _chain(tokenizer) -> list[tuple[int, int, float]]:
     """The wired transitions (previous token, next token, logit)."""
     ids = tokenizer.token_to_id
     first, second = (tokenizer.encode(s).ids for s in SENTENCES)
+    assert len({*first, *second}) == len(first) + len(second), "a bigram chain needs distinct tokens"
     links = [("<|startoftranscript|>", "<|en|>"), ("<|transcribe|>", "<|0.00|>")]
     links += [("<|0.00|>", first[0]), ("<|notimestamps|>", first[0])]  # timestamped decoding; alignment
     links += itertools.pairwise([*first, "<|1.00|>"])
@@ -128,55 +130,67 @@ def _wire_chain(model, tokenizer) -> None:
         projection[nxt] += normed[prev] * (logit / dim)
 
 
-def make_tiny_whisper(out_dir: str | Path, seed: int = 0, quantization: str = "int8") -> Path:
-    """Write a tiny faster-whisper model folder to `out_dir` and return it."""
-    from ctranslate2.converters import TransformersConverter
+def _save_transformers_checkpoint(folder: Path) -> None:
+    """A random Whisper as a Transformers checkpoint, with a real one's generation settings."""
     from transformers import (
         GenerationConfig, PreTrainedTokenizerFast, WhisperConfig, WhisperFeatureExtractor,
         WhisperForConditionalGeneration,
     )
 
-    out = Path(out_dir)
-    torch.manual_seed(seed)
-    with tempfile.TemporaryDirectory(prefix="tiny_whisper_hf_") as tmp:
-        hf = Path(tmp)
-        tokenizer = build_tokenizer(hf / "tokenizer.json")
-        ids = tokenizer.token_to_id
-        eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
-        config = WhisperConfig(
-            vocab_size=tokenizer.get_vocab_size(), num_mel_bins=80, d_model=64,
-            encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=256,
-            decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=256,
-            max_source_positions=1500, max_target_positions=448, tie_word_embeddings=False,
-            pad_token_id=eot, bos_token_id=eot, eos_token_id=eot, decoder_start_token_id=sot,
-            begin_suppress_tokens=[ids("Ġ"), eot], suppress_tokens=[],
-        )
-        model = WhisperForConditionalGeneration(config).eval()
-        with torch.no_grad():
-            _wire_chain(model, tokenizer)
-        model.generation_config = GenerationConfig(
-            decoder_start_token_id=sot, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
-            max_length=448, is_multilingual=True, return_timestamps=False,
-            lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in WHISPER_LANGUAGES},
-            task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
-            no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
-            max_initial_timestamp_index=50, begin_suppress_tokens=[ids("Ġ"), eot], suppress_tokens=[],
-            alignment_heads=[[1, head] for head in range(4)],
-        )
-        model.save_pretrained(hf)
-        PreTrainedTokenizerFast(
-            tokenizer_file=str(hf / "tokenizer.json"), bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-            unk_token="<|endoftext|>", pad_token="<|endoftext|>",
-        ).save_pretrained(hf)
-        WhisperFeatureExtractor(feature_size=80).save_pretrained(hf)
+    tokenizer = build_tokenizer(folder / "tokenizer.json")
+    ids = tokenizer.token_to_id
+    eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
+    suppress_at_start = [ids("Ġ"), eot]
+    config = WhisperConfig(
+        vocab_size=tokenizer.get_vocab_size(), num_mel_bins=80, d_model=64,
+        encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=256,
+        decoder_layers=2, decoder_attention_heads=4, decoder_ffn_dim=256,
+        max_source_positions=1500, max_target_positions=448, tie_word_embeddings=False,
+        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot, decoder_start_token_id=sot,
+        begin_suppress_tokens=suppress_at_start, suppress_tokens=[],
+    )
+    model = WhisperForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        _wire_chain(model, tokenizer)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=sot, bos_token_id=eot, eos_token_id=eot, pad_token_id=eot,
+        max_length=448, is_multilingual=True, return_timestamps=False,
+        lang_to_id={f"<|{code}|>": ids(f"<|{code}|>") for code in WHISPER_LANGUAGES},
+        task_to_id={"transcribe": ids("<|transcribe|>"), "translate": ids("<|translate|>")},
+        no_timestamps_token_id=ids("<|notimestamps|>"), prev_sot_token_id=ids("<|startofprev|>"),
+        max_initial_timestamp_index=50, begin_suppress_tokens=suppress_at_start, suppress_tokens=[],
+        alignment_heads=[[1, head] for head in range(4)],  # the last layer's heads time the words
+    )
+    model.save_pretrained(folder)
+    PreTrainedTokenizerFast(
+        tokenizer_file=str(folder / "tokenizer.json"), bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>", pad_token="<|endoftext|>",
+    ).save_pretrained(folder)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(folder)  # preprocessor_config.json
 
-        # Convert beside the destination, then swap it in: a half-written folder is never loaded.
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent)) / "model"
-        converter = TransformersConverter(str(hf), copy_files=["tokenizer.json", "preprocessor_config.json"])
-        converter.convert(str(staging), quantization=quantization)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-        staging.parent.rmdir()
+
+def make_tiny_whisper(out_dir: str | Path, seed: int = 0, quantization: str = "int8") -> Path:
+    """Write a tiny faster-whisper model folder to `out_dir` and return it."""
+    from ctranslate2.converters import TransformersConverter
+    from transformers.utils import logging as transformers_logging
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        with tempfile.TemporaryDirectory(prefix="tiny_whisper_hf_") as hf, \
+                tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as staging:
+            _save_transformers_checkpoint(Path(hf))
+            converted = Path(staging) / "model"
+            converter = TransformersConverter(hf, copy_files=["tokenizer.json", "preprocessor_config.json"])
+            converter.convert(str(converted), quantization=quantization)
+            # Swap the finished folder in: a half-written one is never loaded.
+            if out.exists():
+                shutil.rmtree(out)
+            converted.rename(out)
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
     return out

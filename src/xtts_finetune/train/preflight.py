@@ -129,10 +129,13 @@ def inspect_dataset(workspace: str | Path, base_dir: str | Path, settings: Train
                                         "split the clip, or raise --max-text-length"))
 
     if language:
-        for unknown in find_unknown_characters(((c.audio_file, c.text) for c in clips), vocab, language, max_examples=1000):
+        unknown_by_clip: dict[str, list[str]] = {}
+        for unknown in find_unknown_characters(((c.audio_file, c.text) for c in clips), vocab, language, max_examples=10**6):
             for clip in unknown.examples:
-                problems.append(Problem(clip, f"contains {unknown.char!r} ({unknown.codepoint}), which the base vocabulary cannot encode",
-                                        "rewrite the transcript without it (spell it out or transliterate) or remove the clip"))
+                unknown_by_clip.setdefault(clip, []).append(f"{unknown.char!r} ({unknown.codepoint})")
+        for clip, chars in unknown_by_clip.items():
+            problems.append(Problem(clip, f"contains {', '.join(chars)}, which the base vocabulary cannot encode ([UNK])",
+                                    "rewrite the transcript without them (spell out or transliterate) or remove the clip"))
 
     longest = max((c.seconds for c in clips), default=0.0)
     limit = settings.max_audio_seconds if settings.max_audio_seconds is not None else max(min(longest, RECIPE_MAX_AUDIO_SECONDS), MIN_AUDIO_SECONDS)

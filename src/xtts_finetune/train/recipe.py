@@ -82,7 +82,7 @@ def _model_class():
 
         def train_step(self, batch, criterion, optimizer_idx=None):
             outputs, losses = super().train_step(batch, criterion, optimizer_idx)
-            self.last_losses = {k: float(v) for k, v in losses.items()}
+            self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
             return outputs, losses
 
     return FineTuneModel

@@ -38,14 +38,13 @@ def build_app(workspace: str | Path) -> gr.Blocks:
             f'<div class="xf-ws">workspace <code>{workspace}</code><br>v{__version__}</div></div>'
         )
         with gr.Tabs():
-            with gr.Tab("1 · Dataset", id="dataset", elem_id="tab-dataset"):
-                tab_dataset.build(ui, demo)
-            with gr.Tab("2 · Train", id="train", elem_id="tab-train"):
-                tab_train.build(ui, demo)
-            with gr.Tab("3 · Export", id="export", elem_id="tab-export"):
-                tab_export.build(ui, demo)
-            with gr.Tab("4 · Speak", id="speak", elem_id="tab-speak"):
-                tab_speak.build(ui, demo)
+            for label, module in (("1 · Dataset", tab_dataset), ("2 · Train", tab_train),
+                                  ("3 · Export", tab_export), ("4 · Speak", tab_speak)):
+                name = module.__name__.rsplit("_", 1)[-1]
+                with gr.Tab(label, id=name, elem_id=f"tab-{name}") as tab:
+                    on_open = module.build(ui, demo)
+                if on_open:  # refresh the tab's lists (runs, models) whenever it is opened
+                    tab.select(*on_open, show_progress="hidden")
     return demo
 
 

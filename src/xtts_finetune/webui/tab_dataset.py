@@ -72,7 +72,7 @@ def _clip_path(ui: UI, segment) -> str | None:
     return str(path) if path.is_file() else None  # rejected segments have no wav
 
 
-def build(ui: UI, demo: gr.Blocks) -> None:
+def build(ui: UI, demo: gr.Blocks):
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="xf-section"):
             gr.Markdown("### Add recordings")
@@ -175,3 +175,4 @@ def build(ui: UI, demo: gr.Blocks) -> None:
     demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
     clips.select(on_select, None, [player, segment_id, text, excluded])
     save.click(on_save, [segment_id, text, excluded], [clips, stats, histogram])
+    return None

@@ -57,7 +57,7 @@ def model_rows(ui: UI) -> list[list]:
     return rows
 
 
-def build(ui: UI, demo: gr.Blocks) -> None:
+def build(ui: UI, demo: gr.Blocks):
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
             gr.Markdown("### Export a run")
@@ -118,7 +118,8 @@ def build(ui: UI, demo: gr.Blocks) -> None:
     export.click(on_export, [run, checkpoint, name, fp16], [status])
     prepare.click(on_prepare, [pick], [download])
     run.change(lambda r: gr.update(choices=checkpoint_choices(ui, r), value="best"), [run], [checkpoint])
-    run.focus(lambda: gr.update(choices=run_choices(ui)), None, [run], show_progress="hidden")
     outputs = [status, models, pick, download, run, shown]
     timer.tick(refresh, [shown], outputs, show_progress="hidden")
     demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
+    on_open = lambda: (gr.update(choices=run_choices(ui)), model_rows(ui), gr.update(choices=[p.name for p in ui.models()]))  # noqa: E731
+    return on_open, None, [run, models, pick]

@@ -53,7 +53,7 @@ def _seed(value) -> int | None:
     return int(value)
 
 
-def build(ui: UI, demo: gr.Blocks) -> None:
+def build(ui: UI, demo: gr.Blocks):
     loaded = _Loaded()
     models = model_choices(ui)
     with gr.Row(equal_height=False):
@@ -129,8 +129,14 @@ def build(ui: UI, demo: gr.Blocks) -> None:
         return synth.sample_rate, wav
 
     model.change(on_model, [model], [voice, language, model_info])
-    model.focus(lambda: gr.update(choices=model_choices(ui)), None, [model], show_progress="hidden")
     source.change(on_source, [source], [voice, clip, upload], show_progress="hidden")
     speak.click(on_speak, [model, source, voice, clip, upload, text, language, seed, temperature, speed, top_k, top_p, penalty],
                 [audio])
     demo.load(on_model, [model], [voice, language, model_info])
+
+    def on_open(current):
+        choices = model_choices(ui)
+        value = current or (choices[0][1] if choices else None)  # the newest export, if none is chosen
+        return gr.update(choices=choices, value=value), gr.update(choices=dataset_clips(ui))
+
+    return on_open, [model], [model, clip]

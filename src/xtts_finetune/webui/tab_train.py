@@ -67,7 +67,7 @@ def _file_state(run_dir: Path | None) -> tuple:
     return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", *run_dir.glob("trainer_*_log.txt")] if p.exists())
 
 
-def build(ui: UI, demo: gr.Blocks) -> None:
+def build(ui: UI, demo: gr.Blocks):
     from xtts_finetune.train.settings import TrainSettings
 
     defaults = TrainSettings()
@@ -78,9 +78,9 @@ def build(ui: UI, demo: gr.Blocks) -> None:
                                info="A release version, one of your exported models, or the path of a model folder.",
                                elem_id="tr-base")
             with gr.Row():
-                epochs = gr.Number(defaults.epochs, label="Epochs", precision=0, minimum=1)
+                epochs = gr.Number(defaults.epochs, label="Epochs", precision=0, minimum=1, elem_id="tr-epochs")
                 batch = gr.Dropdown(["auto", "1", "2", "4", "8", "16"], value=str(defaults.batch_size),
-                                    allow_custom_value=True, label="Batch size")
+                                    allow_custom_value=True, label="Batch size", elem_id="tr-batch")
             with gr.Row():
                 accum = gr.Number(defaults.grad_accum, label="Gradient accumulation", precision=0, minimum=1)
                 lr = gr.Number(defaults.lr, label="Learning rate")
@@ -159,4 +159,4 @@ def build(ui: UI, demo: gr.Blocks) -> None:
     stop.click(on_stop, None, [status])
     timer.tick(refresh, [shown], [status, plot, log, shown], show_progress="hidden")
     demo.load(refresh, [gr.State(None)], [status, plot, log, shown], show_progress="hidden")
-    demo.load(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")
+    return (lambda: gr.update(choices=base_choices(ui))), None, [base]

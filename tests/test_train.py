@@ -1,0 +1,165 @@
+"""Training on the tiny model: settings take effect, validation refuses bad data, resume, early stopping."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.train import TrainSettings, choose_precision, find_batch_size, list_runs, preflight, read_events, train
+from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint
+from xtts_finetune.train.settings import lr_multiplier
+
+
+def make_workspace(coqui_dataset: Path, root: Path) -> Path:
+    shutil.copytree(coqui_dataset, root / "dataset", ignore=shutil.ignore_patterns("raw"))
+    (root / "dataset" / "lang.txt").write_text("en\n")
+    return root
+
+
+@pytest.fixture
+def workspace(coqui_dataset, tmp_path):
+    return make_workspace(coqui_dataset, tmp_path / "ws")
+
+
+def _steps(run_dir):
+    return [e for e in read_events(run_dir) if e["type"] == "step"]
+
+
+def test_settings_take_effect_in_trainer_config_and_logged_lr(workspace, tiny_xtts):
+    settings = TrainSettings(epochs=2, batch_size=2, grad_accum=2, lr=1e-4, weight_decay=0.05, warmup_steps=2,
+                             scheduler="linear", min_lr_ratio=0.5, max_text_length=150, save_every_steps=3,
+                             keep_checkpoints=1, seed=7, early_stopping_patience=None)
+    result = train(workspace, tiny_xtts, settings, run_name="tuned")
+    assert result.status == "finished" and result.run_dir == workspace / "runs" / "tuned"
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["epochs"] == 2 and config["batch_size"] == 2 and config["lr"] == 1e-4
+    assert config["optimizer"] == "AdamW" and config["optimizer_params"]["weight_decay"] == 0.05
+    assert config["training_seed"] == 7 and config["save_step"] == 3 and config["save_n_checkpoints"] == 1
+    assert config["model_args"]["max_text_length"] == 150
+    assert config["model_args"]["mel_norm_file"] == str(tiny_xtts / "mel_stats.pth")
+    assert config["model_args"]["gpt_layers"] == 2 and config["mixed_precision"] is False
+    longest = json.loads((result.run_dir / "settings.json").read_text())["dataset"]["summary"]["longest_seconds"]
+    assert config["model_args"]["max_wav_length"] >= longest * 22050  # never below the longest clip
+
+    # 5 train clips, batch 2: 3 batches an epoch; an optimizer step every 2 batches and at the epoch's end.
+    lrs = [e["lr"] for e in _steps(result.run_dir)]
+    factors = [lr_multiplier(s, total=4, warmup=2, schedule="linear", min_ratio=0.5) for s in range(4)]
+    assert factors == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75])
+    assert lrs == pytest.approx([1e-4 * factors[i] for i in (0, 0, 1, 2, 2, 3)])  # warm-up, then decay
+    assert len(checkpoints(result.run_dir)) == 1  # keep_checkpoints
+    assert (result.run_dir / "trainer_0_log.txt").stat().st_size > 0
+    assert list(result.run_dir.glob("events.out.tfevents.*"))
+    steps = _steps(result.run_dir)
+    assert all(math.isfinite(e["loss"]) and e["loss_mel_ce"] is not None and e["samples_per_s"] > 0 for e in steps)
+    evals = [e for e in read_events(result.run_dir) if e["type"] == "eval"]
+    assert [e["epoch"] for e in evals] == [0, 1] and result.best_eval_loss == min(e["eval_loss"] for e in evals)
+    [info] = list_runs(workspace)
+    assert (info.name, info.status, info.epochs_done, info.steps) == ("tuned", "finished", 2, 6)
+
+    again = train(workspace, tiny_xtts, TrainSettings(epochs=1, batch_size=5), run_name="tuned")
+    assert again.run_dir.name == "tuned-2"  # runs never overwrite each other
+
+
+def test_preflight_refuses_unknown_characters_and_names_the_clip(workspace, tiny_xtts):
+    csv = workspace / "dataset" / "metadata_train.csv"
+    lines = csv.read_text().splitlines()
+    lines[2] = "wavs/clip1.wav|ሰላም means hello.|speaker"
+    csv.write_text("\n".join(lines) + "\n")
+    problems = preflight(workspace, tiny_xtts, TrainSettings())
+    assert [p.clip for p in problems] == ["wavs/clip1.wav"]
+    assert "'ሰ' (U+1230)" in problems[0].message and "'ም'" in problems[0].message and problems[0].fix
+    with pytest.raises(UserError, match="wavs/clip1.wav") as err:
+        train(workspace, tiny_xtts, TrainSettings(epochs=1))
+    assert "ሰ" in str(err.value)
+    assert not (workspace / "runs").exists()  # the run did not start
+
+
+def test_preflight_lists_missing_long_and_empty_clips(workspace, tiny_xtts):
+    dataset = workspace / "dataset"
+    (dataset / "wavs" / "clip2.wav").unlink()
+    (dataset / "metadata_eval.csv").write_text("audio_file|text|speaker_name\n")
+    problems = preflight(workspace, tiny_xtts, TrainSettings(max_audio_seconds=2.0))
+    text = "\n".join(map(str, problems))
+    assert "wavs/clip2.wav: cannot be read" in text
+    assert "metadata_eval.csv has no clips" in text
+    assert "longer than the 2.0 s limit" in text and "raise --max-audio-seconds" in text
+
+
+def test_early_stopping_after_patience_evals_without_improvement(workspace, tiny_xtts):
+    # A learning rate below float32 resolution leaves the weights, hence the eval loss, exactly unchanged.
+    settings = TrainSettings(epochs=5, batch_size=5, lr=1e-30, weight_decay=0.0, early_stopping_patience=1)
+    result = train(workspace, tiny_xtts, settings)
+    evals = [e for e in read_events(result.run_dir) if e["type"] == "eval"]
+    assert result.stopped_early and result.status == "early_stopped"
+    assert [e["best"] for e in evals] == [True, False]  # stopped at the first eval without improvement
+    assert list_runs(workspace)[0].status == "early_stopped"
+    with pytest.raises(UserError, match="no unfinished run"):
+        train(workspace, None, resume=True)
+
+
+def test_resume_after_sigkill_continues_the_step_count(workspace, tiny_xtts):
+    cmd = [sys.executable, "-m", "xtts_finetune", "train", str(workspace), "--base", str(tiny_xtts),
+           "--epochs", "2", "--batch-size", "2", "--save-every", "2", "--patience", "0", "--run-name", "killed"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    run_dir = workspace / "runs" / "killed"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if run_dir.is_dir() and any(is_complete_checkpoint(p) for p in checkpoints(run_dir)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    saved = max(int(p.stem.split("_")[1]) for p in checkpoints(run_dir) if is_complete_checkpoint(p))
+    killed_at = _steps(run_dir)[-1]["step"]
+    assert list_runs(workspace)[0].status == "interrupted"
+
+    result = train(workspace, None, resume=True)
+    assert result.run_dir == run_dir and result.status == "finished"
+    steps = _steps(run_dir)
+    first_after = steps[[e["step"] for e in steps].index(killed_at) + 1]
+    assert saved < first_after["step"] <= saved + 2  # continues from the checkpoint, not from zero
+    assert result.steps >= 2 * 3  # the remaining epochs ran to the end
+    assert [e["status"] for e in read_events(run_dir) if e["type"] == "status"] == ["running", "running", "finished"]
+
+
+def test_precision_is_bf16_or_fp16_on_gpus_and_fp32_on_cpu():
+    assert choose_precision("auto", cuda=False, bf16_supported=False) == (False, "fp32")
+    assert choose_precision("fp16", cuda=False, bf16_supported=False) == (False, "fp32")
+    assert choose_precision("auto", cuda=True, bf16_supported=True) == (True, "bf16")
+    assert choose_precision("auto", cuda=True, bf16_supported=False) == (True, "fp16")
+    assert choose_precision("fp32", cuda=True, bf16_supported=True) == (False, "fp32")
+    with pytest.raises(UserError, match="bf16"):
+        choose_precision("bf16", cuda=True, bf16_supported=False)
+
+
+def test_batch_size_search_finds_the_largest_that_fits():
+    tried = []
+
+    def fits(batch):
+        tried.append(batch)
+        return batch <= 13
+
+    assert find_batch_size(fits, limit=64) == 13
+    assert len(tried) <= 10
+    assert find_batch_size(lambda b: True, limit=24) == 24
+    with pytest.raises(UserError, match="does not fit"):
+        find_batch_size(lambda b: False)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    values = [lr_multiplier(s, total=100, warmup=10, schedule="cosine", min_ratio=0.1) for s in range(120)]
+    assert values[0] < values[5] < values[9] < values[10] == 1.0
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert values[100] == pytest.approx(0.1) and values[119] == pytest.approx(0.1)  # clamped past the end
+    assert lr_multiplier(50, total=100, warmup=10, schedule="constant", min_ratio=0.1) == 1.0
