@@ -118,12 +118,15 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         _type_custom(page, "ds-whisper", str(tiny_whisper))
         page.locator("#ds-create").click()
         _wait_status(page, "#ds-job", {"finished"})
-        page.wait_for_function("document.querySelectorAll('#ds-clips tbody tr').length >= 2")
+        rows = page.locator("#ds-clips div[role=row]")  # Gradio 6 renders data rows as divs
+        rows.nth(1).wait_for()
         assert "Clips (train / eval)" in page.locator("#ds-stats").inner_text()
         uploads = list((workspace / "uploads").rglob("*.wav"))
         assert uploads and all(workspace in p.parents for p in uploads)
-        page.locator("#ds-clips tbody tr").first.locator("td").nth(3).click()  # clip browser: select -> play
+        clip_id = rows.first.inner_text().split()[0]
+        rows.first.click()  # the clip browser: select a row -> its clip plays, its transcript is editable
         page.wait_for_function("() => { const a = document.querySelector('#tab-dataset audio'); return a && a.src; }")
+        assert page.locator("#ds-clip-id input").input_value() == clip_id
         _shot(page, "1-dataset")
 
         # 2. Train one epoch (batch 1: several steps, so the refresh below lands mid-run).

@@ -29,7 +29,7 @@ def register(sub) -> None:
     stats.add_argument("workspace", type=Path)
     group = stats.add_mutually_exclusive_group()
     group.add_argument("--vocab", type=Path, help="the base model's vocab.json")
-    group.add_argument("--base", type=Path, metavar="DIR", help="a base model folder (its vocab.json is used)")
+    group.add_argument("--base", metavar="VERSION_OR_DIR", help="a base model folder or XTTS release version (its vocab.json is used)")
     stats.set_defaults(func=_stats)
 
     edit = ds.add_parser("edit", help="correct a clip's transcript, or exclude/include it")
@@ -82,7 +82,15 @@ def _stats(args) -> int:
     from xtts_finetune.dataset import dataset_stats
     from xtts_finetune.errors import UserError
 
-    vocab = args.vocab or (args.base / "vocab.json" if args.base else None)
+    vocab = args.vocab
+    if args.base:
+        folder = Path(args.base).expanduser()
+        if not folder.is_dir():  # a release version: downloaded (cached) like training's --base
+            from xtts_finetune.basemodels import resolve_base_model
+            from xtts_finetune.progress import ConsoleProgress
+
+            folder = resolve_base_model(args.base, progress=ConsoleProgress())
+        vocab = folder / "vocab.json"
     if vocab is not None and not vocab.is_file():
         raise UserError(f"{vocab}: vocab.json not found.", fix="point --vocab at a base model's vocab.json, or --base at its folder")
     print(dataset_stats(args.workspace, vocab).summary())

@@ -252,6 +252,8 @@ def create_dataset(
                                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
                                        datetime.now(timezone.utc).isoformat(timespec="seconds")))
         manifest.segments += segments
+        if not segments:
+            out.warnings.append(f"{job.label}: no speech found")
         out.added += [seg.id for seg in segments if seg.active]
         out.rejected += [(seg.id, seg.rejected) for seg in segments if seg.rejected]
         if job.kind != "corpus" or time.monotonic() - last_save > 5:  # corpora have thousands of tiny sources

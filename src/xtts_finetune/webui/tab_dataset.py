@@ -95,7 +95,7 @@ def build(ui: UI, demo: gr.Blocks):
             gr.Markdown("### Statistics")
             stats = gr.Dataframe(headers=["Metric", "Value"], interactive=False, elem_id="ds-stats",
                                  column_widths=["55%", "45%"], max_height=340)
-            histogram = gr.Image(label="Clip durations", interactive=False, height=240, buttons=["fullscreen"])
+            histogram = gr.Image(label="Clip durations", interactive=False, height=280, buttons=["fullscreen"])
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
@@ -103,7 +103,7 @@ def build(ui: UI, demo: gr.Blocks):
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2)
             with gr.Column(scale=3):
-                segment_id = gr.Textbox(label="Clip ID", interactive=False)
+                segment_id = gr.Textbox(label="Clip ID", interactive=False, elem_id="ds-clip-id")
                 text = gr.Textbox(label="Transcript", lines=2)
                 with gr.Row():
                     excluded = gr.Checkbox(label="Exclude from training")
