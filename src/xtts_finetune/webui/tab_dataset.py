@@ -101,7 +101,7 @@ def build(ui: UI, demo: gr.Blocks):
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
                              column_widths=["16%", "8%", "9%", "57%", "10%"], wrap=True)
         with gr.Row(equal_height=False):
-            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2)
+            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio")
             with gr.Column(scale=3):
                 segment_id = gr.Textbox(label="Clip ID", interactive=False, elem_id="ds-clip-id")
                 text = gr.Textbox(label="Transcript", lines=2)
