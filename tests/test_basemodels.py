@@ -17,7 +17,10 @@ from urllib.parse import parse_qs
 import pytest
 
 from xtts_finetune.basemodels import (
-    REQUIRED_FILES, download_base_model, git_blob_sha1, list_base_models, resolve_base_model,
+    download_base_model,
+    git_blob_sha1,
+    list_base_models,
+    resolve_base_model,
 )
 from xtts_finetune.errors import UserError
 
@@ -109,7 +112,12 @@ class FakeHub:
 
     def entry(self, name):
         data = self.content(name)
-        entry = {"type": "file", "path": name, "size": len(data), "oid": self.oid(name) if name not in self.lfs else "b" * 40}
+        entry = {
+            "type": "file",
+            "path": name,
+            "size": len(data),
+            "oid": self.oid(name) if name not in self.lfs else "b" * 40,
+        }
         if name in self.lfs:
             entry["lfs"] = {"oid": self.oid(name), "size": len(data), "pointerSize": 130}
         return entry
@@ -132,11 +140,18 @@ def online(monkeypatch):
 
 
 def _download_in_subprocess(hub, cache: Path) -> subprocess.Popen:
-    code = ("import sys; from xtts_finetune.basemodels import download_base_model as d; "
-            "print(d('v2.0.3', cache_dir=sys.argv[1], endpoint=sys.argv[2]))")
+    code = (
+        "import sys; from xtts_finetune.basemodels import download_base_model as d; "
+        "print(d('v2.0.3', cache_dir=sys.argv[1], endpoint=sys.argv[2]))"
+    )
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1"}
-    return subprocess.Popen([sys.executable, "-c", code, str(cache), hub.url], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(cache), hub.url],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_download_killed_half_way_resumes_and_verifies(hub, tmp_path):

@@ -7,15 +7,27 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from test_train import make_workspace
+
 from xtts_finetune.basemodels import resolve_base_model
 from xtts_finetune.errors import UserError
 from xtts_finetune.export import export_model, pick_references
 from xtts_finetune.train import TrainSettings, train
 
-CARD_KEYS = {"format", "name", "base", "language", "languages", "text_frontend", "dataset", "settings",
-             "best_eval_loss", "created", "tool_version", "references"}
+CARD_KEYS = {
+    "format",
+    "name",
+    "base",
+    "language",
+    "languages",
+    "text_frontend",
+    "dataset",
+    "settings",
+    "best_eval_loss",
+    "created",
+    "tool_version",
+    "references",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +50,9 @@ def _load(folder):
 def test_train_export_load_and_synthesize(trained, tiny_xtts):
     folder = export_model(trained.run_dir, "voice")
     assert folder == trained.run_dir.parent.parent / "models" / "voice"
-    assert {"config.json", "model.pth", "vocab.json", "speakers_xtts.pth", "model_card.json"} <= {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.pth", "vocab.json", "speakers_xtts.pth", "model_card.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     assert (folder / "vocab.json").read_bytes() == (tiny_xtts / "vocab.json").read_bytes()  # the training vocab
 
     state = torch.load(folder / "model.pth", weights_only=True)

@@ -13,9 +13,18 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.train import TrainSettings, choose_precision, find_batch_size, list_runs, preflight, read_events, train
+from xtts_finetune.train import (
+    TrainSettings,
+    choose_precision,
+    find_batch_size,
+    list_runs,
+    preflight,
+    read_events,
+    train,
+)
 from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint
 from xtts_finetune.train.settings import lr_multiplier
 
@@ -36,9 +45,21 @@ def _steps(run_dir):
 
 
 def test_settings_take_effect_in_trainer_config_and_logged_lr(workspace, tiny_xtts):
-    settings = TrainSettings(epochs=2, batch_size=2, grad_accum=2, lr=1e-4, weight_decay=0.05, warmup_steps=2,
-                             scheduler="linear", min_lr_ratio=0.5, max_text_length=150, save_every_steps=3,
-                             keep_checkpoints=1, seed=7, early_stopping_patience=None)
+    settings = TrainSettings(
+        epochs=2,
+        batch_size=2,
+        grad_accum=2,
+        lr=1e-4,
+        weight_decay=0.05,
+        warmup_steps=2,
+        scheduler="linear",
+        min_lr_ratio=0.5,
+        max_text_length=150,
+        save_every_steps=3,
+        keep_checkpoints=1,
+        seed=7,
+        early_stopping_patience=None,
+    )
     result = train(workspace, tiny_xtts, settings, run_name="tuned")
     assert result.status == "finished" and result.run_dir == workspace / "runs" / "tuned"
     config = json.loads((result.run_dir / "config.json").read_text())
@@ -57,6 +78,8 @@ def test_settings_take_effect_in_trainer_config_and_logged_lr(workspace, tiny_xt
     assert factors == pytest.approx([1 / 3, 2 / 3, 1.0, 0.75])
     assert lrs == pytest.approx([1e-4 * factors[i] for i in (0, 0, 1, 2, 2, 3)])  # warm-up, then decay
     assert len(checkpoints(result.run_dir)) == 1  # keep_checkpoints
+    best_step = json.loads((result.run_dir / "best.json").read_text())["step"]
+    assert (result.run_dir / "best_model.pth").samefile(result.run_dir / f"best_model_{best_step}.pth")  # no 2nd copy
     assert (result.run_dir / "trainer_0_log.txt").stat().st_size > 0
     assert list(result.run_dir.glob("events.out.tfevents.*"))
     steps = _steps(result.run_dir)
@@ -108,8 +131,25 @@ def test_early_stopping_after_patience_evals_without_improvement(workspace, tiny
 
 
 def test_resume_after_sigkill_continues_the_step_count(workspace, tiny_xtts):
-    cmd = [sys.executable, "-m", "xtts_finetune", "train", str(workspace), "--base", str(tiny_xtts),
-           "--epochs", "2", "--batch-size", "2", "--save-every", "2", "--patience", "0", "--run-name", "killed"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "xtts_finetune",
+        "train",
+        str(workspace),
+        "--base",
+        str(tiny_xtts),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--save-every",
+        "2",
+        "--patience",
+        "0",
+        "--run-name",
+        "killed",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     run_dir = workspace / "runs" / "killed"
     deadline = time.monotonic() + 300
@@ -157,9 +197,59 @@ def test_batch_size_search_finds_the_largest_that_fits():
         find_batch_size(lambda b: False)
 
 
+def test_out_of_memory_is_recognised_and_explained():
+    from xtts_finetune.train.settings import is_out_of_memory, out_of_memory_error
+
+    assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB"))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    err = out_of_memory_error(4, 2, 11.6)
+    assert "--batch-size" in err.fix and "--grad-accum" in err.fix and "--max-audio-seconds" in err.fix
+
+
 def test_schedule_warms_up_then_decays_to_the_floor():
     values = [lr_multiplier(s, total=100, warmup=10, schedule="cosine", min_ratio=0.1) for s in range(120)]
     assert values[0] < values[5] < values[9] < values[10] == 1.0
-    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
     assert values[100] == pytest.approx(0.1) and values[119] == pytest.approx(0.1)  # clamped past the end
     assert lr_multiplier(50, total=100, warmup=10, schedule="constant", min_ratio=0.1) == 1.0
+
+
+def test_batch_probe_trains_real_steps_of_the_longest_clips(workspace, tiny_xtts):
+    from TTS.tts.datasets import load_tts_samples
+
+    from xtts_finetune.train.recipe import _model_class, build_config, probe_batch_size
+
+    config = build_config(
+        tiny_xtts,
+        workspace / "dataset",
+        "en",
+        TrainSettings(),
+        batch_size=1,
+        grad_accum=1,
+        total_optimizer_steps=1,
+        warmup=1,
+        max_audio_seconds=3.0,
+        precision=(False, "fp32"),
+    )
+    model = _model_class()(config)
+    samples = load_tts_samples(config, eval_split=True)[0]
+    # On a CPU nothing runs out of memory, so the search climbs to its limit through real training steps.
+    assert probe_batch_size(model, config, samples, device="cpu", limit=3) == 3
+    assert all(p.grad is None for p in model.parameters())  # the probe leaves no gradients behind
+
+
+def test_stop_event_saves_a_checkpoint_and_the_run_resumes(workspace, tiny_xtts):
+    import threading
+
+    stop = threading.Event()
+
+    def progress(p):
+        if p.extra.get("event", {}).get("type") == "step":
+            stop.set()  # as the web UI's stop button does
+
+    result = train(workspace, tiny_xtts, TrainSettings(epochs=1, batch_size=2), progress=progress, stop_event=stop)
+    assert result.status == "stopped" and [p.name for p in checkpoints(result.run_dir)] == ["checkpoint_1.pth"]
+    assert list_runs(workspace)[0].status == "stopped"
+    resumed = train(workspace, None, resume=result.run_dir.name)
+    assert resumed.status == "finished" and resumed.best_checkpoint.is_file()

@@ -64,10 +64,17 @@ def _wait_status(page, panel: str, wanted: set[str], timeout_s: float = 150) -> 
     return status
 
 
+def _wait_progress(page) -> None:
+    """Until the training panel shows a running job with a percentage."""
+    page.wait_for_function(
+        "() => { const el = document.querySelector('#tr-job .xf-job');"
+        " return el && el.dataset.status === 'running' && /\\d+%/.test(el.innerText); }", timeout=120_000)
+
+
 def _pick(page, elem_id: str, option: str) -> None:
     """Choose an option of a Gradio dropdown by (part of) its label."""
     page.locator(f"#{elem_id} input").click()
-    page.locator("ul.options li", has_text=option).first.click()
+    page.locator(f"#{elem_id} [role=option]", has_text=option).first.click()
 
 
 def _type_custom(page, elem_id: str, value: str) -> None:
@@ -94,6 +101,7 @@ def app(tmp_path, monkeypatch):
     from xtts_finetune.webui.app import launch
 
     workspace = tmp_path / "workspace"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(workspace / "uploads" / ".gradio"))  # as `launch` sets it
     demo, url = launch(workspace, port=_free_port(), block=False, quiet=True)
     yield workspace, url
     demo.close()
@@ -126,33 +134,45 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         clip_id = rows.first.inner_text().split()[0]
         rows.first.click()  # the clip browser: select a row -> its clip plays, its transcript is editable
         page.wait_for_function("() => { const a = document.querySelector('#tab-dataset audio'); return a && a.src; }")
-        assert page.locator("#ds-clip-id input").input_value() == clip_id
+        assert page.locator("#ds-clip-id :is(input, textarea)").first.input_value() == clip_id
         _shot(page, "1-dataset")
 
-        # 2. Train one epoch (batch 1: several steps, so the refresh below lands mid-run).
+        # 2. Train: a long run first, to refresh the page while it trains, refuse a second start, and stop it.
         _tab(page, "Train")
         _type_custom(page, "tr-base", str(tiny_xtts))
-        page.locator("#tr-epochs input").fill("1")
+        page.locator("#tr-epochs input").fill("50")
         _type_custom(page, "tr-batch", "1")
         page.locator("#tr-start").click()
         _wait_status(page, "#tr-job", {"running"})
         job_id = page.locator("#tr-job .xf-job").get_attribute("data-job")
         page.locator("#tr-start").click()  # a second start while one trains is refused, readably
         page.get_by_text("A training job is already running").first.wait_for()
-        page.reload()  # the running job is read back after a refresh, and its progress keeps coming
+        _wait_progress(page)
+        page.reload()  # the running job, with its progress, is read back after a refresh
         _tab(page, "Train")
-        page.wait_for_function(
-            "() => { const el = document.querySelector('#tr-job .xf-job');"
-            " return el && el.dataset.status === 'running' && /\\d+%/.test(el.innerText); }", timeout=120_000)
+        _wait_progress(page)
         assert page.locator("#tr-job .xf-job").get_attribute("data-job") == job_id
+        assert page.locator("#tr-base input").input_value() == str(tiny_xtts)  # so is the form
+        assert page.locator("#tr-epochs input").input_value() == "50"
         _shot(page, "2-train-running")
+        page.locator("#tr-stop").click()
+        _wait_status(page, "#tr-job", {"stopped"})
+
+        # ... then one epoch to the end.
+        page.locator("#tr-epochs input").fill("1")
+        page.locator("#tr-start").click()
+        page.wait_for_function(f"() => document.querySelector('#tr-job .xf-job')?.dataset.job !== {job_id!r}")
         _wait_status(page, "#tr-job", {"finished"})
         page.wait_for_function("document.querySelectorAll('#tr-plot canvas, #tr-plot svg').length > 0")
-        assert "epoch" in page.locator("#tr-log textarea").input_value().lower()
+        trainer_log = page.locator("#tr-log textarea").input_value()
+        assert "loss" in trainer_log.lower() and "\x1b[" not in trainer_log
         _shot(page, "2-train")
 
         # 3. Export the run's best checkpoint and download the zip.
-        run_name = next((workspace / "runs").iterdir()).name
+        from xtts_finetune.train import list_runs
+
+        assert sorted(r.status for r in list_runs(workspace)) == ["finished", "stopped"]
+        run_name = next(r.name for r in list_runs(workspace) if r.status == "finished")
         _tab(page, "Export")
         _pick(page, "ex-run", run_name)
         page.locator("#ex-name input, #ex-name textarea").first.fill("e2e-voice")

@@ -72,15 +72,19 @@ def _verify(path: Path, remote) -> dict:
     """Check a downloaded file against the hub's metadata; return what was checked, for release.json."""
     size = path.stat().st_size
     if size != remote.size:
-        raise UserError(f"{path.name} is {size} bytes but the hub says {remote.size}",
-                        fix="run the download again; the broken file was removed")
+        raise UserError(
+            f"{path.name} is {size} bytes but the hub says {remote.size}",
+            fix="run the download again; the broken file was removed",
+        )
     if remote.lfs is not None:
         actual, expected = file_sha256(path), remote.lfs.sha256
     else:
         actual, expected = git_blob_sha1(path), remote.blob_id
     if actual != expected:
-        raise UserError(f"{path.name} does not match the hub's hash ({actual[:12]} != {expected[:12]})",
-                        fix="run the download again; the broken file was removed")
+        raise UserError(
+            f"{path.name} does not match the hub's hash ({actual[:12]} != {expected[:12]})",
+            fix="run the download again; the broken file was removed",
+        )
     return {"size": size, "sha256" if remote.lfs is not None else "git_sha1": actual}
 
 
@@ -90,8 +94,13 @@ def _offline() -> bool:
     return constants.is_offline_mode()
 
 
-def download_base_model(version: str, *, progress: ProgressCallback | None = None, cache_dir: str | Path | None = None,
-                        endpoint: str | None = None) -> Path:
+def download_base_model(
+    version: str,
+    *,
+    progress: ProgressCallback | None = None,
+    cache_dir: str | Path | None = None,
+    endpoint: str | None = None,
+) -> Path:
     """Download release `version` of coqui/XTTS-v2 into the cache (resuming, verified) and return its folder."""
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError
@@ -103,15 +112,21 @@ def download_base_model(version: str, *, progress: ProgressCallback | None = Non
     if all((final / name).is_file() for name in REQUIRED_FILES):
         return final
     if _offline():
-        raise UserError(f"XTTS {version} is not downloaded and HF_HUB_OFFLINE is set",
-                        fix=f"unset HF_HUB_OFFLINE and run: xtts-finetune models download {version}; "
-                            "or pass --base with a folder holding a copy of the release")
+        raise UserError(
+            f"XTTS {version} is not downloaded and HF_HUB_OFFLINE is set",
+            fix=f"unset HF_HUB_OFFLINE and run: xtts-finetune models download {version}; "
+            "or pass --base with a folder holding a copy of the release",
+        )
     staging = root / f".{version}.incomplete"
     staging.mkdir(parents=True, exist_ok=True)
     revision = RELEASES[version]
     try:
-        remote = {f.path: f for f in HfApi(endpoint=endpoint).get_paths_info(
-            REPO_ID, list(REQUIRED_FILES + OPTIONAL_FILES), revision=revision, expand=True)}
+        remote = {
+            f.path: f
+            for f in HfApi(endpoint=endpoint).get_paths_info(
+                REPO_ID, list(REQUIRED_FILES + OPTIONAL_FILES), revision=revision, expand=True
+            )
+        }
         missing = [name for name in REQUIRED_FILES if name not in remote]
         if missing:
             raise UserError(f"{REPO_ID}@{revision} has no {', '.join(missing)}", fix="pick another version")
@@ -129,10 +144,14 @@ def download_base_model(version: str, *, progress: ProgressCallback | None = Non
             done += remote[name].size
         report(progress, "download", total, total, f"{version}: verified")
     except (HfHubHTTPError, OSError) as err:
-        raise UserError(f"downloading XTTS {version} from the hub failed: {err}",
-                        fix=f"check the connection and run the same command again: it resumes where it stopped") from err
-    atomic_write_text(staging / "release.json", json.dumps(
-        {"repo": REPO_ID, "version": version, "revision": revision, "files": checked}, indent=2))
+        raise UserError(
+            f"downloading XTTS {version} from the hub failed: {err}",
+            fix="check the connection and run the same command again: it resumes where it stopped",
+        ) from err
+    atomic_write_text(
+        staging / "release.json",
+        json.dumps({"repo": REPO_ID, "version": version, "revision": revision, "files": checked}, indent=2),
+    )
     shutil.rmtree(staging / ".cache", ignore_errors=True)  # huggingface_hub's resume bookkeeping
     if final.exists():
         shutil.rmtree(final)  # an incomplete manual copy: the verified download replaces it
@@ -149,8 +168,10 @@ def training_assets(base_dir: Path) -> dict[str, Path]:
     for folder in folders:
         if all((folder / name).is_file() for name in TRAINING_FILES):
             return {"dvae": folder / "dvae.pth", "mel_stats": folder / "mel_stats.pth"}
-    raise UserError(f"{base_dir} has no dvae.pth and mel_stats.pth, which training needs",
-                    fix=f"copy them from the XTTS release into {base_dir}, or train from a release: --base {DEFAULT_VERSION}")
+    raise UserError(
+        f"{base_dir} has no dvae.pth and mel_stats.pth, which training needs",
+        fix=f"copy them from the XTTS release into {base_dir}, or train from a release: --base {DEFAULT_VERSION}",
+    )
 
 
 def base_model_version(base_dir: Path) -> str:
@@ -170,11 +191,15 @@ def resolve_base_model(spec: str | Path | None, *, progress: ProgressCallback | 
         return download_base_model(spec, progress=progress)
     folder = Path(spec).expanduser()
     if not folder.is_dir():
-        raise UserError(f"--base {spec!r} is neither an XTTS version nor a folder",
-                        fix=f"use one of {', '.join(RELEASES)} or the path of a model folder")
+        raise UserError(
+            f"--base {spec!r} is neither an XTTS version nor a folder",
+            fix=f"use one of {', '.join(RELEASES)} or the path of a model folder",
+        )
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
-        raise UserError(f"{folder} is not an XTTS v2 model folder: {', '.join(missing)} missing",
-                        fix="point --base at a folder with config.json, model.pth and vocab.json")
+        raise UserError(
+            f"{folder} is not an XTTS v2 model folder: {', '.join(missing)} missing",
+            fix="point --base at a folder with config.json, model.pth and vocab.json",
+        )
     training_assets(folder.resolve())
     return folder.resolve()

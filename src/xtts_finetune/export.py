@@ -33,8 +33,10 @@ def pick_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
     if checkpoint == "best":
         path = run_dir / "best_model.pth"
         if not path.is_file():
-            raise UserError(f"{run_dir} has no best_model.pth (no evaluation finished yet)",
-                            fix="train at least one epoch, or export with --checkpoint last")
+            raise UserError(
+                f"{run_dir} has no best_model.pth (no evaluation finished yet)",
+                fix="train at least one epoch, or export with --checkpoint last",
+            )
         return path
     if checkpoint == "last":
         saved = [p for p in [*checkpoints(run_dir), *run_dir.glob("best_model_*.pth")] if is_complete_checkpoint(p)]
@@ -66,8 +68,12 @@ def clip_quality(path: Path) -> dict:
     noise, signal = np.percentile(levels, 10), np.percentile(levels, 95)
     snr = float(20 * np.log10(max(signal, 1e-5) / max(noise, 1e-5)))
     clipped = float((np.abs(audio) >= 0.99).mean())
-    return {"seconds": len(audio) / rate, "snr_db": round(snr, 1), "clipped": round(clipped, 5),
-            "score": snr - 1000 * clipped}
+    return {
+        "seconds": len(audio) / rate,
+        "snr_db": round(snr, 1),
+        "clipped": round(clipped, 5),
+        "score": snr - 1000 * clipped,
+    }
 
 
 def pick_references(wavs: list[Path], count: int = MAX_REFERENCES) -> tuple[list[tuple[Path, dict]], str]:
@@ -79,8 +85,10 @@ def pick_references(wavs: list[Path], count: int = MAX_REFERENCES) -> tuple[list
         return sorted(ideal, key=lambda r: -r[1]["score"])[:count], ""
     # Closest to the range first, then the cleanest: a short prompt is weaker but still the right voice.
     fallback = sorted(rated, key=lambda r: (max(low - r[1]["seconds"], r[1]["seconds"] - high, 0) // 2, -r[1]["score"]))
-    note = (f"no clip in the dataset is {low:g}-{high:g} s long; using the {min(count, len(fallback))} best others. "
-            "Record or add a clean 6-12 s clip to references/ for a better voice prompt.")
+    note = (
+        f"no clip in the dataset is {low:g}-{high:g} s long; using the {min(count, len(fallback))} best others. "
+        "Record or add a clean 6-12 s clip to references/ for a better voice prompt."
+    )
     return fallback[:count], note
 
 
@@ -99,8 +107,11 @@ def inference_state(checkpoint: Path, fp16: bool = False) -> dict:
     import torch
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
-    weights = {k.removeprefix("xtts."): v for k, v in state.items()
-               if k.startswith("xtts.") and not k.startswith("xtts.gpt.gpt_inference")}
+    weights = {
+        k.removeprefix("xtts."): v
+        for k, v in state.items()
+        if k.startswith("xtts.") and not k.startswith("xtts.gpt.gpt_inference")
+    }
     if fp16:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     return weights
@@ -118,8 +129,15 @@ def _speaker_latents(folder: Path, references: list[Path]) -> dict:
     return {"gpt_cond_latent": latent.cpu().float(), "speaker_embedding": embedding.cpu().float()}
 
 
-def export_model(run_dir: str | Path, name: str, *, checkpoint: str = "best", fp16: bool = False,
-                 workspace: str | Path | None = None, progress: ProgressCallback | None = None) -> Path:
+def export_model(
+    run_dir: str | Path,
+    name: str,
+    *,
+    checkpoint: str = "best",
+    fp16: bool = False,
+    workspace: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> Path:
     """Write WORKSPACE/models/NAME (NAME-2 ... if taken) from a run; return the folder."""
     import torch
 
@@ -148,14 +166,18 @@ def export_model(run_dir: str | Path, name: str, *, checkpoint: str = "best", fp
 
         report(progress, "export", 1, 5, "picking reference clips")
         dataset_dir = Path(dataset["path"])
-        wavs = [dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()]
+        wavs = [
+            dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()
+        ]
         if not wavs:
             raise UserError(f"{dataset_dir} lists no clips to pick references from", fix="rebuild the dataset")
         picked, note = pick_references(wavs)
         references = []
         for path, quality in picked:
             shutil.copyfile(path, staging / "references" / path.name)
-            references.append({"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}})
+            references.append(
+                {"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}}
+            )
 
         report(progress, "export", 2, 5, "computing the speaker's latents")
         speakers_file = base_dir / "speakers_xtts.pth"
@@ -166,14 +188,25 @@ def export_model(run_dir: str | Path, name: str, *, checkpoint: str = "best", fp
         report(progress, "export", 4, 5, "writing model_card.json")
         best = read_best(run_dir)
         card = {
-            "format": "xtts-v2", "name": final.name,
+            "format": "xtts-v2",
+            "name": final.name,
             "base": {"version": run["base"]["version"], "path": str(base_dir)},
-            "language": language, "languages": config["languages"], "text_frontend": "default",
-            "speaker": dataset["speaker"], "dataset": dataset["summary"], "settings": run["settings"],
-            "training": run["resolved"], "run": str(run_dir), "checkpoint": ckpt.name,
-            "best_eval_loss": best.get("eval_loss"), "fp16": fp16,
-            "trained": run["created"], "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tool_version": __version__, "references": references, "notes": [note] if note else [],
+            "language": language,
+            "languages": config["languages"],
+            "text_frontend": "default",
+            "speaker": dataset["speaker"],
+            "dataset": dataset["summary"],
+            "settings": run["settings"],
+            "training": run["resolved"],
+            "run": str(run_dir),
+            "checkpoint": ckpt.name,
+            "best_eval_loss": best.get("eval_loss"),
+            "fp16": fp16,
+            "trained": run["created"],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "tool_version": __version__,
+            "references": references,
+            "notes": [note] if note else [],
         }
         atomic_write_text(staging / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False))
         os.replace(staging, final)

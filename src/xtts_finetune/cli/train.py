@@ -14,28 +14,45 @@ def _batch_size(value: str):
 
 
 def register(sub) -> None:
-    train = sub.add_parser("train", help="fine-tune XTTS v2 on WORKSPACE/dataset",
-                           description="Fine-tune XTTS v2 on WORKSPACE/dataset into WORKSPACE/runs/RUN.")
+    train = sub.add_parser(
+        "train",
+        help="fine-tune XTTS v2 on WORKSPACE/dataset",
+        description="Fine-tune XTTS v2 on WORKSPACE/dataset into WORKSPACE/runs/RUN.",
+    )
     train.add_argument("workspace", type=Path)
-    train.add_argument("--base", default=None, help="XTTS version (v2.0.3, main, ...) or a model folder (default v2.0.3)")
+    train.add_argument(
+        "--base", default=None, help="XTTS version (v2.0.3, main, ...) or a model folder (default v2.0.3)"
+    )
     train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=_batch_size, default=2, help="clips per batch, or 'auto' (largest that fits the GPU)")
+    train.add_argument(
+        "--batch-size", type=_batch_size, default=2, help="clips per batch, or 'auto' (largest that fits the GPU)"
+    )
     train.add_argument("--grad-accum", type=int, default=1, help="batches per optimizer step")
     train.add_argument("--lr", type=float, default=5e-6, help="peak learning rate")
     train.add_argument("--weight-decay", type=float, default=1e-2)
     train.add_argument("--warmup-steps", type=int, default=None, help="default: 10%% of the optimizer steps")
     train.add_argument("--scheduler", choices=["cosine", "linear", "constant"], default="cosine")
-    train.add_argument("--max-audio-seconds", type=float, default=None, help="default: the longest clip (at most 11.6 s)")
+    train.add_argument(
+        "--max-audio-seconds", type=float, default=None, help="default: the longest clip (at most 11.6 s)"
+    )
     train.add_argument("--max-text-length", type=int, default=200, help="in tokens")
     train.add_argument("--save-every", type=int, default=1000, help="save a resumable checkpoint every N steps")
     train.add_argument("--keep-checkpoints", type=int, default=2)
     train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--patience", type=int, default=3, help="stop after N evals without a better eval loss (0: never)")
+    train.add_argument(
+        "--patience", type=int, default=3, help="stop after N evals without a better eval loss (0: never)"
+    )
     train.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
     train.add_argument("--workers", type=int, default=0, help="data loader processes")
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
-    train.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN",
-                       help="continue the last unfinished run (or RUN) from its latest checkpoint")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue the last unfinished run (or RUN) from its latest checkpoint",
+    )
     train.add_argument("--check", action="store_true", help="only validate the dataset against the base model")
     train.add_argument("--list", action="store_true", help="list the workspace's runs and exit")
     train.set_defaults(func=_train)
@@ -52,11 +69,21 @@ def _settings(args):
     from xtts_finetune.train import TrainSettings
 
     return TrainSettings(
-        epochs=args.epochs, batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr,
-        weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, scheduler=args.scheduler,
-        max_audio_seconds=args.max_audio_seconds, max_text_length=args.max_text_length,
-        save_every_steps=args.save_every, keep_checkpoints=args.keep_checkpoints, seed=args.seed,
-        early_stopping_patience=args.patience or None, precision=args.precision, num_workers=args.workers,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_steps,
+        scheduler=args.scheduler,
+        max_audio_seconds=args.max_audio_seconds,
+        max_text_length=args.max_text_length,
+        save_every_steps=args.save_every,
+        keep_checkpoints=args.keep_checkpoints,
+        seed=args.seed,
+        early_stopping_patience=args.patience or None,
+        precision=args.precision,
+        num_workers=args.workers,
     ).validate()
 
 
@@ -76,10 +103,18 @@ def _train(args) -> int:
             raise problems_error(problems)
         print(f"{args.workspace / 'dataset'} is ready for training")
         return 0
-    result = train(args.workspace, args.base, None if args.resume else _settings(args), resume=args.resume,
-                   run_name=args.run_name, progress=ConsoleProgress())
+    result = train(
+        args.workspace,
+        args.base,
+        None if args.resume else _settings(args),
+        resume=args.resume,
+        run_name=args.run_name,
+        progress=ConsoleProgress(),
+    )
     loss = f"{result.best_eval_loss:.4f}" if result.best_eval_loss is not None else "none"
+    size = sum(p.stat().st_size for p in result.run_dir.rglob("*") if p.is_file())
     print(f"run {result.status.replace('_', ' ')} after {result.steps} steps: {result.run_dir}")
+    print(f"disk use: {human_bytes(size)}")
     print(f"best checkpoint: {result.best_checkpoint or 'none'} (eval loss {loss})")
     if result.best_checkpoint:
         print(f"next: xtts-finetune export {result.run_dir} --name NAME")

@@ -7,6 +7,16 @@ from xtts_finetune.train.runs import RunInfo, list_runs
 from xtts_finetune.train.settings import TrainSettings, choose_precision, find_batch_size
 
 __all__ = [
-    "Problem", "RunInfo", "RunResult", "TrainSettings", "choose_precision", "find_batch_size", "inspect_dataset",
-    "list_runs", "preflight", "read_best", "read_events", "train",
+    "Problem",
+    "RunInfo",
+    "RunResult",
+    "TrainSettings",
+    "choose_precision",
+    "find_batch_size",
+    "inspect_dataset",
+    "list_runs",
+    "preflight",
+    "read_best",
+    "read_events",
+    "train",
 ]

@@ -55,10 +55,13 @@ class DatasetInfo:
     def summary(self) -> dict:
         seconds = [c.seconds for c in self.clips]
         return {
-            "language": self.language, "speaker": self.speaker,
-            "train_clips": len(self.train), "eval_clips": len(self.clips) - len(self.train),
+            "language": self.language,
+            "speaker": self.speaker,
+            "train_clips": len(self.train),
+            "eval_clips": len(self.clips) - len(self.train),
             "total_seconds": round(sum(seconds), 2),
-            "shortest_seconds": round(min(seconds, default=0), 2), "longest_seconds": round(max(seconds, default=0), 2),
+            "shortest_seconds": round(min(seconds, default=0), 2),
+            "longest_seconds": round(max(seconds, default=0), 2),
         }
 
     def to_dict(self) -> dict:
@@ -73,7 +76,9 @@ def _read_split(dataset: Path, split: str, problems: list[Problem]) -> list[Clip
     with open(path, newline="", encoding="utf-8") as f:  # the same reader coqui's "coqui" formatter uses
         rows = list(csv.DictReader(f, delimiter="|"))
     if rows and not {"audio_file", "text"} <= set(rows[0]):
-        problems.append(Problem(None, f"{path} has no audio_file|text header", "write the header audio_file|text|speaker_name"))
+        problems.append(
+            Problem(None, f"{path} has no audio_file|text header", "write the header audio_file|text|speaker_name")
+        )
         return []
     if not rows:
         problems.append(Problem(None, f"{path} has no clips", f"add clips to the {split} split (rebuild the dataset)"))
@@ -85,7 +90,9 @@ def dataset_clips(dataset: Path) -> list[Clip]:
     return _read_split(dataset, "train", []) + _read_split(dataset, "eval", [])
 
 
-def inspect_dataset(workspace: str | Path, base_dir: str | Path, settings: TrainSettings) -> tuple[DatasetInfo, list[Problem]]:
+def inspect_dataset(
+    workspace: str | Path, base_dir: str | Path, settings: TrainSettings
+) -> tuple[DatasetInfo, list[Problem]]:
     """Read WORKSPACE/dataset and list every problem that would make training drop or crash on a clip."""
     import soundfile as sf
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
@@ -97,15 +104,22 @@ def inspect_dataset(workspace: str | Path, base_dir: str | Path, settings: Train
     lang_file = dataset / "lang.txt"
     language = normalize_language(lang_file.read_text(encoding="utf-8").strip()) if lang_file.is_file() else ""
     if not language:
-        problems.append(Problem(None, f"{lang_file} is missing or empty", "write the dataset's language code (e.g. en) into it"))
+        problems.append(
+            Problem(None, f"{lang_file} is missing or empty", "write the dataset's language code (e.g. en) into it")
+        )
     clips = _read_split(dataset, "train", problems) + _read_split(dataset, "eval", problems)
     info = DatasetInfo(str(dataset), language, clips[0].speaker if clips else "speaker", clips)
 
     vocab = Path(base_dir) / "vocab.json"
     tokenizer = VoiceBpeTokenizer(str(vocab))
     if language and f"[{tokenizer_language(language)}]" not in tokenizer.tokenizer.get_vocab():
-        problems.append(Problem(None, f"the base model's {vocab} has no token for language {language!r}",
-                                "pick a base model that speaks this language"))
+        problems.append(
+            Problem(
+                None,
+                f"the base model's {vocab} has no token for language {language!r}",
+                "pick a base model that speaks this language",
+            )
+        )
         language = ""
 
     for clip in clips:
@@ -114,36 +128,71 @@ def inspect_dataset(workspace: str | Path, base_dir: str | Path, settings: Train
             data, rate = sf.read(audio, dtype="float32", always_2d=True)
             clip.seconds = len(data) / rate
         except Exception as err:  # noqa: BLE001 - any decode failure is this clip's problem
-            problems.append(Problem(clip.audio_file, f"cannot be read ({type(err).__name__}: {err})",
-                                    "re-export it as WAV or remove its line from the CSV"))
+            problems.append(
+                Problem(
+                    clip.audio_file,
+                    f"cannot be read ({type(err).__name__}: {err})",
+                    "re-export it as WAV or remove its line from the CSV",
+                )
+            )
             continue
         if clip.seconds < MIN_AUDIO_SECONDS:
-            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.2f} s, shorter than {MIN_AUDIO_SECONDS} s",
-                                    "remove it or merge it with a neighbouring clip"))
+            problems.append(
+                Problem(
+                    clip.audio_file,
+                    f"is {clip.seconds:.2f} s, shorter than {MIN_AUDIO_SECONDS} s",
+                    "remove it or merge it with a neighbouring clip",
+                )
+            )
         if not clip.text.strip():
             problems.append(Problem(clip.audio_file, "has an empty transcript", "write its text or remove its line"))
         elif language:
             tokens = tokenizer.encode(clip.text, tokenizer_language(language))
             if len(tokens) > settings.max_text_length:
-                problems.append(Problem(clip.audio_file, f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
-                                        "split the clip, or raise --max-text-length"))
+                problems.append(
+                    Problem(
+                        clip.audio_file,
+                        f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
+                        "split the clip, or raise --max-text-length",
+                    )
+                )
 
     if language:
         unknown_by_clip: dict[str, list[str]] = {}
-        for unknown in find_unknown_characters(((c.audio_file, c.text) for c in clips), vocab, language, max_examples=10**6):
+        for unknown in find_unknown_characters(
+            ((c.audio_file, c.text) for c in clips), vocab, language, max_examples=10**6
+        ):
             for clip in unknown.examples:
                 unknown_by_clip.setdefault(clip, []).append(f"{unknown.char!r} ({unknown.codepoint})")
         for clip, chars in unknown_by_clip.items():
-            problems.append(Problem(clip, f"contains {', '.join(chars)}, which the base vocabulary cannot encode ([UNK])",
-                                    "rewrite the transcript without them (spell out or transliterate) or remove the clip"))
+            problems.append(
+                Problem(
+                    clip,
+                    f"contains {', '.join(chars)}, which the base vocabulary cannot encode ([UNK])",
+                    "rewrite the transcript without them (spell out or transliterate) or remove the clip",
+                )
+            )
 
     longest = max((c.seconds for c in clips), default=0.0)
-    limit = settings.max_audio_seconds if settings.max_audio_seconds is not None else max(min(longest, RECIPE_MAX_AUDIO_SECONDS), MIN_AUDIO_SECONDS)
+    limit = (
+        settings.max_audio_seconds
+        if settings.max_audio_seconds is not None
+        else max(min(longest, RECIPE_MAX_AUDIO_SECONDS), MIN_AUDIO_SECONDS)
+    )
     for clip in clips:
         if clip.seconds > limit:
-            how = "raise --max-audio-seconds" if settings.max_audio_seconds is not None else f"pass --max-audio-seconds {clip.seconds:.1f} (more GPU memory)"
-            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.1f} s, longer than the {limit:.1f} s limit",
-                                    f"split it into shorter clips, or {how}"))
+            how = (
+                "raise --max-audio-seconds"
+                if settings.max_audio_seconds is not None
+                else f"pass --max-audio-seconds {clip.seconds:.1f} (more GPU memory)"
+            )
+            problems.append(
+                Problem(
+                    clip.audio_file,
+                    f"is {clip.seconds:.1f} s, longer than the {limit:.1f} s limit",
+                    f"split it into shorter clips, or {how}",
+                )
+            )
     info.max_audio_seconds = limit
     return info, problems
 
@@ -157,5 +206,7 @@ def problems_error(problems: list[Problem], limit: int = 20) -> UserError:
     lines = [f"  - {p}" for p in problems[:limit]]
     if len(problems) > limit:
         lines.append(f"  ... and {len(problems) - limit} more")
-    return UserError(f"the dataset is not ready for training ({len(problems)} problem(s)):\n" + "\n".join(lines),
-                     fix="fix the clips listed above, then run training again")
+    return UserError(
+        f"the dataset is not ready for training ({len(problems)} problem(s)):\n" + "\n".join(lines),
+        fix="fix the clips listed above, then run training again",
+    )

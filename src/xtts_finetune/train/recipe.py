@@ -20,21 +20,36 @@ from unittest import mock
 
 from xtts_finetune import __version__
 from xtts_finetune.basemodels import base_model_version, resolve_base_model, training_assets
-from xtts_finetune.errors import UserError
+from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested, read_best
 from xtts_finetune.train.preflight import SPLITS, inspect_dataset, problems_error
 from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, read_run_settings, run_lock
 from xtts_finetune.train.settings import (
-    SAMPLE_RATE, TrainSettings, detect_precision, effective_grad_accum, find_batch_size, is_out_of_memory,
-    lr_multiplier, optimizer_steps, out_of_memory_error,
+    SAMPLE_RATE,
+    TrainSettings,
+    detect_precision,
+    effective_grad_accum,
+    find_batch_size,
+    is_out_of_memory,
+    lr_multiplier,
+    optimizer_steps,
+    out_of_memory_error,
 )
 from xtts_finetune.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 2
-PATH_ARGS = {"tokenizer_file", "gpt_checkpoint", "clvp_checkpoint", "decoder_checkpoint", "xtts_checkpoint",
-             "dvae_checkpoint", "mel_norm_file", "vocoder"}
+PATH_ARGS = {
+    "tokenizer_file",
+    "gpt_checkpoint",
+    "clvp_checkpoint",
+    "decoder_checkpoint",
+    "xtts_checkpoint",
+    "dvae_checkpoint",
+    "mel_norm_file",
+    "vocoder",
+}
 
 
 @dataclass
@@ -76,9 +91,16 @@ def _model_class():
             import torch
 
             s = self.config.lr_scheduler_params
-            factor = partial(lr_multiplier, total=s["total_steps"], warmup=s["warmup_steps"], schedule=s["schedule"],
-                             min_ratio=s["min_lr_ratio"])
-            return torch.optim.lr_scheduler.LambdaLR(optimizer[0] if isinstance(optimizer, list) else optimizer, lambda step: factor(step))
+            factor = partial(
+                lr_multiplier,
+                total=s["total_steps"],
+                warmup=s["warmup_steps"],
+                schedule=s["schedule"],
+                min_ratio=s["min_lr_ratio"],
+            )
+            return torch.optim.lr_scheduler.LambdaLR(
+                optimizer[0] if isinstance(optimizer, list) else optimizer, lambda step: factor(step)
+            )
 
         def train_step(self, batch, criterion, optimizer_idx=None):
             outputs, losses = super().train_step(batch, criterion, optimizer_idx)
@@ -88,9 +110,19 @@ def _model_class():
     return FineTuneModel
 
 
-def build_config(base_dir: Path, dataset_dir: Path, language: str, settings: TrainSettings, *, batch_size: int,
-                 grad_accum: int, total_optimizer_steps: int, warmup: int, max_audio_seconds: float,
-                 precision: tuple[bool, str], run_dir: Path):
+def build_config(
+    base_dir: Path,
+    dataset_dir: Path,
+    language: str,
+    settings: TrainSettings,
+    *,
+    batch_size: int,
+    grad_accum: int,
+    total_optimizer_steps: int,
+    warmup: int,
+    max_audio_seconds: float,
+    precision: tuple[bool, str],
+):
     """A GPTTrainerConfig with the base model's own architecture and every user setting applied."""
     from TTS.config.shared_configs import BaseDatasetConfig
     from TTS.tts.configs.xtts_config import XttsAudioConfig
@@ -102,28 +134,62 @@ def build_config(base_dir: Path, dataset_dir: Path, language: str, settings: Tra
     assets = training_assets(base_dir)
     args = gpt_trainer.GPTArgs(
         **shape,
-        max_conditioning_length=132300, min_conditioning_length=66150,  # 3-6 s prompts, as in the recipe
-        max_wav_length=math.ceil(max_audio_seconds * SAMPLE_RATE) + 256, max_text_length=settings.max_text_length,
-        tokenizer_file=str(base_dir / "vocab.json"), xtts_checkpoint=str(base_dir / "model.pth"),
-        dvae_checkpoint=str(assets["dvae"]), mel_norm_file=str(assets["mel_stats"]),
+        max_conditioning_length=132300,
+        min_conditioning_length=66150,  # 3-6 s prompts, as in the recipe
+        max_wav_length=math.ceil(max_audio_seconds * SAMPLE_RATE) + 256,
+        max_text_length=settings.max_text_length,
+        tokenizer_file=str(base_dir / "vocab.json"),
+        xtts_checkpoint=str(base_dir / "model.pth"),
+        dvae_checkpoint=str(assets["dvae"]),
+        mel_norm_file=str(assets["mel_stats"]),
     )
     audio = {k: v for k, v in base_config.get("audio", {}).items() if k in {f.name for f in fields(XttsAudioConfig)}}
-    dataset = BaseDatasetConfig(formatter="coqui", dataset_name="workspace", path=str(dataset_dir), language=language,
-                                meta_file_train=SPLITS["train"], meta_file_val=SPLITS["eval"])
+    dataset = BaseDatasetConfig(
+        formatter="coqui",
+        dataset_name="workspace",
+        path=str(dataset_dir),
+        language=language,
+        meta_file_train=SPLITS["train"],
+        meta_file_val=SPLITS["eval"],
+    )
     mixed, precision_name = precision
     return gpt_trainer.GPTTrainerConfig(
-        output_path=str(run_dir), run_name=run_dir.name, model_args=args, audio=XttsAudioConfig(**audio),
-        datasets=[dataset], epochs=settings.epochs, batch_size=batch_size, eval_batch_size=batch_size,
-        num_loader_workers=settings.num_workers, num_eval_loader_workers=settings.num_workers,
-        optimizer="AdamW", optimizer_wd_only_on_weights=True, lr=settings.lr, grad_clip=settings.grad_clip,
+        model_args=args,
+        audio=XttsAudioConfig(**audio),
+        datasets=[dataset],
+        epochs=settings.epochs,
+        batch_size=batch_size,
+        eval_batch_size=batch_size,
+        num_loader_workers=settings.num_workers,
+        num_eval_loader_workers=settings.num_workers,
+        optimizer="AdamW",
+        optimizer_wd_only_on_weights=True,
+        lr=settings.lr,
+        grad_clip=settings.grad_clip,
         optimizer_params={"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": settings.weight_decay},
-        lr_scheduler="LambdaLR", scheduler_after_epoch=False,  # built by FineTuneModel.get_scheduler from:
-        lr_scheduler_params={"schedule": settings.scheduler, "warmup_steps": warmup, "total_steps": total_optimizer_steps,
-                             "min_lr_ratio": settings.min_lr_ratio, "grad_accum": grad_accum},
-        save_step=settings.save_every_steps, save_n_checkpoints=settings.keep_checkpoints, save_best_after=0,
-        save_all_best=False, training_seed=settings.seed, mixed_precision=mixed,
-        precision=precision_name if mixed else "fp16", dashboard_logger="tensorboard", run_eval=True,
-        test_sentences=[], print_step=50, plot_step=10, log_model_step=10**9, print_eval=False,
+        lr_scheduler="LambdaLR",
+        scheduler_after_epoch=False,  # built by FineTuneModel.get_scheduler from:
+        lr_scheduler_params={
+            "schedule": settings.scheduler,
+            "warmup_steps": warmup,
+            "total_steps": total_optimizer_steps,
+            "min_lr_ratio": settings.min_lr_ratio,
+            "grad_accum": grad_accum,
+        },
+        save_step=settings.save_every_steps,
+        save_n_checkpoints=settings.keep_checkpoints,
+        save_best_after=0,
+        save_all_best=False,
+        training_seed=settings.seed,
+        mixed_precision=mixed,
+        precision=precision_name if mixed else "fp16",
+        dashboard_logger="tensorboard",
+        run_eval=True,
+        test_sentences=[],
+        print_step=50,
+        plot_step=10,
+        log_model_step=10**9,
+        print_eval=False,
         languages=sorted(set(base_config.get("languages", [])) | {language}),
     )
 
@@ -146,22 +212,27 @@ def _close_trainer_log(run_dir: Path) -> None:
             handler.close()
 
 
-def probe_batch_size(model, config, samples, limit: int = 64) -> int:
-    """Largest batch of the longest clips that trains one step without running out of GPU memory."""
+def probe_batch_size(model, config, samples, *, device: str = "cuda", limit: int = 64) -> int:
+    """Largest batch of the longest clips that trains one step without running out of memory on `device`."""
     import torch
 
     longest = sorted(samples, key=lambda s: Path(s["audio_file"]).stat().st_size, reverse=True)
-    model.cuda()
-    optimizer = torch.optim.AdamW(model.xtts.gpt.parameters(), lr=0.0)
+    model.to(device)
+    model.xtts.gpt.train()
 
     def fits(batch_size: int) -> bool:
-        config.batch_size = batch_size
+        config.batch_size = config.eval_batch_size = batch_size
         picked = (longest * batch_size)[:batch_size]
         try:
             batch = next(iter(model.get_data_loader(config, is_eval=True, samples=picked, verbose=False)))
-            batch = model.format_batch_on_device({k: v.cuda() if torch.is_tensor(v) else v for k, v in batch.items()})
-            with torch.autocast("cuda", dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16,
-                                enabled=config.mixed_precision):
+            batch = model.format_batch_on_device(
+                {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            )
+            with torch.autocast(
+                device,
+                dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16,
+                enabled=config.mixed_precision,
+            ):
                 _, losses = model.train_step(batch, None)
             losses["loss"].backward()
             return True
@@ -170,15 +241,23 @@ def probe_batch_size(model, config, samples, limit: int = 64) -> int:
                 raise
             return False
         finally:
-            optimizer.zero_grad(set_to_none=True)
-            torch.cuda.empty_cache()
+            model.zero_grad(set_to_none=True)
+            if device == "cuda":
+                torch.cuda.empty_cache()
 
     return find_batch_size(fits, start=1, limit=min(limit, len(samples)))
 
 
-def train(workspace: str | Path, base: str | Path | None, settings: TrainSettings | None = None, *,
-          resume: bool | str = False, run_name: str | None = None, progress: ProgressCallback | None = None,
-          stop_event: threading.Event | None = None) -> RunResult:
+def train(
+    workspace: str | Path,
+    base: str | Path | None,
+    settings: TrainSettings | None = None,
+    *,
+    resume: bool | str = False,
+    run_name: str | None = None,
+    progress: ProgressCallback | None = None,
+    stop_event: threading.Event | None = None,
+) -> RunResult:
     """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`)."""
     import torch
 
@@ -201,7 +280,6 @@ def train(workspace: str | Path, base: str | Path | None, settings: TrainSetting
         batch_size = saved["resolved"]["batch_size"]
     num_train = len(info.train)
     batch_size = min(batch_size, num_train)
-    run_dir = run_dir if resume else new_run_dir(workspace, run_name)
 
     def plan(batch):
         accum = effective_grad_accum(settings, num_train, batch)
@@ -210,9 +288,18 @@ def train(workspace: str | Path, base: str | Path | None, settings: TrainSetting
         return accum, total, min(warmup, total)
 
     accum, total_optimizer, warmup = plan(batch_size)
-    config = build_config(base_dir, Path(info.path), info.language, settings, batch_size=batch_size, grad_accum=accum,
-                          total_optimizer_steps=total_optimizer, warmup=warmup, max_audio_seconds=info.max_audio_seconds,
-                          precision=precision, run_dir=run_dir)
+    config = build_config(
+        base_dir,
+        Path(info.path),
+        tokenizer_language(info.language),
+        settings,
+        batch_size=batch_size,
+        grad_accum=accum,
+        total_optimizer_steps=total_optimizer,
+        warmup=warmup,
+        max_audio_seconds=info.max_audio_seconds,
+        precision=precision,
+    )
     model = _model_class()(config)
     from TTS.tts.datasets import load_tts_samples
 
@@ -224,28 +311,63 @@ def train(workspace: str | Path, base: str | Path | None, settings: TrainSetting
         config.lr_scheduler_params.update(total_steps=total_optimizer, warmup_steps=warmup, grad_accum=accum)
     total_steps = settings.epochs * math.ceil(num_train / batch_size)  # batches, coqui's step unit
 
-    if not resume:
+    if not resume:  # the folder appears only once the run can start
+        run_dir = new_run_dir(workspace, run_name)
         base_version = base_model_version(base_dir)
-        atomic_write_text(run_dir / "settings.json", json.dumps({
-            "settings": settings.to_dict(),
-            "base": {"spec": str(base), "path": str(base_dir), "version": base_version},
-            "dataset": info.to_dict(),
-            "resolved": {"batch_size": batch_size, "grad_accum": accum, "warmup_steps": warmup,
-                         "optimizer_steps": total_optimizer, "steps": total_steps, "max_audio_seconds": info.max_audio_seconds,
-                         "mixed_precision": precision[0], "precision": precision[1]},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool_version": __version__,
-        }, indent=2))
+        atomic_write_text(
+            run_dir / "settings.json",
+            json.dumps(
+                {
+                    "settings": settings.to_dict(),
+                    "base": {"spec": str(base or base_version), "path": str(base_dir), "version": base_version},
+                    "dataset": info.to_dict(),
+                    "resolved": {
+                        "batch_size": batch_size,
+                        "grad_accum": accum,
+                        "warmup_steps": warmup,
+                        "optimizer_steps": total_optimizer,
+                        "steps": total_steps,
+                        "max_audio_seconds": info.max_audio_seconds,
+                        "mixed_precision": precision[0],
+                        "precision": precision[1],
+                    },
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "tool_version": __version__,
+                },
+                indent=2,
+            ),
+        )
 
-    events = EventLog(run_dir, total_steps=total_steps, epochs=settings.epochs, batch_size=batch_size,
-                      patience=settings.early_stopping_patience, progress=progress, stop_event=stop_event)
+    config.output_path, config.run_name = str(run_dir), run_dir.name
+    events = EventLog(
+        run_dir,
+        total_steps=total_steps,
+        epochs=settings.epochs,
+        batch_size=batch_size,
+        patience=settings.early_stopping_patience,
+        progress=progress,
+        stop_event=stop_event,
+    )
     status, message = "failed", ""
     with run_lock(run_dir):
         try:
             args = TrainerArgs(continue_path=str(run_dir) if resume else "", grad_accum_steps=accum)
             with _trainer_writes_into(run_dir):
-                trainer = Trainer(args, config, output_path=str(run_dir), model=model, train_samples=train_samples,
-                                  eval_samples=eval_samples, parse_command_line_args=False, callbacks=events.callbacks())
-            events.emit("status", status="running", message=f"{'resumed at step ' + str(trainer.total_steps_done) if resume else 'started'} in {run_dir}")
+                trainer = Trainer(
+                    args,
+                    config,
+                    output_path=str(run_dir),
+                    model=model,
+                    train_samples=train_samples,
+                    eval_samples=eval_samples,
+                    parse_command_line_args=False,
+                    callbacks=events.callbacks(),
+                )
+            events.emit(
+                "status",
+                status="running",
+                message=f"{'resumed at step ' + str(trainer.total_steps_done) if resume else 'started'} in {run_dir}",
+            )
             try:
                 trainer._fit()  # fit() would turn every error into sys.exit(1) and may delete the run folder
                 status, message = "finished", "training finished"
@@ -255,7 +377,10 @@ def train(workspace: str | Path, base: str | Path | None, settings: TrainSetting
                 if isinstance(stop, KeyboardInterrupt):
                     raise
             except EarlyStop:
-                status, message = "early_stopped", f"eval loss did not improve for {settings.early_stopping_patience} evaluations"
+                status, message = (
+                    "early_stopped",
+                    f"eval loss did not improve for {settings.early_stopping_patience} evaluations",
+                )
             finally:
                 trainer.dashboard_logger.finish()
         except Exception as err:
@@ -271,5 +396,11 @@ def train(workspace: str | Path, base: str | Path | None, settings: TrainSetting
 
     best = read_best(run_dir)
     best_path = run_dir / "best_model.pth"
-    return RunResult(run_dir, best_path if best_path.is_file() else None, best.get("eval_loss"),
-                     trainer.total_steps_done, status == "early_stopped", status)
+    return RunResult(
+        run_dir,
+        best_path if best_path.is_file() else None,
+        best.get("eval_loss"),
+        trainer.total_steps_done,
+        status == "early_stopped",
+        status,
+    )

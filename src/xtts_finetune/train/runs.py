@@ -84,22 +84,30 @@ def find_run_to_resume(workspace: str | Path, resume: bool | str) -> Path:
     if isinstance(resume, str):
         run_dir = safe_join(runs_root(workspace), resume)
         if not (run_dir / "settings.json").is_file():
-            raise UserError(f"{run_dir} is not a training run", fix="pick a name from: xtts-finetune train --list WORKSPACE")
+            raise UserError(
+                f"{run_dir} is not a training run", fix="pick a name from: xtts-finetune train --list WORKSPACE"
+            )
     else:
         runs = [r for r in list_runs(workspace) if r.status not in ("finished", "early_stopped", "running")]
         if not runs:
-            raise UserError(f"no unfinished run to resume in {runs_root(workspace)}", fix="start a new run without --resume")
+            raise UserError(
+                f"no unfinished run to resume in {runs_root(workspace)}", fix="start a new run without --resume"
+            )
         run_dir = runs[0].path
     info = run_info(run_dir)
     if info.status == "running":
         raise UserError(f"run {run_dir.name} is still running", fix="wait for it or stop it first")
     if info.status in ("finished", "early_stopped"):
-        raise UserError(f"run {run_dir.name} already {info.status.replace('_', ' ')}",
-                        fix=f"export it (xtts-finetune export {run_dir}) or start a new run")
+        raise UserError(
+            f"run {run_dir.name} already {info.status.replace('_', ' ')}",
+            fix=f"export it (xtts-finetune export {run_dir}) or start a new run",
+        )
     set_aside_broken_checkpoints(run_dir)
     if not checkpoints(run_dir) and not (run_dir / "best_model.pth").is_file():
-        raise UserError(f"run {run_dir.name} saved no checkpoint before it stopped, so there is nothing to resume",
-                        fix="start a new run (lower --save-every to lose less next time)")
+        raise UserError(
+            f"run {run_dir.name} saved no checkpoint before it stopped, so there is nothing to resume",
+            fix="start a new run (lower --save-every to lose less next time)",
+        )
     return run_dir
 
 
@@ -111,7 +119,9 @@ def run_lock(run_dir: Path):
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                raise UserError(f"run {run_dir.name} is already training in another process", fix="wait for it to finish") from None
+                raise UserError(
+                    f"run {run_dir.name} is already training in another process", fix="wait for it to finish"
+                ) from None
         yield
 
 
@@ -152,5 +162,7 @@ def list_runs(workspace: str | Path) -> list[RunInfo]:
 def read_run_settings(run_dir: Path) -> dict:
     path = run_dir / "settings.json"
     if not path.is_file():
-        raise UserError(f"{run_dir} is not a training run (no settings.json)", fix="pass a folder under WORKSPACE/runs/")
+        raise UserError(
+            f"{run_dir} is not a training run (no settings.json)", fix="pass a folder under WORKSPACE/runs/"
+        )
     return json.loads(path.read_text(encoding="utf-8"))

@@ -42,9 +42,7 @@ def build_app(workspace: str | Path) -> gr.Blocks:
                                   ("3 · Export", tab_export), ("4 · Speak", tab_speak)):
                 name = module.__name__.rsplit("_", 1)[-1]
                 with gr.Tab(label, id=name, elem_id=f"tab-{name}") as tab:
-                    on_open = module.build(ui, demo)
-                if on_open:  # refresh the tab's lists (runs, models) whenever it is opened
-                    tab.select(*on_open, show_progress="hidden")
+                    module.build(ui, demo, tab)
     return demo
 
 
@@ -52,6 +50,8 @@ def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: i
            *, block: bool = True, quiet: bool = False):
     """Serve the UI on host:port (local only unless `host`/`share` say otherwise) and print its URL."""
     workspace = Path(workspace).expanduser().resolve()
+    # Gradio's own cache, where browser uploads land first, stays inside the workspace too.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace / "uploads" / ".gradio"))
     demo = build_app(workspace)
     demo.queue(default_concurrency_limit=4)
     _, local_url, share_url = demo.launch(

@@ -17,6 +17,8 @@ from xtts_finetune.utils import safe_join
 from xtts_finetune.webui.jobs import Job, JobRunner
 
 LANGUAGE_CHOICES = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
+# The browser's own audio player: plays anywhere, and its <audio> element carries the clip's URL.
+PLAYER = gr.WaveformOptions(show_recording_waveform=False)
 STATUS_WORDS = {
     "running": "Running", "stopping": "Stopping", "finished": "Finished", "failed": "Failed",
     "stopped": "Stopped", "interrupted": "Interrupted",

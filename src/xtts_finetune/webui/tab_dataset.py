@@ -9,7 +9,7 @@ import gradio as gr
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import (
-    LANGUAGE_CHOICES, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
+    LANGUAGE_CHOICES, PLAYER, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
 )
 
 WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
@@ -72,7 +72,7 @@ def _clip_path(ui: UI, segment) -> str | None:
     return str(path) if path.is_file() else None  # rejected segments have no wav
 
 
-def build(ui: UI, demo: gr.Blocks):
+def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="xf-section"):
             gr.Markdown("### Add recordings")
@@ -101,7 +101,7 @@ def build(ui: UI, demo: gr.Blocks):
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
                              column_widths=["16%", "8%", "9%", "57%", "10%"], wrap=True)
         with gr.Row(equal_height=False):
-            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio")
+            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio", waveform_options=PLAYER)
             with gr.Column(scale=3):
                 segment_id = gr.Textbox(label="Clip ID", interactive=False, elem_id="ds-clip-id")
                 text = gr.Textbox(label="Transcript", lines=2)
@@ -175,4 +175,3 @@ def build(ui: UI, demo: gr.Blocks):
     demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
     clips.select(on_select, None, [player, segment_id, text, excluded])
     save.click(on_save, [segment_id, text, excluded], [clips, stats, histogram])
-    return None

@@ -57,7 +57,7 @@ def model_rows(ui: UI) -> list[list]:
     return rows
 
 
-def build(ui: UI, demo: gr.Blocks):
+def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
             gr.Markdown("### Export a run")
@@ -95,6 +95,7 @@ def build(ui: UI, demo: gr.Blocks):
             model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
                                           workspace=ui.workspace, progress=ctx.progress))
             ctx.log(f"model folder: {model_dir}")
+            ctx.summary = f"Exported model {model_dir.name} to {model_dir}. Its zip is ready to download."
             return {"model": model_dir, "zip": zip_model(ui, model_dir)}
 
         return job_html(start_job(ui, "export", work, params))
@@ -112,7 +113,9 @@ def build(ui: UI, demo: gr.Blocks):
         names = [p.name for p in ui.models()]
         zip_path = (job.result or {}).get("zip") if job and job.status == "finished" else None
         file = zip_path if zip_path and Path(zip_path).is_file() else gr.skip()
-        return (job_html(job, "No export job yet."), model_rows(ui), gr.update(choices=names),
+        exported = Path((job.result or {}).get("model", "")).name if job and job.status == "finished" else None
+        pick_update = gr.update(choices=names, value=exported) if exported in names else gr.update(choices=names)
+        return (job_html(job, "No export job yet."), model_rows(ui), pick_update,
                 file, gr.update(choices=run_choices(ui)), sig)
 
     export.click(on_export, [run, checkpoint, name, fp16], [status])
@@ -121,5 +124,8 @@ def build(ui: UI, demo: gr.Blocks):
     outputs = [status, models, pick, download, run, shown]
     timer.tick(refresh, [shown], outputs, show_progress="hidden")
     demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
-    on_open = lambda: (gr.update(choices=run_choices(ui)), model_rows(ui), gr.update(choices=[p.name for p in ui.models()]))  # noqa: E731
-    return on_open, None, [run, models, pick]
+
+    def on_open():
+        return gr.update(choices=run_choices(ui)), model_rows(ui), gr.update(choices=[p.name for p in ui.models()])
+
+    tab.select(on_open, None, [run, models, pick], show_progress="hidden")

@@ -9,7 +9,7 @@ import gradio as gr
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import XTTS_LANGUAGES
-from xtts_finetune.webui.common import UI, copy_uploads, fail
+from xtts_finetune.webui.common import PLAYER, UI, copy_uploads, fail
 
 VOICE_SOURCES = ["Model voice", "Dataset clip", "Upload"]
 
@@ -53,7 +53,7 @@ def _seed(value) -> int | None:
     return int(value)
 
 
-def build(ui: UI, demo: gr.Blocks):
+def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     loaded = _Loaded()
     models = model_choices(ui)
     with gr.Row(equal_height=False):
@@ -82,7 +82,7 @@ def build(ui: UI, demo: gr.Blocks):
                     penalty = gr.Slider(1.0, 20.0, 10.0, step=0.5, label="Repetition penalty")
             speak = gr.Button("Speak", variant="primary", elem_id="sp-speak")
             audio = gr.Audio(label="Speech", type="numpy", format="wav", interactive=False, buttons=["download"],
-                             elem_id="sp-audio")
+                             elem_id="sp-audio", waveform_options=PLAYER)
 
     def model_path(value) -> Path:
         if not value:
@@ -132,11 +132,11 @@ def build(ui: UI, demo: gr.Blocks):
     source.change(on_source, [source], [voice, clip, upload], show_progress="hidden")
     speak.click(on_speak, [model, source, voice, clip, upload, text, language, seed, temperature, speed, top_k, top_p, penalty],
                 [audio])
-    demo.load(on_model, [model], [voice, language, model_info])
 
     def on_open(current):
         choices = model_choices(ui)
         value = current or (choices[0][1] if choices else None)  # the newest export, if none is chosen
         return gr.update(choices=choices, value=value), gr.update(choices=dataset_clips(ui))
 
-    return on_open, [model], [model, clip]
+    # Models load when the tab opens, not with the page: a training job may need the GPU memory.
+    tab.select(on_open, [model], [model, clip], show_progress="hidden").then(on_model, [model], [voice, language, model_info])

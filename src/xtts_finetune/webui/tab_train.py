@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -11,7 +12,8 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import UI, fail, job_html, job_signature, start_job
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
-LOG_TAIL = 40
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # coqui colours its log
+LOG_TAIL = 14  # as many lines as the log box shows
 
 
 def base_choices(ui: UI) -> list[tuple[str, str]]:
@@ -56,7 +58,7 @@ def log_tail(run_dir: Path | None, job) -> str:
         with open(logs[0], "rb") as f:
             f.seek(0, 2)
             f.seek(max(0, f.tell() - 16000))
-            lines = f.read().decode("utf-8", "replace").splitlines()
+            lines = ANSI.sub("", f.read().decode("utf-8", "replace")).splitlines()
         return "\n".join(lines[-LOG_TAIL:])
     return "\n".join(job.log[-LOG_TAIL:]) if job else ""
 
@@ -67,7 +69,7 @@ def _file_state(run_dir: Path | None) -> tuple:
     return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", *run_dir.glob("trainer_*_log.txt")] if p.exists())
 
 
-def build(ui: UI, demo: gr.Blocks):
+def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     from xtts_finetune.train.settings import TrainSettings
 
     defaults = TrainSettings()
@@ -94,9 +96,10 @@ def build(ui: UI, demo: gr.Blocks):
         with gr.Column(scale=3, elem_classes="xf-section"):
             gr.Markdown("### Progress")
             status = gr.HTML(job_html(None, "No training job yet."), elem_id="tr-job")
-            plot = gr.LinePlot(loss_frame(None), x="step", y="loss", color="curve", title="Loss",
-                               color_map={"train": "#6366f1", "eval": "#f59e0b"}, height=260, elem_id="tr-plot")
-            log = gr.Textbox(label="Trainer log (tail)", lines=10, max_lines=10, elem_classes="xf-log",
+            plot = gr.LinePlot(None, x="step", y="loss", color="curve", title="Loss",
+                               color_map={"train": "#6366f1", "eval": "#f59e0b"}, height=260, elem_id="tr-plot",
+                               y_axis_format=".3f")
+            log = gr.Textbox(label="Trainer log (tail)", lines=LOG_TAIL, max_lines=LOG_TAIL, elem_classes="xf-log",
                              autoscroll=True, elem_id="tr-log")
     shown = gr.State(())
     timer = gr.Timer(1.0)
@@ -159,4 +162,15 @@ def build(ui: UI, demo: gr.Blocks):
     stop.click(on_stop, None, [status])
     timer.tick(refresh, [shown], [status, plot, log, shown], show_progress="hidden")
     demo.load(refresh, [gr.State(None)], [status, plot, log, shown], show_progress="hidden")
-    return (lambda: gr.update(choices=base_choices(ui))), None, [base]
+
+    def restore_form():
+        """After a refresh the form shows what the last job trained with, not the defaults."""
+        job = ui.jobs.latest("train")
+        saved = (job.params.get("settings") if job else None) or {}
+        if not saved:
+            return (gr.skip(),) * len(inputs)
+        return (job.params.get("base") or gr.skip(), saved.get("epochs"), str(saved.get("batch_size")),
+                saved.get("grad_accum"), saved.get("lr"), saved.get("max_audio_seconds") or 0, saved.get("precision"))
+
+    demo.load(restore_form, None, inputs, show_progress="hidden")
+    tab.select(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")
