@@ -135,10 +135,19 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         rows.first.click()  # the clip browser: select a row -> its clip plays, its transcript is editable
         page.wait_for_function("() => { const a = document.querySelector('#tab-dataset audio'); return a && a.src; }")
         assert page.locator("#ds-clip-id :is(input, textarea)").first.input_value() == clip_id
+        page.locator("#ds-clip-text textarea").fill("hello, this transcript was corrected.")
+        page.locator("#ds-clip-save").click()
+        page.locator("#ds-clips").get_by_text("hello, this transcript was corrected.").wait_for()
+        from xtts_finetune.dataset import list_segments
+
+        assert next(s for s in list_segments(workspace) if s.id == clip_id).text == "hello, this transcript was corrected."
         _shot(page, "1-dataset")
 
         # 2. Train: a long run first, to refresh the page while it trains, refuse a second start, and stop it.
         _tab(page, "Train")
+        page.locator("#tr-start").click()  # a mistake reads as a message in the page, not a traceback
+        page.get_by_text("No base model chosen.").first.wait_for()
+        assert "Traceback" not in page.content()
         _type_custom(page, "tr-base", str(tiny_xtts))
         page.locator("#tr-epochs input").fill("50")
         _type_custom(page, "tr-batch", "1")

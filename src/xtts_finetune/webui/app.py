@@ -10,6 +10,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # the app never phon
 import gradio as gr  # noqa: E402
 
 from xtts_finetune import __version__  # noqa: E402
+from xtts_finetune.errors import UserError  # noqa: E402
 from xtts_finetune.webui import tab_dataset, tab_export, tab_speak, tab_train  # noqa: E402
 from xtts_finetune.webui.common import UI  # noqa: E402
 from xtts_finetune.webui.jobs import JobRunner  # noqa: E402
@@ -54,10 +55,14 @@ def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: i
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace / "uploads" / ".gradio"))
     demo = build_app(workspace)
     demo.queue(default_concurrency_limit=4)
-    _, local_url, share_url = demo.launch(
-        server_name=host, server_port=port, share=share, theme=THEME, css=CSS, quiet=True,
-        prevent_thread_lock=True, allowed_paths=[str(workspace)], footer_links=[], show_error=False,
-    )
+    try:
+        _, local_url, share_url = demo.launch(
+            server_name=host, server_port=port, share=share, theme=THEME, css=CSS, quiet=True,
+            prevent_thread_lock=True, allowed_paths=[str(workspace)], footer_links=[], show_error=False,
+        )
+    except OSError as err:
+        raise UserError(f"cannot serve the UI on {host}:{port}: {err}",
+                        fix=f"another program uses port {port}: pass --port with a free one, e.g. --port {port + 1}") from None
     if not quiet:
         print(f"xtts-finetune UI for workspace {workspace}")
         print(f"  open {local_url}" + (f"\n  public link {share_url}" if share_url else ""), flush=True)

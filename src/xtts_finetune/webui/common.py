@@ -86,9 +86,9 @@ def job_html(job: Job | None, idle: str = "No job yet.") -> str:
     hint = f'<div class="xf-hint">{html.escape(job.hint)}</div>' if job.hint else ""
     busy = " xf-busy" if job.active and job.progress is None else ""
     return (
-        f'<div class="xf-job xf-{job.status}" data-job="{html.escape(job.id)}" data-status="{job.status}">'
-        f'<div class="xf-job-head"><span class="xf-badge">{" · ".join(bits)}</span>'
-        f'<span class="xf-job-id">{html.escape(job.kind)} job {html.escape(job.id)}</span></div>'
+        f'<div class="xf-job xf-{job.status}" data-job="{html.escape(job.id)}" data-status="{job.status}"'
+        f' title="{html.escape(job.kind)} job {html.escape(job.id)}">'
+        f'<div class="xf-job-head"><span class="xf-badge">{" · ".join(bits)}</span></div>'
         f'<div class="xf-bar{busy}"><div style="width:{fraction * 100:.1f}%"></div></div>'
         f'<div class="xf-msg">{message}</div>{hint}</div>'
     )

@@ -101,13 +101,14 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
                              column_widths=["16%", "8%", "9%", "57%", "10%"], wrap=True)
         with gr.Row(equal_height=False):
-            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio", waveform_options=PLAYER)
+            player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
+                              waveform_options=PLAYER)
             with gr.Column(scale=3):
                 segment_id = gr.Textbox(label="Clip ID", interactive=False, elem_id="ds-clip-id")
-                text = gr.Textbox(label="Transcript", lines=2)
+                text = gr.Textbox(label="Transcript", lines=2, elem_id="ds-clip-text")
                 with gr.Row():
                     excluded = gr.Checkbox(label="Exclude from training")
-                    save = gr.Button("Save clip", size="sm")
+                    save = gr.Button("Save clip", size="sm", elem_id="ds-clip-save")
     shown = gr.State(())
     timer = gr.Timer(1.0)
 

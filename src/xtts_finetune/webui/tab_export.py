@@ -95,7 +95,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
                                           workspace=ui.workspace, progress=ctx.progress))
             ctx.log(f"model folder: {model_dir}")
-            ctx.summary = f"Exported model {model_dir.name} to {model_dir}. Its zip is ready to download."
+            ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/; its zip is ready to download."
             return {"model": model_dir, "zip": zip_model(ui, model_dir)}
 
         return job_html(start_job(ui, "export", work, params))

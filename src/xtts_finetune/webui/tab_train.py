@@ -154,7 +154,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         sig = (job_signature(job), str(run_dir), _file_state(run_dir))
         if sig == last:
             return gr.skip(), gr.skip(), gr.skip(), last
-        return job_html(job, "No training job yet."), loss_frame(run_dir), log_tail(run_dir, job), sig
+        curves = gr.update(value=loss_frame(run_dir), title=f"Loss · {run_dir.name}" if run_dir else "Loss")
+        return job_html(job, "No training job yet."), curves, log_tail(run_dir, job), sig
 
     inputs = [base, epochs, batch, accum, lr, max_audio, precision]
     start.click(on_start, inputs, [status])
