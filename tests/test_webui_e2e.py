@@ -137,7 +137,7 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         assert page.locator("#ds-clip-id :is(input, textarea)").first.input_value() == clip_id
         page.locator("#ds-clip-text textarea").fill("hello, this transcript was corrected.")
         page.locator("#ds-clip-save").click()
-        page.locator("#ds-clips").get_by_text("hello, this transcript was corrected.").wait_for()
+        page.locator("#ds-clips div[role=row]", has_text="hello, this transcript was corrected.").wait_for()
         from xtts_finetune.dataset import list_segments
 
         assert next(s for s in list_segments(workspace) if s.id == clip_id).text == "hello, this transcript was corrected."

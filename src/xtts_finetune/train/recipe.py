@@ -199,7 +199,11 @@ def _trainer_writes_into(run_dir: Path):
     """coqui's Trainer always invents a dated folder name for a new run; ours is WORKSPACE/runs/RUN."""
     import trainer.trainer as coqui_trainer
 
-    with mock.patch.object(coqui_trainer, "get_experiment_folder_path", lambda root, name: run_dir):
+    with (
+        mock.patch.object(coqui_trainer, "get_experiment_folder_path", lambda root, name: run_dir),
+        # it would also copy sys.argv[0] (our console script, or the web UI's) into the run folder
+        mock.patch.object(coqui_trainer.Trainer, "save_training_script", lambda self: None),
+    ):
         yield
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from pathlib import Path
 
@@ -32,11 +33,11 @@ def build_app(workspace: str | Path) -> gr.Blocks:
     workspace = Path(workspace).expanduser().resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     ui = UI(workspace=workspace, jobs=JobRunner(workspace))
-    with gr.Blocks(title="xtts-finetune") as demo:
+    with gr.Blocks(title="xtts-finetune", analytics_enabled=False) as demo:
         gr.HTML(
             f'<div class="xf-header"><div><h1>xtts-finetune</h1>'
             f"<p>Recordings of a voice in, a fine-tuned XTTS v2 voice out.</p></div>"
-            f'<div class="xf-ws">workspace <code>{workspace}</code><br>v{__version__}</div></div>'
+            f'<div class="xf-ws">workspace <code>{html.escape(str(workspace))}</code><br>v{__version__}</div></div>'
         )
         with gr.Tabs():
             for label, module in (("1 · Dataset", tab_dataset), ("2 · Train", tab_train),
