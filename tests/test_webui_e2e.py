@@ -43,7 +43,7 @@ def _recording(folder: Path) -> Path:
     parts, rate = [], 22050
     for i, sentence in enumerate(SENTENCES):
         audio, rate = sf.read(espeak(sentence, folder / f"part{i}.wav"), dtype="float32")
-        parts += [audio, np.zeros(int(0.7 * rate), dtype=np.float32)]
+        parts += [audio, np.zeros(int(0.5 * rate), dtype=np.float32)]
     out = folder / "my recording (take 1).wav"
     sf.write(out, np.concatenate(parts), rate)
     return out
@@ -205,5 +205,11 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         audio, rate = sf.read(BytesIO(wav.body()))
         assert rate == 24000 and len(audio) > 2400
         _shot(page, "4-speak")
+        page.locator("#sp-source").get_by_text("Dataset clip").click()  # a dataset clip as the reference
+        _pick(page, "sp-clip", clip_id)
+        page.locator("#sp-speak").click()
+        page.wait_for_function(f"() => (document.querySelector('#sp-audio audio')?.src || {src!r}) !== {src!r}",
+                               timeout=120_000)
+        assert page.request.get(page.locator("#sp-audio audio").first.evaluate("a => a.src")).body()[:4] == b"RIFF"
         assert outside == [], f"the page reached outside the app: {outside}"
         browser.close()

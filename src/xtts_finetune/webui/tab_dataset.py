@@ -79,8 +79,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             media = gr.File(label="Audio or video files", file_count="multiple", elem_id="ds-media", height=140)
             folder = gr.Textbox(label="…or a folder on this computer", placeholder="/path/to/recordings",
                                 info="Read in place; nothing in it is changed.")
-            subtitles = gr.File(label="Subtitles (optional: .srt / .vtt, matched to media by name)",
-                                file_count="multiple", height=120)
+            with gr.Accordion("Subtitles (optional)", open=False):
+                subtitles = gr.File(label=".srt / .vtt files, matched to the media by name; their text is used "
+                                    "instead of Whisper's", file_count="multiple")
             with gr.Row():
                 language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language")
                 speaker = gr.Textbox("speaker", label="Speaker name")

@@ -35,9 +35,19 @@ def model_choices(ui: UI) -> list[tuple[str, str]]:
     return [(p.name, str(p)) for p in ui.models()]
 
 
-def dataset_clips(ui: UI) -> list[str]:
-    wavs = ui.workspace / "dataset" / "wavs"
-    return sorted(p.name for p in wavs.glob("*.wav")) if wavs.is_dir() else []
+def dataset_clips(ui: UI) -> list[tuple[str, str]]:
+    """The dataset's usable clips, labelled with their transcript."""
+    if not (ui.workspace / "dataset" / "dataset.json").is_file():
+        return []
+    from xtts_finetune.dataset import list_segments
+
+    try:
+        segments = list_segments(ui.workspace)
+    except UserError:
+        return []
+    root = ui.workspace / "dataset"
+    return [(f"{s.id} · {s.duration:.1f} s · {s.text[:48]}", Path(s.audio_file).name)
+            for s in segments if not s.excluded and not s.rejected and (root / s.audio_file).is_file()]
 
 
 def _language_choices(codes) -> list[tuple[str, str]]:
@@ -63,7 +73,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                                 info="One of your exported models, or the path of any model folder.", elem_id="sp-model")
             source = gr.Radio(VOICE_SOURCES, value="Model voice", label="Reference voice", elem_id="sp-source")
             voice = gr.Dropdown([], label="Voice of the model", elem_id="sp-voice")
-            clip = gr.Dropdown(dataset_clips(ui), label="Dataset clip", multiselect=True, visible=False)
+            clip = gr.Dropdown(dataset_clips(ui), label="Dataset clips", multiselect=True, visible=False, elem_id="sp-clip")
             upload = gr.File(label="Reference clips (wav, 3-20 s each)", file_count="multiple", visible=False, height=110)
             model_info = gr.Markdown("", elem_classes="xf-note")
         with gr.Column(scale=3, elem_classes="xf-section"):
