@@ -25,7 +25,7 @@ def test_ljspeech_folder_import(tmp_path, coqui_dataset):
 
     report = create_dataset(tmp_path / "ws", language="en", corpus=ljs, speaker="lj")
     assert len(report.added) == 3
-    assert len(report.rejected) == 1 and "outside 0.33-11.6 s" in report.rejected[0][1]
+    assert len(report.rejected) == 1 and "outside 0.5-11.6 s" in report.rejected[0][1]
     assert len(report.failed) == 1 and "metadata.csv:5" in report.failed[0][0] and "not found" in report.failed[0][1]
     segments = list_segments(tmp_path / "ws")
     assert [s.text for s in segments if s.active] == SENTENCES[:3]  # the normalised third column is used

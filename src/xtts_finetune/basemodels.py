@@ -162,8 +162,8 @@ def download_base_model(
 def training_assets(base_dir: Path) -> dict[str, Path]:
     """dvae.pth and mel_stats.pth for training on `base_dir`: its own, or those of the release it came from."""
     folders = [base_dir]
-    card = base_dir / "model_card.json"
-    if card.is_file():  # one of our exports: it keeps model weights only
+    # One of our exports keeps model weights only: follow its base (an export of an export, too) to the release.
+    while (card := folders[-1] / "model_card.json").is_file() and len(folders) < 16:
         folders.append(Path(json.loads(card.read_text(encoding="utf-8"))["base"]["path"]))
     for folder in folders:
         if all((folder / name).is_file() for name in TRAINING_FILES):

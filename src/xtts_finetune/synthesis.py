@@ -199,7 +199,7 @@ class Synthesizer:
             if voice not in self.voices():
                 raise UserError(f"unknown voice {voice!r}", fix=f"use one of: {', '.join(self.voices())}, or give reference clips")
             return voice
-        clips = tuple(Path(clip) for clip in voice)
+        clips = tuple(Path(clip).expanduser().resolve() for clip in voice)  # absolute: never read as an FFmpeg protocol
         missing = [str(clip) for clip in clips if not clip.is_file()]
         if not clips or missing:
             raise UserError(f"reference clips not found: {', '.join(missing) or '(none given)'}",

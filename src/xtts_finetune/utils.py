@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from xtts_finetune.errors import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -57,8 +59,8 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-class PathOutsideWorkspace(ValueError):
-    """A user-supplied path tried to leave the folder it must stay in."""
+class PathOutsideWorkspace(UserError, ValueError):
+    """A user-supplied path tried to leave its folder; a UserError, so interfaces show it without a traceback."""
 
 
 def safe_join(root: str | Path, *parts: str) -> Path:

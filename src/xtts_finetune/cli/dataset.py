@@ -21,7 +21,7 @@ def register(sub) -> None:
     create.add_argument("--speaker", default="speaker", help="speaker name written into the CSVs")
     create.add_argument("--eval-fraction", type=float, help="share of clips held out for evaluation (default 0.15)")
     create.add_argument("--max-seconds", type=float, help="longest clip (default 11.6, XTTS's training limit)")
-    create.add_argument("--min-seconds", type=float, help="shortest clip (default 0.33)")
+    create.add_argument("--min-seconds", type=float, help="shortest clip (default 0.5)")
     create.add_argument("--loudness-normalize", action="store_true", help="normalise loudness (EBU R128) while decoding")
     create.set_defaults(func=_create)
 

@@ -117,7 +117,7 @@ def _serve(args) -> int:
     from xtts_finetune.server import check_binding, serve
 
     check_binding(args.host, args.token)  # before the model loads
-    print(f"serving {args.model} on http://{args.host}:{args.port} (API docs at /docs)")
+    print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
     serve(args.model, host=args.host, port=args.port, token=args.token, max_queue=args.max_queue,
           max_chars=args.max_chars, device=args.device)
     return 0

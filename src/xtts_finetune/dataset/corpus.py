@@ -6,6 +6,7 @@ dataset format); rows whose audio is missing are reported, not dropped.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -29,9 +30,15 @@ def _read_rows(csv_path: Path) -> list[tuple[int, list[str]]]:
     return [(n, line.split("|")) for n, line in enumerate(lines, 1) if line.strip()]
 
 
+def _unquote(cols: list[str]) -> list[str]:
+    """A row's fields as coqui's csv reader sees them ("" quoting undone), unless a stray quote would merge columns."""
+    fields = next(csv.reader(["|".join(cols)], delimiter="|"))
+    return cols if any("|" in f for f in fields) else fields
+
+
 def read_coqui_csv(csv_path: Path) -> list[CorpusRow]:
     """`audio_file|text|speaker_name` with a header; audio paths relative to the CSV's folder."""
-    rows = _read_rows(csv_path)
+    rows = [(n, _unquote(cols)) for n, cols in _read_rows(csv_path)]
     if rows and rows[0][1][0].strip() == "audio_file":
         rows = rows[1:]
     out = []

@@ -34,7 +34,7 @@ WHISPER_RATE = 16000
 
 @dataclass
 class DatasetSettings:
-    min_seconds: float = 0.33  # shorter clips teach little and destabilise training
+    min_seconds: float = 0.5  # XTTS training refuses shorter clips (train/preflight.py would stop the run)
     max_seconds: float = 11.6  # XTTS training drops longer clips (max_wav_length 255995 samples at 22.05 kHz)
     eval_fraction: float = 0.15
     loudness_normalize: bool = False

@@ -7,7 +7,9 @@ a stable function of its id, never changes as data is added.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -126,11 +128,20 @@ def save_manifest(workspace: str | Path, manifest: Manifest) -> None:
     root = dataset_dir(workspace)
     ensure_eval(manifest)
     for split in ("train", "eval"):
-        rows = [f"{s.audio_file}|{s.text}|{s.speaker}" for s in manifest.segments if s.active and s.split == split]
-        atomic_write_text(root / f"metadata_{split}.csv", "\n".join([CSV_HEADER, *rows]) + "\n")
+        rows = [(s.audio_file, s.text, s.speaker) for s in manifest.segments if s.active and s.split == split]
+        atomic_write_text(root / f"metadata_{split}.csv", _csv_text(rows))
     atomic_write_text(root / "lang.txt", manifest.language + "\n")
     data = asdict(manifest)
     atomic_write_text(root / "dataset.json", json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+
+
+def _csv_text(rows: list[tuple[str, str, str]]) -> str:
+    """Quoted the way coqui's csv reader unquotes: a text opening with `"` would otherwise swallow the rows after it."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="|", lineterminator="\n")
+    writer.writerow(CSV_HEADER.split("|"))
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def list_segments(workspace: str | Path) -> list[Segment]:

@@ -67,7 +67,8 @@ def stream_audio(path: str | Path, sample_rate: int = 22050, chunk_seconds: floa
     """
     path = Path(path)
     check_media_file(path)
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-sn", "-dn"]
+    # Absolute, so a name like "concat:x.wav" or "http:x.mp3" is read as a file, never as an FFmpeg protocol.
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path.resolve()), "-vn", "-sn", "-dn"]
     if loudness_normalize:
         cmd += ["-af", "loudnorm=I=-23:TP=-2:LRA=11"]  # EBU R128 broadcast loudness, one pass
     cmd += ["-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]

@@ -205,7 +205,7 @@ def _load_audio(audio: str | Path | np.ndarray) -> tuple[str, np.ndarray]:
         if not path.is_file():
             raise UserError(f"Audio file not found: {path}", fix="check the path")
         try:
-            name, samples = path.name, decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+            name, samples = path.name, decode_audio(str(path.resolve()), sampling_rate=SAMPLE_RATE)  # never a protocol
         except Exception as err:  # PyAV raises its own error types for every container problem
             raise UserError(f"Cannot decode {path}: {err}",
                             fix="check that the file plays in a media player; re-export or re-download it") from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import filecmp
 import html
 import re
 import shutil
@@ -51,8 +52,12 @@ def copy_uploads(ui: UI, files, folder: str) -> list[Path]:
     for item in files or []:
         src = Path(getattr(item, "name", item))
         dest = safe_join(ui.workspace, "uploads", safe_name(folder), safe_name(src.name))
+        stem, n = dest.stem, 1
+        while dest in paths:  # two files of the same name in one upload: keep both
+            n += 1
+            dest = dest.with_name(f"{stem}-{n}{dest.suffix}")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+        if not dest.exists() or not filecmp.cmp(src, dest, shallow=False):  # same name and size is not the same clip
             shutil.copyfile(src, dest)
         paths.append(dest)
     return paths

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.languages import XTTS_LANGUAGES
+from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language
 from xtts_finetune.webui.common import PLAYER, UI, copy_uploads, fail
 
 VOICE_SOURCES = ["Model voice", "Dataset clip", "Upload"]
@@ -108,7 +108,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         except UserError as err:
             fail(err)
         voices, langs = synth.voices(), synth.languages
-        default_lang = synth.card.get("language") or (langs[0] if langs else None)
+        # model_card.json says "zh-cn" where the choices say "zh": normalise, or the dropdown refuses its own value
+        default_lang = normalize_language(synth.card.get("language") or "") or (langs[0] if langs else None)
         info = f"**{synth.name}** · {len(synth.references)} reference clip(s) · {len(langs)} language(s) · {synth.device}"
         return (gr.update(choices=voices, value=voices[0] if voices else None),
                 gr.update(choices=_language_choices(langs), value=default_lang), info)
