@@ -40,4 +40,5 @@ WORKDIR /data
 VOLUME /data
 EXPOSE 7860
 # In a container the UI must listen on all interfaces for `-p 7860:7860` to reach it (the default is 127.0.0.1).
-CMD ["xtts-finetune", "ui", "--host", "0.0.0.0", "--port", "7860", "--workspace", "/data/workspace"]
+# --no-auth: publish the port on 127.0.0.1 only (see the README), or set XTTS_FINETUNE_UI_AUTH=user:password.
+CMD ["xtts-finetune", "ui", "--host", "0.0.0.0", "--port", "7860", "--workspace", "/data/workspace", "--no-auth"]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the model hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Caches (base models, conditioning latents) go to a scratch folder, never the user's real home.
+os.environ["XTTS_FINETUNE_HOME"] = tempfile.mkdtemp(prefix="xtts-finetune-home-")
 
 SENTENCES = [
     "Hello there, my friend.",

@@ -49,3 +49,20 @@ def test_stats_report_unknown_characters_levels_and_duplicates(tmp_path, coqui_d
     assert "cannot encode 'ω' (U+03C9)" in out and ids["The ωmega sign is new."] in out
     assert main(["dataset", "stats", str(tmp_path / "ws")]) == 0
     assert "tokenizer coverage not checked" in capsys.readouterr().out
+
+
+def test_a_damaged_clip_is_reported_not_a_crash(tmp_path, coqui_dataset):
+    corpus = tmp_path / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    rows = ["audio_file|text|speaker_name"]
+    for i in range(3):
+        (corpus / "wavs" / f"{i}.wav").write_bytes((coqui_dataset / "wavs" / f"clip{i}.wav").read_bytes())
+        rows.append(f"wavs/{i}.wav|{SENTENCES[i]}|speaker")
+    (corpus / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    create_dataset(tmp_path / "ws", language="en", corpus=corpus / "metadata.csv")
+    damaged = list_segments(tmp_path / "ws")[1]
+    (tmp_path / "ws" / "dataset" / damaged.audio_file).write_bytes(b"RIFF not really a wav")
+
+    stats = dataset_stats(tmp_path / "ws")
+    assert stats.missing_audio == [damaged.id] and stats.clips == 3
+    assert f"dataset edit WORKSPACE {damaged.id} --exclude" in stats.summary()

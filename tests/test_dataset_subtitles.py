@@ -108,3 +108,13 @@ def test_bad_subtitles_are_named(tmp_path):
     reasons = dict(report.failed)
     assert "no --audio file with the same name" in reasons[str(orphan)]
     assert "a.flac: file not found" in reasons[str(tmp_path / "a.flac")]
+
+
+def test_a_cue_that_ends_before_it_starts_is_reported_not_dropped_silently(tmp_path):
+    srt = tmp_path / "talk.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nKept.\n\n2\n00:00:05,000 --> 00:00:04,000\nBackwards cue.\n",
+                   encoding="utf-8")
+    problems: list[str] = []
+    cues = parse_subtitles(srt, problems)
+    assert [c.text for c in cues] == ["Kept."]
+    assert len(problems) == 1 and "talk.srt" in problems[0] and "Backwards cue." in problems[0]

@@ -110,3 +110,16 @@ def test_references_prefer_clean_clips_of_six_to_twelve_seconds(tmp_path):
     picked, note = pick_references([tmp_path / n for n in ("noisy.wav", "short.wav", "clean.wav")])
     assert [p.name for p, _ in picked] == ["clean.wav", "noisy.wav"] and note == ""
     assert picked[0][1]["snr_db"] > picked[1][1]["snr_db"]
+
+
+def test_export_names_a_base_model_that_is_gone(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "ws" / "runs" / trained.run_dir.name
+    shutil.copytree(trained.run_dir, run)
+    settings = json.loads((run / "settings.json").read_text(encoding="utf-8"))
+    settings["base"]["path"] = str(tmp_path / "deleted-base")
+    (run / "settings.json").write_text(json.dumps(settings), encoding="utf-8")
+    with pytest.raises(UserError, match="deleted-base, is gone"):
+        export_model(run, "voice")
+    assert not (tmp_path / "ws" / "models" / "voice").exists()

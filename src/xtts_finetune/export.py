@@ -146,6 +146,11 @@ def export_model(
     workspace = Path(workspace) if workspace else run_dir.parent.parent
     ckpt = pick_checkpoint(run_dir, checkpoint)
     base_dir, dataset = Path(run["base"]["path"]), run["dataset"]
+    if not (base_dir / "config.json").is_file():
+        raise UserError(
+            f"the base model this run was trained from, {base_dir}, is gone (export needs its config.json)",
+            fix=f"put it back, or download it again: xtts-finetune models download {run['base'].get('version', 'VERSION')}",
+        )
     train_config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
     vocab = Path(train_config["model_args"]["tokenizer_file"])
     models = workspace / "models"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +27,7 @@ from xtts_finetune import __version__
 from xtts_finetune.audio_out import encode, pcm16, wav_header
 from xtts_finetune.errors import UserError
 from xtts_finetune.synthesis import Synthesizer
+from xtts_finetune.utils import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -194,15 +194,6 @@ async def _stream_body(first: np.ndarray, chunks: asyncio.Queue, cancel: threadi
 
 def _error(status: int, message: str, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_binding(host: str, token: str | None) -> None:

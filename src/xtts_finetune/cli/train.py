@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from xtts_finetune.progress import ConsoleProgress
@@ -103,6 +104,9 @@ def _train(args) -> int:
             raise problems_error(problems)
         print(f"{args.workspace / 'dataset'} is ready for training")
         return 0
+    if args.resume and args.base:
+        print("note: --resume continues the run with the base model and settings it started with; --base is not used",
+              file=sys.stderr)
     result = train(
         args.workspace,
         args.base,

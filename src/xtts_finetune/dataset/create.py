@@ -154,7 +154,7 @@ class _Run:
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
         s, segments, end = self.settings, [], 0.0
-        cues = cue_words(parse_subtitles(job.subtitles), self.language) if job.subtitles else None
+        cues = cue_words(parse_subtitles(job.subtitles, self.out.warnings), self.language) if job.subtitles else None
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
             end = piece.end
             if cues is not None:

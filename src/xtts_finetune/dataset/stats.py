@@ -52,7 +52,7 @@ class DatasetStats:
         lines += [f"rejected ({n}): {why}" for why, n in self.rejected.items()]
         lines += [f"speaking rate outlier {o['id']}: {o['chars_per_second']:.1f} chars/s {o['text']!r}" for o in self.rate_outliers]
         lines += [f"clipping: {i}" for i in self.clipping] + [f"near-silent: {i}" for i in self.near_silent]
-        lines += [f"missing audio: {i}" for i in self.missing_audio]
+        lines += [f"missing or unreadable audio: {i} (restore wavs/{i}.wav, or exclude it: dataset edit WORKSPACE {i} --exclude)" for i in self.missing_audio]
         lines += [f"same text: {', '.join(ids)}" for ids in self.duplicate_texts]
         if self.vocab is None:
             lines.append("tokenizer coverage not checked: give --vocab vocab.json or --base DIR")
@@ -105,10 +105,11 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> D
     durations, rates, texts = [], {}, defaultdict(list)
     for seg in active:
         path = root / seg.audio_file
-        if not path.is_file():
+        try:
+            audio, _ = sf.read(path, dtype="float32", always_2d=False)
+        except (OSError, RuntimeError):  # missing, or not a readable wav (soundfile's errors are both)
             stats.missing_audio.append(seg.id)
             continue
-        audio, _ = sf.read(path, dtype="float32", always_2d=False)
         durations.append(len(audio) / manifest.settings.get("sample_rate", 22050))
         if np.count_nonzero(np.abs(audio) >= CLIP_LEVEL) >= max(3, 0.0005 * len(audio)):
             stats.clipping.append(seg.id)

@@ -27,8 +27,11 @@ def _seconds(h, m, s, frac) -> float:
     return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(frac.ljust(3, "0")) / 1000
 
 
-def parse_subtitles(path: str | Path) -> list[Cue]:
-    """Cues of an .srt or .vtt file in time order; tags, cue settings and NOTE/STYLE blocks dropped."""
+def parse_subtitles(path: str | Path, problems: list[str] | None = None) -> list[Cue]:
+    """Cues of an .srt or .vtt file in time order; tags, cue settings and NOTE/STYLE blocks dropped.
+
+    A cue with text that cannot be used (it ends before it starts) is described in `problems`.
+    """
     path = Path(path)
     if path.suffix.lower() not in SUBTITLE_EXTENSIONS:
         raise UserError(f"{path}: not a subtitle file (.srt or .vtt).", fix="convert it to SRT or WebVTT")
@@ -47,6 +50,9 @@ def parse_subtitles(path: str | Path) -> list[Cue]:
                 text = re.sub(r"</?(?:v|c|i|b|u|lang|ruby|rt)(?:[ .][^>]*)?>|<\d+:\d+[^>]*>", " ", text)  # VTT voice/class/time tags
                 if end > start and text.strip():
                     cues.append(Cue(start, end, text))
+                elif text.strip() and problems is not None:
+                    problems.append(f"{path.name}: cue {line.strip()!r} ends before it starts; its text "
+                                    f"{' '.join(text.split())[:60]!r} was left out (fix the timing to include it)")
                 break
     if not cues:
         raise UserError(f"{path}: no subtitle cues found.", fix="check that it is an SRT or WebVTT file with timings")

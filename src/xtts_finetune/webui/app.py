@@ -12,6 +12,7 @@ import gradio as gr  # noqa: E402
 
 from xtts_finetune import __version__  # noqa: E402
 from xtts_finetune.errors import UserError  # noqa: E402
+from xtts_finetune.utils import is_loopback  # noqa: E402
 from xtts_finetune.webui import tab_dataset, tab_export, tab_speak, tab_train  # noqa: E402
 from xtts_finetune.webui.common import UI  # noqa: E402
 from xtts_finetune.webui.jobs import JobRunner  # noqa: E402
@@ -48,9 +49,31 @@ def build_app(workspace: str | Path) -> gr.Blocks:
     return demo
 
 
+def check_exposure(host: str, share: bool, auth: tuple[str, str] | None, allow_open: bool = False) -> None:
+    """The page reads any folder path typed into it and drives the GPU: off this computer it needs a login."""
+    if (share or not is_loopback(host)) and not auth and not allow_open:
+        where = "a public link" if share else host
+        raise UserError(
+            f"refusing to serve the UI on {where} without a login: anyone who reaches it could read files on this "
+            "computer and use the GPU",
+            fix="pass --auth USER:PASSWORD (or set XTTS_FINETUNE_UI_AUTH), or --no-auth on a network you trust",
+        )
+
+
+def parse_auth(value: str | None) -> tuple[str, str] | None:
+    """`USER:PASSWORD` -> (user, password); empty -> None."""
+    if not value:
+        return None
+    user, sep, password = value.partition(":")
+    if not (user and sep and password):
+        raise UserError(f"--auth {value!r} is not USER:PASSWORD", fix="e.g. --auth anna:a-long-password")
+    return user, password
+
+
 def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: int = 7860, share: bool = False,
-           *, block: bool = True, quiet: bool = False):
+           *, auth: tuple[str, str] | None = None, allow_open: bool = False, block: bool = True, quiet: bool = False):
     """Serve the UI on host:port (local only unless `host`/`share` say otherwise) and print its URL."""
+    check_exposure(host, share, auth, allow_open)
     workspace = Path(workspace).expanduser().resolve()
     # Gradio's own cache, where browser uploads land first, stays inside the workspace too.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace / "uploads" / ".gradio"))
@@ -58,7 +81,7 @@ def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: i
     demo.queue(default_concurrency_limit=4)
     try:
         _, local_url, share_url = demo.launch(
-            server_name=host, server_port=port, share=share, theme=THEME, css=CSS, quiet=True,
+            server_name=host, server_port=port, share=share, auth=auth, theme=THEME, css=CSS, quiet=True,
             prevent_thread_lock=True, allowed_paths=[str(workspace)], footer_links=[], show_error=False,
         )
     except OSError as err:
