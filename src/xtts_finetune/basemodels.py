@@ -17,7 +17,7 @@ from pathlib import Path
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.progress import ProgressCallback, report
-from xtts_finetune.utils import atomic_write_text, file_sha256
+from xtts_finetune.utils import app_home, atomic_write_text, file_sha256
 
 REPO_ID = "coqui/XTTS-v2"
 # Version name -> hub revision (the releases are git tags of the hub repository).
@@ -37,8 +37,7 @@ class BaseModelInfo:
     size: int  # bytes on disk, 0 when not cached
 
 
-def home() -> Path:
-    return Path(os.environ.get("XTTS_FINETUNE_HOME") or Path.home() / ".cache" / "xtts-finetune")
+home = app_home  # kept under the name the rest of the code base uses
 
 
 def _base_root(cache_dir: str | Path | None) -> Path:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from xtts_finetune.utils import atomic_torch_save, file_sha256
+from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,7 @@ Latents = tuple[torch.Tensor, torch.Tensor]  # (gpt_cond_latent, speaker_embeddi
 
 
 def default_cache_dir() -> Path:
-    home = os.environ.get("XTTS_FINETUNE_HOME") or Path.home() / ".cache" / "xtts-finetune"
-    return Path(home) / "latents"
+    return app_home() / "latents"
 
 
 def model_fingerprint(model_dir: Path) -> str:

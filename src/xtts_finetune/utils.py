@@ -89,3 +89,8 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def app_home() -> Path:
+    """Where caches live (base models, conditioning latents): $XTTS_FINETUNE_HOME or ~/.cache/xtts-finetune."""
+    return Path(os.environ.get("XTTS_FINETUNE_HOME") or Path.home() / ".cache" / "xtts-finetune")
