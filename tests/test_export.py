@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_tiny_models import load_xtts
 from test_train import make_workspace
 
 from xtts_finetune.basemodels import resolve_base_model
@@ -36,17 +37,6 @@ def trained(coqui_dataset, tiny_xtts, tmp_path_factory):
     return train(workspace, tiny_xtts, TrainSettings(epochs=1, batch_size=5, save_every_steps=1))
 
 
-def _load(folder):
-    from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.models.xtts import Xtts
-
-    config = XttsConfig()
-    config.load_json(str(folder / "config.json"))
-    model = Xtts(config)
-    model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True)
-    return model
-
-
 def test_train_export_load_and_synthesize(trained, tiny_xtts):
     folder = export_model(trained.run_dir, "voice")
     assert folder == trained.run_dir.parent.parent / "models" / "voice"
@@ -69,7 +59,7 @@ def test_train_export_load_and_synthesize(trained, tiny_xtts):
     assert 1 <= len(card["references"]) <= 3 and card["notes"]
     assert all((folder / r["file"]).is_file() for r in card["references"])
 
-    model = _load(folder)
+    model = load_xtts(folder)
     speaker = model.speaker_manager.speakers["speaker"]  # the fine-tuned voice, from its references
     torch.manual_seed(0)
     wav = model.inference("hello world.", "en", speaker["gpt_cond_latent"], speaker["speaker_embedding"])["wav"]
@@ -84,7 +74,7 @@ def test_exports_never_overwrite_and_fp16_halves_the_weights(trained):
     weights = torch.load(second / "model.pth", weights_only=True)["model"]
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
     assert (second / "model.pth").stat().st_size < 0.6 * (first / "model.pth").stat().st_size
-    _load(second)
+    load_xtts(second)
     with pytest.raises(UserError, match="does not exist"):
         export_model(trained.run_dir, "x", checkpoint="nope.pth")
 

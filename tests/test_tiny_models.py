@@ -11,7 +11,7 @@ import torch
 RELEASE_FILES = {"config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth"}
 
 
-def _load_xtts(folder):
+def load_xtts(folder):
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
@@ -31,7 +31,7 @@ def test_tiny_xtts_has_release_layout_and_tokens(tiny_xtts):
 
 
 def test_tiny_xtts_loads_and_synthesizes_24khz(tiny_xtts):
-    model = _load_xtts(tiny_xtts)
+    model = load_xtts(tiny_xtts)
     assert model.config.audio.output_sample_rate == 24000
     speaker = model.speaker_manager.speakers["Tiny Speaker"]
     torch.manual_seed(0)
@@ -41,7 +41,7 @@ def test_tiny_xtts_loads_and_synthesizes_24khz(tiny_xtts):
 
 
 def test_tiny_xtts_conditioning_from_reference_clip(tiny_xtts, coqui_dataset):
-    model = _load_xtts(tiny_xtts)
+    model = load_xtts(tiny_xtts)
     latent, embedding = model.get_conditioning_latents(audio_path=[str(coqui_dataset / "wavs" / "clip0.wav")])
     assert latent.shape[-1] == model.args.gpt_n_model_channels
     assert embedding.shape[1] == 512
