@@ -58,9 +58,32 @@ def test_speak_gives_24khz_audio_that_grows_with_the_text(synth):
 
 def test_stream_chunks_concatenate_to_speak(synth):
     chunks = list(synth.stream(FOUR, "en", voice="Tiny Speaker", seed=7, temperature=0.6))
-    assert len(chunks) == 4 and all(c.dtype == np.float32 for c in chunks)
+    assert len(chunks) >= 4 and all(c.dtype == np.float32 for c in chunks)  # at least one per sentence
     spoken = synth.speak(FOUR, "en", voice="Tiny Speaker", seed=7, temperature=0.6)
     assert np.array_equal(np.concatenate(chunks), spoken)
+
+
+@pytest.mark.parametrize("speed", [1.0, 2.0])
+def test_one_sentence_streams_in_blocks_that_join_without_seams(synth, monkeypatch, speed):
+    # Seed 0 makes the tiny GPT talk for ~100 codes; blocks of 4 codes, then 16, give several chunks.
+    monkeypatch.setattr(synth, "stream_chunk_codes", 4)
+    before = synth.stats.codes
+    chunks = list(synth.stream("Hello there, my friend.", "en", voice="Tiny Speaker", seed=0, speed=speed))
+    codes = synth.stats.codes - before
+    assert len(chunks) >= 4 and len(chunks[0]) < len(chunks[1])  # a small first block: sound comes early
+    spoken = synth.speak("Hello there, my friend.", "en", voice="Tiny Speaker", seed=0, speed=speed)
+    assert np.array_equal(np.concatenate(chunks), spoken)
+    per_code = synth.samples_per_code / speed
+    assert abs(len(spoken) - codes * per_code) <= 2 * per_code
+    # No click where blocks meet: a seam jumps no more than the audio around it usually does.
+    jumps = np.abs(np.diff(spoken))
+    seams = np.cumsum([len(c) for c in chunks])[:-1] - 1
+    assert jumps[seams].max() <= 2 * np.percentile(jumps, 99)
+    # Decoding block by block over bounded windows sounds like decoding the sentence in one go.
+    monkeypatch.setattr(synth, "stream_chunk_codes", 10_000)
+    whole = list(synth.stream("Hello there, my friend.", "en", voice="Tiny Speaker", seed=0, speed=speed))
+    assert len(whole) == 1 and len(whole[0]) == len(spoken)
+    assert np.abs(whole[0] - spoken).max() <= 1e-3 * np.abs(whole[0]).max()
 
 
 def test_speed_changes_duration(synth):

@@ -28,6 +28,7 @@ DEFAULT_VOICE = "default"  # all of an export's reference clips together
 MAX_CHARS = 100_000
 GAP_SECONDS = 0.2  # silence between sentences
 FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
+SEAM_SECONDS = 0.005  # crossfade where two blocks of one sentence meet
 
 # Text front ends by the name an export records in model_card.json: applied to text before XTTS's
 # own cleaning, so a model is spoken to the way it was trained. Stages that add one register it here.
@@ -42,6 +43,7 @@ class SynthesisStats:
     latents_disk_loads: int = 0
     latents_cache_misses: int = 0  # computed from the clips
     sentences: int = 0
+    codes: int = 0  # GPT latents decoded (one per audio code, plus the stop token's)
 
 
 @dataclass
@@ -59,6 +61,10 @@ class Synthesizer:
     """One loaded model. Not thread-safe: callers run one `generate` at a time (the server queues)."""
 
     sample_rate = 24000
+    stream_chunk_codes = 24  # codes in a sentence's first block: small, so the first sound comes soon
+    later_chunk_factor = 4  # later blocks are this many times longer: fewer decoder calls
+    decode_context = 16  # latents before a block that its decoder window sees again, so seams stay smooth
+    decode_lookahead = 4  # latents after a block that its window sees (the block waits for them)
 
     def __init__(self, model_dir: str | Path, device: str = "auto", latents_cache_dir: Path | None = None,
                  max_chars: int = MAX_CHARS):
@@ -130,17 +136,19 @@ class Synthesizer:
         return SpeechRequest(sentences, language, self._check_voice(voice), settings, seed)
 
     def generate(self, request: SpeechRequest) -> Iterator[np.ndarray]:
-        """Audio of each sentence as soon as it is decoded, with the pause before it; float32, 24 kHz."""
+        """Audio as it is decoded, in blocks of a sentence, the pause before a sentence in its first block;
+        float32, 24 kHz. `speak` joins exactly these chunks, so both sound the same for a seed."""
         latent, embedding = self._conditioning(request.voice)
         gap = np.zeros(int(GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        fade = int(FADE_SECONDS * self.sample_rate)
         for i, sentence in enumerate(request.sentences):
             if request.seed is not None:
                 torch.manual_seed(request.seed + i)  # per sentence: a sentence sounds the same wherever it is
-            with torch.inference_mode():
-                wav = self.model.inference(sentence, request.language, latent, embedding, **request.settings)["wav"]
+            blocks = self._sentence_blocks(sentence, request.language, latent, embedding, dict(request.settings))
+            for j, (wav, last) in enumerate(blocks):
+                wav = _fade(wav, fade, start=j == 0, end=last)
+                yield np.concatenate([gap, wav]) if i and j == 0 else wav
             self.stats.sentences += 1
-            wav = _fade_edges(np.asarray(wav, dtype=np.float32), int(FADE_SECONDS * self.sample_rate))
-            yield wav if i == 0 else np.concatenate([gap, wav])
 
     def speak(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> np.ndarray:
         """The whole text as one float32 array at 24 kHz (settings as in `prepare`)."""
@@ -149,6 +157,67 @@ class Synthesizer:
     def stream(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> Iterator[np.ndarray]:
         """Like `speak`, in chunks as they are decoded; checks the request before returning."""
         return self.generate(self.prepare(text, language, voice, **settings))
+
+    @property
+    def samples_per_code(self) -> float:
+        """Output samples per GPT latent at speed 1 (the decoder stretches each latent by a fixed factor)."""
+        decoder = self.model.hifigan_decoder
+        return decoder.ar_mel_length_compression * decoder.output_sample_rate / decoder.input_sample_rate
+
+    # -- streaming within a sentence --------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _sentence_blocks(self, sentence: str, language: str, cond_latent, embedding, settings: dict):
+        """(audio, is_last) per block of codes as the GPT makes them. Each block is decoded once, over a
+        bounded window, so the cost stays linear in the length (re-decoding the sentence so far per
+        chunk, as coqui's inference_stream does, is quadratic)."""
+        stretch = 1.0 / settings.pop("speed", 1.0)
+        gpt = self.model.gpt
+        tokens = torch.IntTensor(self.model.tokenizer.encode(sentence.strip().lower(), lang=language))
+        inputs = gpt.compute_embeddings(cond_latent.to(self.device), tokens.unsqueeze(0).to(self.device))
+        codes = gpt.get_generator(fake_inputs=inputs, do_sample=True, num_beams=1, num_return_sequences=1,
+                                  output_attentions=False, output_hidden_states=True, return_dict_in_generate=True,
+                                  **settings)
+        latents, done, size, tail = [], 0, self.stream_chunk_codes, None
+        for _code, latent in codes:
+            latents.append(latent)
+            if len(latents) > done + size + self.decode_lookahead:  # ">": the last block is never empty
+                wav, tail = self._decode_block(latents, done, done + size, tail, embedding, stretch)
+                done, size = done + size, self.stream_chunk_codes * self.later_chunk_factor
+                yield wav, False
+        self.stats.codes += len(latents)
+        yield self._decode_block(latents, done, len(latents), tail, embedding, stretch, last=True)[0], True
+
+    def _decode_block(self, latents: list, start: int, end: int, tail, embedding, stretch: float, last=False):
+        """Samples of latents[start:end] (to the end if `last`), crossfaded from `tail`, and the next tail:
+        the samples this window gives just past `end`, for the next block's seam.
+
+        The window's frames are cut from the frames of all latents so far (the decoder's own linear
+        interpolation, redone per block: negligible next to the vocoder), so every window samples the
+        latents on the grid of a whole-sentence decode and the blocks join it to within float error."""
+        decoder = self.model.hifigan_decoder
+        frames = torch.cat(latents)[None].transpose(1, 2)  # [1, dim, codes]
+        for scale in (stretch, decoder.ar_mel_length_compression / decoder.output_hop_length,
+                      decoder.output_sample_rate / decoder.input_sample_rate):
+            if scale != 1.0:
+                frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="linear")
+        per_code = self.samples_per_code * stretch / decoder.output_hop_length  # frames per code
+
+        def frame(code: int) -> int:
+            return min(frames.shape[-1], max(0, round(code * per_code)))
+
+        first, low = frame(start - self.decode_context), frame(start)
+        high, stop = (frames.shape[-1],) * 2 if last else (frame(end), frame(end + self.decode_lookahead))
+        wav = decoder.waveform_decoder(frames[..., first:stop], g=embedding.to(self.device))
+        wav = wav.squeeze().float().cpu().numpy()
+        hop = len(wav) // max(1, stop - first)  # samples per frame
+        block = np.array(wav[(low - first) * hop:(high - first) * hop], dtype=np.float32)
+        if tail is not None:
+            n = min(len(tail), len(block))
+            ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+            block[:n] = tail[:n] * (1.0 - ramp) + block[:n] * ramp
+        seam = (high - first) * hop
+        return block, np.array(wav[seam:seam + int(SEAM_SECONDS * self.sample_rate)], dtype=np.float32)
 
     # -- checks and conditioning ------------------------------------------------------------------
 
@@ -290,10 +359,12 @@ def _check_range(name: str, value, low, high) -> None:
         raise UserError(f"{name} must be a number from {low} to {high}, not {value!r}", fix=f"choose a {name} in range")
 
 
-def _fade_edges(wav: np.ndarray, samples: int) -> np.ndarray:
+def _fade(wav: np.ndarray, samples: int, start: bool, end: bool) -> np.ndarray:
     n = min(samples, len(wav) // 2)
     if n:
         ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        wav[:n] *= ramp
-        wav[-n:] *= ramp[::-1]
+        if start:
+            wav[:n] *= ramp
+        if end:
+            wav[-n:] *= ramp[::-1]
     return wav
