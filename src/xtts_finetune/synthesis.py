@@ -61,7 +61,7 @@ class Synthesizer:
     """One loaded model. Not thread-safe: callers run one `generate` at a time (the server queues)."""
 
     sample_rate = 24000
-    stream_chunk_codes = 24  # codes in a sentence's first block: small, so the first sound comes soon
+    stream_chunk_codes = 16  # codes in a sentence's first block: small, so the first sound comes soon
     later_chunk_factor = 4  # later blocks are this many times longer: fewer decoder calls
     decode_context = 16  # latents before a block that its decoder window sees again, so seams stay smooth
     decode_lookahead = 4  # latents after a block that its window sees (the block waits for them)
