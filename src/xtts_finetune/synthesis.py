@@ -17,13 +17,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from xtts_finetune.basemodels import MODEL_FILES
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language, tokenizer_language
 from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
 
 log = logging.getLogger(__name__)
 
-REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
 DEFAULT_VOICE = "default"  # all of an export's reference clips together
 MAX_CHARS = 100_000
 GAP_SECONDS = 0.2  # silence between sentences
@@ -319,7 +319,7 @@ def check_model_folder(model_dir: str | Path) -> Path:
     if not folder.is_dir():
         raise UserError(f"model folder {folder} does not exist",
                         fix="give a folder with config.json, model.pth, vocab.json (a base model or an export)")
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         raise UserError(f"model folder {folder} is incomplete: missing {', '.join(missing)}",
                         fix="copy the missing files from the base model or export the model again")
