@@ -157,7 +157,7 @@ def test_token_required_when_set(synth):
 
     from xtts_finetune.server import create_app
 
-    client = TestClient(create_app(synthesizer=synth, token="s3cret"))
+    client = TestClient(create_app(synthesizer=synth, token="s3cret"), base_url="http://127.0.0.1")
     body = {"input": "Hi.", "response_format": "pcm"}
     assert client.post("/v1/audio/speech", json=body).status_code == 401
     wrong = client.post("/v1/audio/speech", json=body, headers={"Authorization": "Bearer nope"})

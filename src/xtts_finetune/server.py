@@ -2,6 +2,9 @@
 
 The model runs one request at a time on a single worker thread; at most `max_queue` requests are
 admitted (running or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
+The text front end runs on that thread too, inside the admitted work, so `/health` and open streams
+never wait for it. Before any body is read, the Host header (DNS rebinding) and the token are
+checked, and the body is counted as it arrives (chunked too). A client that leaves stops its work.
 Every error is JSON in OpenAI's shape, {"error": {"message", "type"}}, and bad input is never a 500.
 """
 
@@ -10,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from xtts_finetune import __version__
 from xtts_finetune.audio_out import encode, pcm16, wav_header
@@ -33,6 +38,10 @@ log = logging.getLogger(__name__)
 
 MEDIA_TYPES = {"wav": "audio/wav", "pcm": "audio/pcm", "mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg"}
 STREAMED_FORMATS = ("wav", "pcm")
+# Names a browser may use for a loopback server; any other Host header is a DNS-rebinding attempt.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+OPEN_PATHS = ("/health",)  # everything else, /docs and /openapi.json included, needs the token
+TOKEN_ENV = "XTTS_FINETUNE_TOKEN"
 _DONE = object()
 
 
@@ -77,19 +86,18 @@ class Worker:
 
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
                max_chars: int = 4000, synthesizer: Synthesizer | None = None, device: str = "auto",
-               latents_cache_dir: Path | None = None) -> FastAPI:
-    """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI)."""
+               latents_cache_dir: Path | None = None, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
+    """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI).
+
+    `allowed_hosts`: Host header names accepted (default: loopback names only); None accepts any.
+    """
     synth = synthesizer or Synthesizer(model_dir, device=device, latents_cache_dir=latents_cache_dir)
     worker = Worker(max_queue)
     app = FastAPI(title="xtts-finetune speech server", version=__version__)
     app.state.synthesizer, app.state.worker = synth, worker
-
-    def check_token(authorization: Optional[str] = Header(None)) -> None:
-        if token is None:
-            return
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise ApiError(401, "missing or wrong bearer token", "authentication_error", {"WWW-Authenticate": "Bearer"})
+    app.add_middleware(Gate, token=token, max_body=max_chars * 8 + 4096)  # 8 bytes a character covers JSON escapes
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))  # outermost: runs first
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, err: ApiError):
@@ -113,52 +121,49 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
         log.exception("unexpected error")
         return _error(500, f"internal error: {type(err).__name__}", "server_error")
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next):
-        # Checked before the body is read, so a huge upload costs nothing.
-        if int(request.headers.get("content-length") or 0) > max_chars * 8 + 4096:
-            return _error(413, f"request body too large; input is limited to {max_chars} characters")
-        return await call_next(request)
-
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
 
-    @app.get("/v1/voices", dependencies=[Depends(check_token)])
+    @app.get("/v1/voices")
     def voices() -> dict:
         return {"voices": synth.voices(), "languages": synth.languages, "model": synth.name}
 
-    @app.post("/v1/audio/speech", dependencies=[Depends(check_token)],
-              responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the audio"}})
-    async def speech(body: SpeechBody):
+    @app.post("/v1/audio/speech", responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the audio"}})
+    async def speech(body: SpeechBody, http: Request):
         fmt = body.response_format.lower()
         if fmt not in MEDIA_TYPES:
             raise ApiError(400, f"response_format {body.response_format!r} is not supported; use one of: {', '.join(MEDIA_TYPES)}")
         if len(body.input) > max_chars:
             raise ApiError(413, f"input has {len(body.input)} characters; this server accepts at most {max_chars}")
-        request = synth.prepare(body.input, body.language, body.voice, speed=body.speed, seed=body.seed)
         if not worker.admit():
             raise ApiError(503, "the server is busy; try again shortly", "server_busy",
                            {"Retry-After": str(max(1, worker.pending))})
-        chunks, cancel = _start(synth, worker, request)
-        first = await chunks.get()
-        if isinstance(first, BaseException):
-            raise first
-        if fmt in STREAMED_FORMATS:
-            return StreamingResponse(_stream_body(first, chunks, cancel, fmt, synth.sample_rate), media_type=MEDIA_TYPES[fmt])
-        parts = [first]
-        while (item := await chunks.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            parts.append(item)
+        chunks, cancel = _start(synth, worker, body)
+        gone = asyncio.ensure_future(_disconnected(http))
+        try:
+            first = await _next(chunks, gone, cancel)
+            if fmt in STREAMED_FORMATS:  # from here Starlette's own disconnect listener takes over
+                return StreamingResponse(_stream_body(first, chunks, cancel, fmt, synth.sample_rate), media_type=MEDIA_TYPES[fmt])
+            parts = [first]
+            while (item := await _next(chunks, gone, cancel)) is not _DONE:
+                parts.append(item)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the work has stopped
+        finally:
+            gone.cancel()
         data = await run_in_threadpool(encode, np.concatenate(parts), synth.sample_rate, fmt)
         return Response(data, media_type=MEDIA_TYPES[fmt])
 
     return app
 
 
-def _start(synth: Synthesizer, worker: Worker, request) -> tuple[asyncio.Queue, threading.Event]:
-    """Run `request` on the worker thread; its chunks, then _DONE (or an exception), arrive in the queue."""
+class ClientGone(Exception):
+    """The client closed the connection before its audio was ready."""
+
+
+def _start(synth: Synthesizer, worker: Worker, body: SpeechBody) -> tuple[asyncio.Queue, threading.Event]:
+    """Prepare and speak `body` on the worker thread; its chunks, then _DONE (or an exception), arrive in the queue."""
     loop, chunks, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
     def put(item) -> None:
@@ -166,6 +171,9 @@ def _start(synth: Synthesizer, worker: Worker, request) -> tuple[asyncio.Queue, 
 
     def job() -> None:
         try:
+            if cancel.is_set():  # the client left while this waited in the queue
+                return
+            request = synth.prepare(body.input, body.language, body.voice, speed=body.speed, seed=body.seed)
             for chunk in synth.generate(request):
                 put(chunk)
                 if cancel.is_set():  # the client went away
@@ -178,6 +186,26 @@ def _start(synth: Synthesizer, worker: Worker, request) -> tuple[asyncio.Queue, 
 
     worker.executor.submit(job)
     return chunks, cancel
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client disconnects (the body has been read, so the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _next(chunks: asyncio.Queue, gone: asyncio.Future, cancel: threading.Event):
+    """The next chunk, or ClientGone (and the work cancelled) if the client leaves first."""
+    getter = asyncio.ensure_future(chunks.get())
+    await asyncio.wait({getter, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if not getter.done():
+        getter.cancel()
+        cancel.set()
+        raise ClientGone()
+    item = getter.result()
+    if isinstance(item, BaseException):
+        raise item
+    return item
 
 
 async def _stream_body(first: np.ndarray, chunks: asyncio.Queue, cancel: threading.Event, fmt: str, sample_rate: int):
@@ -196,18 +224,81 @@ def _error(status: int, message: str, kind: str = "invalid_request_error", heade
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
 
 
+class Gate:
+    """ASGI middleware: the token is checked, then the body read in full up to `max_body` bytes, before the app runs.
+
+    Counting what arrives (not trusting Content-Length) bounds chunked bodies too; the app then reads
+    the buffered body, and later messages (the client's disconnect) pass straight through.
+    """
+
+    def __init__(self, app, token: str | None, max_body: int):
+        self.app, self.token, self.max_body = app, token, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self.token is not None and scope["path"] not in OPEN_PATHS and not self._authorized(scope):
+            return await _error(401, "missing or wrong bearer token", "authentication_error",
+                                {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        too_large = _error(413, f"request body too large; at most {self.max_body} bytes")
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            return await too_large(scope, receive, send)
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client left
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                return await too_large(scope, receive, send)
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def _authorized(self, scope) -> bool:
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode())
+
+
+def read_token(token_file: str | Path | None = None) -> str | None:
+    """The server's token: from `token_file` (first line), else $XTTS_FINETUNE_TOKEN; never needed on a command line."""
+    if token_file is None:
+        return os.environ.get(TOKEN_ENV) or None
+    try:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the token file {token_file}: {err}", fix="give a readable text file holding the token") from None
+    if len(token) < 8:
+        raise UserError(f"the token in {token_file} is {'empty' if not token else 'too short'}",
+                        fix="write a token of at least 8 characters into it, e.g. `openssl rand -hex 24`")
+    return token
+
+
 def check_binding(host: str, token: str | None) -> None:
     """Anyone who can reach a non-loopback address could use the GPU; require a token there."""
     if not is_loopback(host) and not token:
         raise UserError(f"refusing to listen on {host} without a token: anyone on the network could use it",
-                        fix="pass --token (or set XTTS_FINETUNE_TOKEN), or listen on 127.0.0.1")
+                        fix="pass --token-file FILE (or set XTTS_FINETUNE_TOKEN), or listen on 127.0.0.1")
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, token: str | None = None, *,
-          max_queue: int = 4, max_chars: int = 4000, device: str = "auto", log_level: str = "info") -> None:
-    """Load the model and serve until interrupted."""
+          max_queue: int = 4, max_chars: int = 4000, device: str = "auto", log_level: str = "info",
+          allowed_hosts: tuple[str, ...] | None = None) -> None:
+    """Load the model and serve until interrupted. On loopback only loopback Host names are accepted by default."""
     import uvicorn
 
     check_binding(host, token)
-    app = create_app(model_dir, token=token, max_queue=max_queue, max_chars=max_chars, device=device)
+    if allowed_hosts is None and is_loopback(host):
+        allowed_hosts = LOOPBACK_HOSTS
+    app = create_app(model_dir, token=token, max_queue=max_queue, max_chars=max_chars, device=device,
+                     allowed_hosts=allowed_hosts)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 from pathlib import Path
 
 from xtts_finetune.errors import UserError
@@ -40,8 +40,12 @@ def register(sub) -> None:
     serve.add_argument("model", type=Path, help="model folder: an export or a base model")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need --token)")
     serve.add_argument("--port", type=int, default=8020)
-    serve.add_argument("--token", default=os.environ.get("XTTS_FINETUNE_TOKEN"),
-                       help="require 'Authorization: Bearer TOKEN' (default: $XTTS_FINETUNE_TOKEN)")
+    token = serve.add_mutually_exclusive_group()
+    token.add_argument("--token-file", type=Path, metavar="FILE", help="require 'Authorization: Bearer TOKEN', "
+                       "TOKEN being this file's first line (default: $XTTS_FINETUNE_TOKEN, if set)")
+    token.add_argument("--token", help="the token itself; visible to every user in `ps`: prefer --token-file or the env var")
+    serve.add_argument("--allowed-hosts", nargs="+", metavar="NAME", help="Host header names accepted "
+                       "(default on 127.0.0.1: localhost 127.0.0.1 ::1, which stops DNS rebinding; elsewhere: any)")
     serve.add_argument("--max-queue", type=int, default=4, help="requests admitted at once; more get 503 (default 4)")
     serve.add_argument("--max-chars", type=int, default=4000, help="longest input accepted (default 4000)")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -114,10 +118,16 @@ def _jobs(args) -> list[tuple[Path, str]]:
 
 
 def _serve(args) -> int:
-    from xtts_finetune.server import check_binding, serve
+    from xtts_finetune.server import check_binding, read_token, serve
 
-    check_binding(args.host, args.token)  # before the model loads
-    print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs)", flush=True)
-    serve(args.model, host=args.host, port=args.port, token=args.token, max_queue=args.max_queue,
-          max_chars=args.max_chars, device=args.device)
+    if args.token:
+        print("warning: --token is visible to other users of this computer (ps); prefer --token-file or "
+              "$XTTS_FINETUNE_TOKEN", file=sys.stderr)
+    token = args.token or read_token(args.token_file)
+    check_binding(args.host, token)  # before the model loads
+    print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs"
+          f"{', with the token' if token else ''})", flush=True)
+    serve(args.model, host=args.host, port=args.port, token=token, max_queue=args.max_queue,
+          max_chars=args.max_chars, device=args.device,
+          allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None)
     return 0
