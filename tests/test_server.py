@@ -178,3 +178,97 @@ def test_public_address_needs_a_token(tmp_path):
     for host in ("127.0.0.1", "::1", "localhost"):
         check_binding(host, None)
     check_binding("0.0.0.0", "a-token")
+
+
+def test_docs_and_schema_need_the_token_and_checks_precede_the_body(synth):
+    from fastapi.testclient import TestClient
+
+    from xtts_finetune.server import create_app
+
+    client = TestClient(create_app(synthesizer=synth, token="s3cret-token", max_chars=100), base_url="http://127.0.0.1")
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert client.get(path).status_code == 401
+    assert client.get("/openapi.json", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    endless = (b"x" * 65536 for _ in range(10_000))  # 640 MB if it were read: refused on the headers alone
+    assert client.post("/v1/audio/speech", content=endless).status_code == 401
+    auth = {"Authorization": "Bearer s3cret-token"}
+    chunked = client.post("/v1/audio/speech", content=(b"x" * 1024 for _ in range(10_000)), headers=auth)
+    assert chunked.status_code == 413 and "too large" in chunked.json()["error"]["message"]
+
+
+def test_host_header_allow_list_stops_dns_rebinding(url):
+    evil = httpx.get(f"{url}/v1/voices", headers={"Host": "attacker.example:8020"})
+    assert evil.status_code == 400
+    for name in ("localhost", "127.0.0.1"):
+        assert httpx.get(f"{url}/v1/voices", headers={"Host": f"{name}:8020"}).status_code == 200
+
+
+def test_chunked_body_over_the_limit_is_refused_while_read(url):
+    sent = []
+
+    def body():
+        for _ in range(1000):  # 1 MB offered; the server stops reading after its limit
+            sent.append(1)
+            yield b"x" * 1024
+
+    response = httpx.post(f"{url}/v1/audio/speech", content=body(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "error" in response.json()
+    assert "content-length" not in response.request.headers  # it really was chunked
+
+
+def test_text_is_prepared_on_the_worker_thread(synth, url):
+    seen = []
+    original = synth.prepare
+
+    def recording(*args, **kwargs):
+        seen.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    synth.prepare = recording
+    try:
+        assert _speech(url, input=ONE, response_format="pcm").status_code == 200
+    finally:
+        del synth.prepare
+    assert seen and all(name.startswith("xtts-synthesis") for name in seen)
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav"])
+def test_a_client_that_leaves_stops_its_work(synth, url, fmt):
+    produced = []
+    original = synth.generate
+
+    def counting(request):
+        for chunk in original(request):
+            produced.append(len(chunk))
+            time.sleep(0.1)  # a slow GPU: the whole text would take over a second
+            yield chunk
+
+    synth.generate = counting
+    sentences = 12
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}/v1/audio/speech", json={"input": " ".join([ONE] * sentences), "response_format": fmt},
+                       timeout=httpx.Timeout(30, read=0.25))
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{url}/health").json()["pending"]:
+            assert time.monotonic() < deadline, "the abandoned request kept its slot"
+            time.sleep(0.05)
+    finally:
+        del synth.generate
+    assert 0 < len(produced) < sentences  # stopped early, not rendered to the end
+
+
+def test_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
+    from xtts_finetune.server import read_token
+
+    monkeypatch.delenv("XTTS_FINETUNE_TOKEN", raising=False)
+    assert read_token() is None
+    monkeypatch.setenv("XTTS_FINETUNE_TOKEN", "from-the-env")
+    assert read_token() == "from-the-env"
+    (tmp_path / "token").write_text("from-a-file-123\n")
+    assert read_token(tmp_path / "token") == "from-a-file-123"
+    (tmp_path / "short").write_text("abc\n")
+    with pytest.raises(UserError, match="short"):
+        read_token(tmp_path / "short")
+    with pytest.raises(UserError, match="cannot read"):
+        read_token(tmp_path / "missing")
