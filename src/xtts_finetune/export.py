@@ -22,7 +22,7 @@ from xtts_finetune.progress import ProgressCallback, report
 from xtts_finetune.train.events import read_best
 from xtts_finetune.train.preflight import dataset_clips
 from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint, read_run_settings
-from xtts_finetune.utils import atomic_torch_save, atomic_write_text, human_bytes, safe_join
+from xtts_finetune.utils import atomic_torch_save, atomic_write_text, disk_full, human_bytes, safe_join, sweep_partial_writes
 
 REFERENCE_SECONDS = (6.0, 12.0)
 MAX_REFERENCES = 3
@@ -155,8 +155,9 @@ def export_model(
     vocab = Path(train_config["model_args"]["tokenizer_file"])
     models = workspace / "models"
     models.mkdir(parents=True, exist_ok=True)
+    sweep_partial_writes(models)  # what an export killed before left behind
     final = _unique_folder(models, name)
-    staging = models / f".{final.name}.incomplete"
+    staging = models / f".{final.name}.{os.getpid()}-export.incomplete"  # hidden, renamed into place when complete
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "references").mkdir(parents=True)
     try:
@@ -215,6 +216,8 @@ def export_model(
         }
         atomic_write_text(staging / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False))
         os.replace(staging, final)
+    except OSError as err:  # a full disk while copying: say so; the staging folder goes, nothing else changed
+        raise disk_full(err, staging) or err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())

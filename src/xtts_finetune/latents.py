@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256
+from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256, sweep_partial_writes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class LatentsCache:
         self.prefix = json.dumps({"model": fingerprint, **settings}, sort_keys=True)
         self.max_in_memory = max_in_memory
         self._memory: OrderedDict[str, Latents] = OrderedDict()
+        if self.directory is not None:
+            sweep_partial_writes(self.directory)  # a write a kill cut short
 
     def key(self, clips: list[Path]) -> str:
         digest = hashlib.sha256(self.prefix.encode())

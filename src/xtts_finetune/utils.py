@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import ipaddress
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,19 +19,51 @@ from xtts_finetune.errors import UserError
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.
 
-    Readers never see a half-written file, and an interrupted write leaves the old file intact.
+    Readers never see a half-written file, and an interrupted write leaves the old file intact. The
+    temporary name carries this process's id, so `sweep_partial_writes` can remove what a kill left.
+    A full disk becomes a UserError naming the file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        raise disk_full(err, path) or err
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_PART = re.compile(r"\..+\.(\d+)-\w+\.(part|incomplete)")  # atomic_path files, export staging folders
+
+
+def disk_full(err: BaseException, path: str | Path) -> UserError | None:
+    """The UserError for a write that failed because the disk (or quota) is full, else None."""
+    if not isinstance(err, OSError) or err.errno not in DISK_FULL:
+        return None
+    return UserError(f"no space left on the disk while writing {path} ({err.strerror})",
+                     fix=f"free space on the disk holding {Path(path).parent} and run the same command again; "
+                     "what was there before is unchanged")
+
+
+def sweep_partial_writes(folder: str | Path) -> list[Path]:
+    """Remove the temporary files (and staging folders) of writes whose process has died (killed mid-write)."""
+    import shutil
+
+    import psutil
+
+    removed = []
+    for part in Path(folder).glob(".*") if Path(folder).is_dir() else []:
+        match = _PART.fullmatch(part.name)
+        if match and not psutil.pid_exists(int(match.group(1))):
+            shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
+            removed.append(part)
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.utils import sweep_partial_writes
 
 
 def register(sub) -> None:
@@ -107,6 +108,7 @@ def _jobs(args) -> list[tuple[Path, str]]:
         lines = args.text_file.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as err:
         raise UserError(f"{args.text_file} is not UTF-8 text: {err}", fix="save it as UTF-8") from err
+    sweep_partial_writes(args.out_dir)  # files a killed run was writing: those lines are spoken again
     width = max(4, len(str(len(lines))))
     jobs = [(args.out_dir / f"{n:0{width}d}.{args.format}", line) for n, line in enumerate(lines, 1) if line.strip()]
     if not jobs:

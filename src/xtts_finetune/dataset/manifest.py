@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Optional
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.utils import atomic_write_text
+from xtts_finetune.locks import exclusive
+from xtts_finetune.utils import atomic_write_text, sweep_partial_writes
 
 MANIFEST_VERSION = 1
 CSV_HEADER = "audio_file|text|speaker_name"
@@ -114,18 +115,46 @@ def load_manifest(workspace: str | Path) -> Manifest:
                         fix="create one with `xtts-finetune dataset create WORKSPACE --language LANG --audio FILES`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return Manifest(
+        manifest = Manifest(
             language=data["language"], speaker=data.get("speaker", "speaker"), settings=data.get("settings", {}),
             sources=[_known(Source, s) for s in data.get("sources", [])],
             segments=[_known(Segment, s) for s in data.get("segments", [])], version=data.get("version", 1),
         )
+        manifest._loaded = _keys(manifest)  # what was on disk, so a save can tell others' additions apart
+        return manifest
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{path}: unreadable manifest ({err}).", fix="restore it or delete the dataset folder and run `dataset create` again") from None
 
 
+def _keys(manifest: Manifest) -> tuple[set[str], set[str]]:
+    return manifest.source_hashes(), {s.id for s in manifest.segments}
+
+
+def _merge_others(workspace: str | Path, manifest: Manifest) -> None:
+    """Add the sources and segments another process saved since `manifest` was loaded (CLI and UI at once)."""
+    if not (dataset_dir(workspace) / "dataset.json").is_file():
+        return
+    disk = load_manifest(workspace)
+    seen_sources, seen_segments = getattr(manifest, "_loaded", (set(), set()))
+    mine_sources, mine_segments = _keys(manifest)
+    manifest.sources += [s for s in disk.sources if s.hash not in mine_sources | seen_sources]
+    manifest.segments += [s for s in disk.segments if s.id not in mine_segments | seen_segments]
+
+
 def save_manifest(workspace: str | Path, manifest: Manifest) -> None:
-    """Write the CSVs, lang.txt, then dataset.json, each atomically (the manifest last: it is the record)."""
+    """Write the CSVs, lang.txt, then dataset.json, each atomically (the manifest last: it is the record).
+
+    Under the dataset's lock, and merged with what another writer added meanwhile, so nothing is lost.
+    """
     root = dataset_dir(workspace)
+    with exclusive(root / ".dataset.lock", f"the dataset in {workspace}", timeout=120):
+        _merge_others(workspace, manifest)
+        sweep_partial_writes(root / "wavs")  # clips a killed run was writing: their sources are done again
+        _write(root, manifest)
+        manifest._loaded = _keys(manifest)
+
+
+def _write(root: Path, manifest: Manifest) -> None:
     ensure_eval(manifest)
     for split in ("train", "eval"):
         rows = [(s.audio_file, s.text, s.speaker) for s in manifest.segments if s.active and s.split == split]

@@ -12,15 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.locks import exclusive, holder
 from xtts_finetune.train.events import read_best, read_events
 from xtts_finetune.utils import safe_join
 
 logger = logging.getLogger(__name__)
-
-try:
-    import fcntl
-except ImportError:  # Windows: a run's liveness is then read from its events only
-    fcntl = None
 
 
 @dataclass
@@ -113,28 +109,13 @@ def find_run_to_resume(workspace: str | Path, resume: bool | str) -> Path:
 
 @contextmanager
 def run_lock(run_dir: Path):
-    """Held while a run trains, so listing can tell a live run from one that was killed."""
-    with open(run_dir / ".lock", "w") as handle:
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                raise UserError(
-                    f"run {run_dir.name} is already training in another process", fix="wait for it to finish"
-                ) from None
+    """Held while a run trains (on every OS), so listing can tell a live run from one that was killed."""
+    with exclusive(run_dir / ".lock", f"run {run_dir.name}"):
         yield
 
 
 def _is_locked(run_dir: Path) -> bool:
-    if fcntl is None or not (run_dir / ".lock").exists():
-        return False
-    with open(run_dir / ".lock") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return holder(run_dir / ".lock") is not None
 
 
 def run_info(run_dir: Path) -> RunInfo:
@@ -147,7 +128,7 @@ def run_info(run_dir: Path) -> RunInfo:
             steps = event["step"]
         elif event["type"] == "eval":
             epochs_done = max(epochs_done, event["epoch"] + 1)
-    if status == "running" and fcntl is not None and not _is_locked(run_dir):
+    if status == "running" and not _is_locked(run_dir):
         status = "interrupted"
     return RunInfo(run_dir.name, run_dir, status, epochs_done, read_best(run_dir).get("eval_loss"), steps, updated)
 

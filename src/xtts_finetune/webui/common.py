@@ -36,7 +36,7 @@ class UI:
     def models(self) -> list[Path]:
         """Exported model folders, newest first."""
         root = self.workspace / "models"
-        found = [p for p in root.glob("*") if (p / "config.json").is_file()] if root.is_dir() else []
+        found = [p for p in root.glob("[!.]*") if (p / "config.json").is_file()] if root.is_dir() else []  # not staging
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
 
