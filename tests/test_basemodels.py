@@ -216,3 +216,41 @@ def test_resolve_base_accepts_model_folders_and_explains_bad_ones(tiny_xtts, tmp
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(UserError, match="model.pth, vocab.json missing"):
         resolve_base_model(tmp_path / "half")
+
+
+def _closing_server():
+    """Accepts a connection and closes it without answering: the hub client's RemoteProtocolError."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.recv(1024)
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_every_network_failure_is_a_friendly_error(tmp_path, online):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{s.getsockname()[1]}"
+    server = _closing_server()
+    try:
+        for endpoint in (refused, f"http://127.0.0.1:{server.getsockname()[1]}"):
+            with pytest.raises(UserError, match="downloading XTTS v2.0.3 from the hub failed") as err:
+                download_base_model("v2.0.3", cache_dir=tmp_path, endpoint=endpoint)
+            assert "run the same command again" in err.value.fix
+            assert not (tmp_path / "v2.0.3").exists()
+    finally:
+        server.close()

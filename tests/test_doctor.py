@@ -189,3 +189,12 @@ def test_without_torch_the_fix_is_the_install_script(tmp_path):
     assert "scripts/install.sh" in checks["torch"][2]
     assert checks["device"][0] is False and checks["audio decoding"][0] is False
     assert checks["python"][0] is True and checks["ffmpeg"][0] is True
+
+
+def test_an_apple_gpu_is_not_named_as_the_training_device(monkeypatch):
+    """Nothing here runs on MPS (coqui's trainer and our inference pick CUDA or CPU): doctor says CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    check = doctor.check_device()
+    assert check.ok is None and check.detail.startswith("CPU only") and "nothing here runs on MPS" in check.detail
+    assert "NVIDIA" in check.fix

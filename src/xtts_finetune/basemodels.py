@@ -93,6 +93,14 @@ def _offline() -> bool:
     return constants.is_offline_mode()
 
 
+def network_errors() -> tuple[type[BaseException], ...]:
+    """What the hub client raises when the network fails: its HTTP library's base error (httpx or httpx2,
+    not an OSError: refused, reset, timed out, a broken proxy) and the hub's own HTTP errors."""
+    from huggingface_hub import errors
+
+    return tuple({getattr(errors, "HTTPError", errors.HfHubHTTPError), errors.HfHubHTTPError})
+
+
 def download_base_model(
     version: str,
     *,
@@ -102,7 +110,6 @@ def download_base_model(
 ) -> Path:
     """Download release `version` of coqui/XTTS-v2 into the cache (resuming, verified) and return its folder."""
     from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     if version not in RELEASES:
         raise UserError(f"unknown XTTS version {version!r}", fix=f"use one of: {', '.join(RELEASES)}")
@@ -142,7 +149,7 @@ def download_base_model(
                 raise
             done += remote[name].size
         report(progress, "download", total, total, f"{version}: verified")
-    except (HfHubHTTPError, OSError) as err:
+    except (*network_errors(), OSError) as err:
         raise UserError(
             f"downloading XTTS {version} from the hub failed: {err}",
             fix="check the connection and run the same command again: it resumes where it stopped",

@@ -82,15 +82,16 @@ def check_device() -> Check:
             return Check("device", None, detail + ": fine-tuning may run out of GPU memory",
                          "train with a smaller batch size")
         return Check("device", True, detail)
-    if torch.backends.mps.is_available():
-        return Check("device", True, "Apple GPU (MPS)")
     detail = "CPU only: fine-tuning will be slow; building datasets and speaking work"
+    if torch.backends.mps.is_available():  # present, but coqui's trainer and XTTS inference here run on CUDA or CPU
+        return Check("device", None, f"{detail} (an Apple GPU is present, but nothing here runs on MPS)",
+                     "train on a machine with an NVIDIA GPU; speaking and datasets work on this Mac's CPU")
     smi = installer.query_nvidia_driver()
     if smi is not None:  # a GPU is there, but this torch cannot use it
         choice = installer.choose_torch(platform.system(), platform.machine(), smi)
         return Check("device", None, f"{detail}. An NVIDIA GPU is present but torch cannot use it: {choice.reason}",
                      INSTALL_FIX)
-    return Check("device", None, detail, "train on a machine with an NVIDIA GPU (or an Apple Silicon Mac)")
+    return Check("device", None, detail, "train on a machine with an NVIDIA GPU")
 
 
 def check_ffmpeg() -> Check:
