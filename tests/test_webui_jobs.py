@@ -64,10 +64,11 @@ def test_only_one_training_job_at_a_time(tmp_path):
     with pytest.raises(UserError, match="training job is already running") as err:
         runner.start("train", lambda ctx: None)
     assert "30% done" in str(err.value) and "fix:" in str(err.value)
-    other = runner.start("export", lambda ctx: "exported")  # other kinds are not blocked
-    assert runner.wait(other.id, 10).result == "exported"
+    other = runner.start("export", lambda ctx: "exported")  # other kinds are not refused: they wait for the GPU
+    assert other.status == "queued"
     release.set()
     runner.wait(first.id, 10)
+    assert runner.wait(other.id, 10).result == "exported"
     second = runner.start("train", lambda ctx: "second")
     assert runner.wait(second.id, 10).status == "finished"
     assert [j.id for j in runner.list("train")] == [second.id, first.id]
@@ -140,3 +141,28 @@ def test_job_of_a_killed_app_shows_as_interrupted_with_resume_hint(tmp_path):
     assert "stopped while this training job was running" in job.message and "Resume" in job.hint
     assert job.params == {"base": "v2.0.3"}
     assert _record(tmp_path, job)["status"] == "interrupted"
+
+
+def test_one_gpu_job_at_a_time_others_queued_and_shown_as_queued(tmp_path):
+    runner = JobRunner(tmp_path)
+    freed = []
+    runner.gpu_release_hooks.append(lambda: freed.append(True))
+    release, reached = threading.Event(), threading.Event()
+    first = runner.start("dataset", _blocking(release, reached))
+    assert reached.wait(10) and freed == [True]  # a model Speak kept loaded is freed for the job
+    second_started = threading.Event()
+    second = runner.start("train", lambda ctx: second_started.set())
+    third = runner.start("export", lambda ctx: pytest.fail("a stopped queued job must not run"))
+    assert second.status == third.status == "queued" and "dataset job" in second.message
+    assert _record(tmp_path, second)["status"] == "queued"
+    with pytest.raises(UserError, match="GPU is busy with the dataset job"):
+        with runner.gpu("speak", wait=False):
+            pass
+    assert not second_started.wait(0.5)  # still waiting for the GPU
+    runner.stop(third.id)
+    release.set()
+    assert runner.wait(first.id, 10).status == "finished"
+    assert runner.wait(second.id, 10).status == "finished" and second_started.is_set()
+    assert runner.wait(third.id, 10).status == "stopped"
+    with runner.gpu("speak", wait=False):  # free again
+        pass

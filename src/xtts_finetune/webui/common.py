@@ -21,7 +21,7 @@ LANGUAGE_CHOICES = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.
 # The browser's own audio player: plays anywhere, and its <audio> element carries the clip's URL.
 PLAYER = gr.WaveformOptions(show_recording_waveform=False)
 STATUS_WORDS = {
-    "running": "Running", "stopping": "Stopping", "finished": "Finished", "failed": "Failed",
+    "queued": "Queued", "running": "Running", "stopping": "Stopping", "finished": "Finished", "failed": "Failed",
     "stopped": "Stopped", "interrupted": "Interrupted",
 }
 

@@ -3,6 +3,9 @@
 Each job's state lives in WORKSPACE/jobs/JOB.json, rewritten atomically as it changes, so the page
 can poll it, a browser refresh finds it again, and a restarted app reads it back. A job that was
 running when its process died is shown as `interrupted`, with a hint on how to resume it.
+
+Jobs that load models (dataset, train, export) take the GPU one at a time: a second one is `queued`
+until the first ends, and Speak is refused while one runs, so no two models fill one GPU.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import threading
 import time
 import traceback
 import uuid
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.locks import process_started
 from xtts_finetune.progress import Progress
 from xtts_finetune.utils import atomic_write_text
 
-ACTIVE = ("running", "stopping")
+ACTIVE = ("queued", "running", "stopping")
+GPU_KINDS = ("dataset", "train", "export")  # the kinds that load models (Whisper, XTTS)
 LOG_LINES = 200
 SAVE_EVERY_S = 0.5
 KIND_NAMES = {"dataset": "dataset", "train": "training", "export": "export"}
@@ -39,7 +45,7 @@ class Job:
 
     id: str
     kind: str
-    status: str = "running"  # running | stopping | finished | failed | stopped | interrupted
+    status: str = "running"  # queued | running | stopping | finished | failed | stopped | interrupted
     progress: Optional[float] = None  # fraction 0..1, None while the amount of work is unknown
     stage: str = ""
     message: str = ""
@@ -81,18 +87,12 @@ def _jsonable(value):
     return str(value)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
+def _owner_alive(job: Job) -> bool:
+    """Whether the process that ran `job` still runs: its pid exists and started before the job (not a reuse)."""
+    if job.pid == os.getpid():
         return False  # a job of this process that this runner does not own is a leftover from before
-    if os.name != "posix":
-        return False  # no cheap portable check; a restarted app owns the workspace
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    started = process_started(job.pid)
+    return started is not None and started <= job.started + 1.0
 
 
 class _ThreadLogHandler(logging.Handler):
@@ -119,11 +119,14 @@ class JobRunner:
         self._threads: dict[str, threading.Thread] = {}
         self._saved_at: dict[str, float] = {}
         self._pending: dict[str, threading.Timer] = {}
+        self._gpu = threading.Lock()
+        self._gpu_holder: Optional[str] = None  # a job id, or "speak"
+        self.gpu_release_hooks: list[Callable[[], None]] = []  # free models others keep loaded (Speak's)
         for path in sorted(self.dir.glob("*.json")):
             job = self._read(path)
             if job is None:
                 continue
-            if job.active and not _pid_alive(job.pid):
+            if job.active and not _owner_alive(job):
                 job.status, job.ended = "interrupted", job.ended or path.stat().st_mtime
                 job.message = f"The app stopped while this {KIND_NAMES.get(job.kind, job.kind)} job was running."
                 job.hint = RESUME_HINTS.get(job.kind, "Start it again.")
@@ -176,6 +179,8 @@ class JobRunner:
                 )
             job = Job(id=f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:6]}", kind=kind,
                       started=time.time(), params=_jsonable(params or {}), pid=os.getpid())
+            if kind in GPU_KINDS and self._gpu_holder is not None:
+                job.status, job.message = "queued", f"Queued: starts when {self._gpu_user()} ends (one GPU job at a time)."
             stop = threading.Event()
             thread = threading.Thread(target=self._run, args=(job, work, stop), name=f"job-{job.id}", daemon=True)
             self._jobs[job.id], self._stops[job.id], self._threads[job.id] = job, stop, thread
@@ -201,7 +206,55 @@ class JobRunner:
             thread.join(timeout)
         return self.get(job_id)
 
+    def _gpu_user(self) -> str:
+        holder = self._jobs.get(self._gpu_holder or "")
+        return f"the {KIND_NAMES.get(holder.kind, holder.kind)} job" if holder else "Speak"
+
+    @contextmanager
+    def gpu(self, who: str, stop: Optional[threading.Event] = None, wait: bool = True):
+        """Hold the GPU for `who`; waits (until `stop` is set) or, with wait=False, refuses with a UserError."""
+        while not self._gpu.acquire(timeout=0.2 if wait else 0):
+            if not wait:
+                raise UserError(f"The GPU is busy with {self._gpu_user()}.",
+                                fix="Wait for it to finish (or stop it) and try again; one model uses the GPU at a time.")
+            if stop is not None and stop.is_set():
+                yield False
+                return
+            self._mark_queued(who)
+        self._gpu_holder = who
+        try:
+            if who in self._jobs:
+                for release in self.gpu_release_hooks:
+                    release()
+            yield True
+        finally:
+            self._gpu_holder = None
+            self._gpu.release()
+
+    def _mark_queued(self, job_id: str) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None and job.status == "running":
+                job.status, job.message = "queued", f"Queued: starts when {self._gpu_user()} ends (one GPU job at a time)."
+                self._save(job)
+
     def _run(self, job: Job, work: Callable[[JobContext], Any], stop: threading.Event) -> None:
+        if job.kind not in GPU_KINDS:
+            return self._work(job, work, stop)
+        with self.gpu(job.id, stop) as granted:
+            if not granted or stop.is_set():
+                self._finish(job, "stopped", "Stopped before it started.")
+                with self._lock:
+                    self._threads.pop(job.id, None)
+                    self._stops.pop(job.id, None)
+                return
+            if job.status == "queued":
+                with self._lock:
+                    job.status, job.message = "running", "Started."
+                    self._save(job)
+            self._work(job, work, stop)
+
+    def _work(self, job: Job, work: Callable[[JobContext], Any], stop: threading.Event) -> None:
         handler = _ThreadLogHandler(threading.get_ident(), lambda line: self._log(job, line))
         logging.getLogger().addHandler(handler)
         ctx = JobContext(progress=lambda p: self._progress(job, p), stop_event=stop, log=lambda line: self._log(job, line))

@@ -30,6 +30,14 @@ class _Loaded:
             self.synth, self.path = Synthesizer(model_dir), model_dir
         return self.synth
 
+    def unload(self) -> None:
+        """Free the model (and its GPU memory) for a job that needs the GPU."""
+        self.synth, self.path = None, None
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
 
 def model_choices(ui: UI) -> list[tuple[str, str]]:
     return [(p.name, str(p)) for p in ui.models()]
@@ -65,6 +73,7 @@ def _seed(value) -> int | None:
 
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     loaded = _Loaded()
+    ui.jobs.gpu_release_hooks.append(loaded.unload)
     models = model_choices(ui)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
@@ -103,7 +112,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         if not value:
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), "No model yet: export one first."
         try:
-            with loaded.lock:
+            with ui.jobs.gpu("speak", wait=False), loaded.lock:
                 synth = loaded.get(model_path(value))
         except UserError as err:
             fail(err)
@@ -131,7 +140,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         else:
             reference = voice_name or None
         try:
-            with loaded.lock:
+            with ui.jobs.gpu("speak", wait=False), loaded.lock:
                 synth = loaded.get(model_path(value))
                 wav = synth.speak(words, lang or None, reference, temperature=temp, top_k=int(k), top_p=p,
                                   repetition_penalty=rep, speed=spd, seed=_seed(seed_value))
