@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import filecmp
 import html
+import json
 import re
 import shutil
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -38,6 +41,41 @@ class UI:
         root = self.workspace / "models"
         found = [p for p in root.glob("[!.]*") if (p / "config.json").is_file()] if root.is_dir() else []  # not staging
         return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+@dataclass
+class JsonlTail:
+    """A growing JSON-lines file read incrementally: each poll parses only what was appended since the last.
+
+    A 100k-step run's events file is tens of MB; re-parsing it every second per open tab would take the
+    GIL from the training in the same process. `keep` maps an event to a row (None drops it).
+    """
+
+    path: Path
+    keep: Callable[[dict], Any]
+    offset: int = 0
+    rows: list = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def poll(self) -> list:
+        with self._lock:
+            size = self.path.stat().st_size if self.path.is_file() else 0
+            if size < self.offset:  # the file was replaced: start over
+                self.offset, self.rows = 0, []
+            if size > self.offset:
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    chunk = f.read(size - self.offset)
+                complete = chunk.rfind(b"\n") + 1  # a line still being written is read at the next poll
+                for line in chunk[:complete].splitlines():
+                    try:
+                        row = self.keep(json.loads(line))
+                    except (ValueError, TypeError, KeyError):
+                        continue  # a line cut short by a kill
+                    if row is not None:
+                        self.rows.append(row)
+                self.offset += complete
+            return list(self.rows)
 
 
 def safe_name(name: str, default: str = "file") -> str:

@@ -9,7 +9,7 @@ import gradio as gr
 import pandas as pd
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.webui.common import UI, fail, job_html, job_signature, start_job
+from xtts_finetune.webui.common import UI, JsonlTail, fail, job_html, job_signature, start_job
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # coqui colours its log
@@ -33,22 +33,29 @@ def base_choices(ui: UI) -> list[tuple[str, str]]:
 
 
 def _latest_run(ui: UI) -> Path | None:
-    from xtts_finetune.train.runs import list_runs
+    """The most recently updated run, from file times alone (listing runs would parse every events file)."""
+    root = ui.workspace / "runs"
+    runs = [p for p in root.iterdir() if (p / "settings.json").is_file()] if root.is_dir() else []
+    updated = {p: max(f.stat().st_mtime for f in (p / "settings.json", p / "events.jsonl") if f.exists()) for p in runs}
+    return max(runs, key=updated.get) if runs else None
 
-    runs = list_runs(ui.workspace)
-    return runs[0].path if runs else None
+
+def loss_row(event: dict) -> tuple | None:
+    if event.get("type") == "step" and event.get("loss") is not None:
+        return event["step"], float(event["loss"]), "train"
+    if event.get("type") == "eval" and event.get("eval_loss") is not None:
+        return event.get("step", 0), float(event["eval_loss"]), "eval"
+    return None
+
+
+_TAILS: dict[Path, JsonlTail] = {}  # one per run, shared by every open tab
 
 
 def loss_frame(run_dir: Path | None) -> pd.DataFrame:
-    from xtts_finetune.train.events import read_events
-
-    rows = []
-    for event in read_events(run_dir) if run_dir else []:
-        if event.get("type") == "step" and event.get("loss") is not None:
-            rows.append((event["step"], float(event["loss"]), "train"))
-        elif event.get("type") == "eval" and event.get("eval_loss") is not None:
-            rows.append((event.get("step", 0), float(event["eval_loss"]), "eval"))
-    return pd.DataFrame(rows, columns=["step", "loss", "curve"])
+    if run_dir is None:
+        return pd.DataFrame([], columns=["step", "loss", "curve"])
+    tail = _TAILS.setdefault(run_dir, JsonlTail(run_dir / "events.jsonl", loss_row))
+    return pd.DataFrame(tail.poll(), columns=["step", "loss", "curve"])
 
 
 def log_tail(run_dir: Path | None, job) -> str:
