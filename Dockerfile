@@ -4,6 +4,7 @@
 #
 #   docker build -t xtts-finetune .
 #   docker run --gpus all -p 7860:7860 -v xtts-data:/data xtts-finetune        # then open http://127.0.0.1:7860
+#   (log in with the password `docker logs` shows, or pass -e XTTS_FINETUNE_UI_AUTH=user:password)
 #
 # uv.lock pins PyPI's torch, the CUDA 13.0 build: the host needs NVIDIA driver 580 or newer. For an older
 # driver, build with the index that `python3 src/xtts_finetune/installer.py` prints on the host:
@@ -39,6 +40,7 @@ RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev \
 WORKDIR /data
 VOLUME /data
 EXPOSE 7860
-# In a container the UI must listen on all interfaces for `-p 7860:7860` to reach it (the default is 127.0.0.1).
-# --no-auth: publish the port on 127.0.0.1 only (see the README), or set XTTS_FINETUNE_UI_AUTH=user:password.
-CMD ["xtts-finetune", "ui", "--host", "0.0.0.0", "--port", "7860", "--workspace", "/data/workspace", "--no-auth"]
+# In a container the UI must listen on all interfaces for `-p 7860:7860` to reach it (the default is 127.0.0.1),
+# so it always has a login: XTTS_FINETUNE_UI_AUTH=user:password, or else a random password printed once in
+# `docker logs`. Folder paths typed into the page are limited to /data/workspace (add --allowed-root FOLDER).
+CMD ["xtts-finetune", "ui", "--host", "0.0.0.0", "--port", "7860", "--workspace", "/data/workspace", "--generate-auth"]

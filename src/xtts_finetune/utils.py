@@ -128,3 +128,28 @@ def is_loopback(host: str) -> bool:
 def app_home() -> Path:
     """Where caches live (base models, conditioning latents): $XTTS_FINETUNE_HOME or ~/.cache/xtts-finetune."""
     return Path(os.environ.get("XTTS_FINETUNE_HOME") or Path.home() / ".cache" / "xtts-finetune")
+
+
+def prune(folder: str | Path, *, max_age_days: float, max_bytes: int) -> list[Path]:
+    """Delete files older than `max_age_days`, then the oldest until the folder holds at most `max_bytes`.
+
+    For caches and upload folders that would otherwise grow forever; returns what was removed.
+    """
+    import time
+
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    files = sorted((p.stat().st_mtime, p.stat().st_size, p) for p in root.rglob("*") if p.is_file())
+    cutoff, total = time.time() - max_age_days * 86400, sum(size for _, size, _ in files)
+    removed = []
+    for mtime, size, path in files:  # oldest first
+        if mtime >= cutoff and total <= max_bytes:
+            break
+        path.unlink(missing_ok=True)
+        total -= size
+        removed.append(path)
+    for folder_ in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder_.iterdir()):
+            folder_.rmdir()
+    return removed

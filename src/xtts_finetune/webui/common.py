@@ -35,6 +35,17 @@ class UI:
 
     workspace: Path
     jobs: JobRunner
+    allowed_roots: tuple[Path, ...] | None = None  # where typed folder paths may point; None: anywhere (loopback)
+
+    def server_path(self, value: str | Path) -> Path:
+        """A folder or file path typed into the page, refused outside `allowed_roots` when those are set."""
+        path = Path(str(value).strip()).expanduser().resolve()
+        roots = [Path(r).resolve() for r in self.allowed_roots or ()]
+        if self.allowed_roots is not None and not any(path == r or r in path.parents for r in roots):
+            raise UserError(f"{path} is outside the folders this UI may read: {', '.join(map(str, roots))}.",
+                            fix="Upload the files instead, or move them under one of those folders "
+                            "(whoever started the UI can add one with --allowed-root FOLDER).")
+        return path
 
     def models(self) -> list[Path]:
         """Exported model folders, newest first."""
@@ -141,8 +152,21 @@ def job_log(job: Job | None, lines: int = 40) -> str:
     return "\n".join(job.log[-lines:]) if job else ""
 
 
+def _paths_in(value) -> list[Path]:
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _paths_in(v)]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _paths_in(v)]
+    return []
+
+
 def start_job(ui: UI, kind: str, work, params: dict) -> Job:
+    """Start a background job; every path among its parameters must lie inside the allowed roots."""
     try:
+        for path in _paths_in(params):
+            ui.server_path(path)
         return ui.jobs.start(kind, work, params)
     except UserError as err:
         fail(err)

@@ -106,7 +106,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     def model_path(value) -> Path:
         if not value:
             fail(UserError("No model chosen.", fix="Export a model on the Export tab, or type a model folder path."))
-        return Path(str(value).strip()).expanduser()
+        return ui.server_path(value)
 
     def on_model(value):
         if not value:

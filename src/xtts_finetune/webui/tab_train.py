@@ -142,9 +142,17 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return job_html(start_job(ui, "train", work, params))
 
     def on_start(spec, *values):
+        from xtts_finetune.basemodels import RELEASES
+
         if not spec:
             fail(UserError("No base model chosen.", fix="Pick a release version, one of your models, or type a model folder path."))
-        return run_training(str(spec).strip(), settings_from(*values), False)
+        spec = str(spec).strip()
+        if spec not in RELEASES:  # a folder path typed in
+            try:
+                ui.server_path(spec)
+            except UserError as err:
+                fail(err)
+        return run_training(spec, settings_from(*values), False)
 
     def on_resume():
         return run_training(None, None, True)
