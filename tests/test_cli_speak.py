@@ -70,3 +70,17 @@ def test_bad_text_is_refused_before_anything_is_written(tiny_export, tmp_path, c
     assert main(["speak", str(tiny_export), "--text-file", str(lines), "--out-dir", str(tmp_path / "o")]) == 2
     assert "cannot encode" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_serve_takes_its_token_from_a_file_or_the_environment(tmp_path, capsys, monkeypatch):
+    """Refused before any model loads: a public address without a token, or an unusable token file."""
+    model = tmp_path / "no-model-needed"
+    assert main(["serve", str(model), "--host", "0.0.0.0"]) == 2
+    assert "--token-file" in capsys.readouterr().err
+    (tmp_path / "token").write_text("short\n")
+    assert main(["serve", str(model), "--host", "0.0.0.0", "--token-file", str(tmp_path / "token")]) == 2
+    assert "too short" in capsys.readouterr().err
+    assert main(["serve", str(model), "--host", "0.0.0.0", "--token-file", str(tmp_path / "absent")]) == 2
+    assert "cannot read the token file" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one way to give it at a time
+        main(["serve", str(model), "--token", "abcdefgh1", "--token-file", str(tmp_path / "token")])

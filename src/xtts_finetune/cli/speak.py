@@ -39,7 +39,7 @@ def register(sub) -> None:
 
     serve = sub.add_parser("serve", help="serve a model over HTTP (OpenAI-compatible /v1/audio/speech)")
     serve.add_argument("model", type=Path, help="model folder: an export or a base model")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need --token)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; others need a token)")
     serve.add_argument("--port", type=int, default=8020)
     token = serve.add_mutually_exclusive_group()
     token.add_argument("--token-file", type=Path, metavar="FILE", help="require 'Authorization: Bearer TOKEN', "
