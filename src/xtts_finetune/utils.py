@@ -23,6 +23,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~process_umask())  # mkstemp makes 0600; the result gets the mode any tool's would
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -30,6 +31,43 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def process_umask() -> int:
+    """The umask, read without changing it where the OS allows (changing it races with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+def read_text_any(path: str | Path) -> tuple[str, str]:
+    """(text, encoding name) of a text file in any common encoding.
+
+    A BOM decides first (UTF-32 before UTF-16: their BOMs share a prefix), then strict UTF-8, then
+    charset-normalizer's best guess for legacy code pages (cp1252, cp1250, GB2312, Big5 ...).
+    """
+    import codecs
+
+    raw = Path(path).read_bytes()
+    for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            return raw.decode(name), name
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(raw).best()
+    if best is None:
+        raise UserError(f"{path}: cannot tell its text encoding (it may not be a text file).",
+                        fix="save the file as UTF-8 text")
+    return str(best), best.encoding
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
