@@ -7,6 +7,7 @@ itself. Sources already in the manifest (same content hash) are skipped.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -17,12 +18,14 @@ import numpy as np
 
 from xtts_finetune.dataset.corpus import CorpusRow, read_corpus
 from xtts_finetune.dataset.manifest import (
-    Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id,
+    Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id, unique_prefix,
 )
-from xtts_finetune.dataset.media import check_media_file, collect_media, decode_audio, resample, write_wav
+from xtts_finetune.dataset.media import (
+    check_media_file, collect_media, decode_audio, fit_full_scale, resample, write_wav,
+)
 from xtts_finetune.dataset.segment import Clip, Span, plan_clips
 from xtts_finetune.dataset.slicer import iter_pieces
-from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, cue_words, parse_subtitles
+from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language
 from xtts_finetune.progress import report
@@ -58,6 +61,7 @@ class DatasetReport:
     skipped: list[str] = field(default_factory=list)  # sources already in the dataset (same content)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (segment id, reason)
+    dropped: list[str] = field(default_factory=list)  # cues and rows left out, audio outside every cue, with why
     ignored: list[str] = field(default_factory=list)  # files in given folders that are not media
     warnings: list[str] = field(default_factory=list)
     total_segments: int = 0
@@ -71,6 +75,7 @@ class DatasetReport:
         lines += [f"skipped (already in the dataset): {s}" for s in self.skipped]
         lines += [f"ignored (not media): {s}" for s in self.ignored]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"left out: {d}" for d in self.dropped]
         lines += [f"rejected {seg}: {why}" for seg, why in self.rejected]
         lines += [f"FAILED {src}: {why}" for src, why in self.failed]
         return "\n".join(lines)
@@ -86,41 +91,58 @@ class _Job:
     row: Optional[CorpusRow] = None
 
 
+def _named_after(sub: Path, media: Path) -> bool:
+    """talk.srt and talk.en.srt are named after talk.wav (in the same folder); talk2.srt is not."""
+    stem = sub.name[: -len(sub.suffix)]
+    same_folder = sub.parent.resolve() == media.parent.resolve()
+    return same_folder and (stem == media.stem or (stem.startswith(media.stem + ".") and "." not in stem[len(media.stem) + 1:]))
+
+
+def _pair_subtitles(media: list[Path], subs: list[Path], explicit: list[Path], out: DatasetReport) -> dict[Path, Path]:
+    """media -> subtitles by place and name, never across folders; an ambiguous pair fails both files.
+
+    One --subtitles file with one --audio file pairs whatever the names: the user said so.
+    """
+    candidates: dict[Path, list[Path]] = {}
+    for sub in dict.fromkeys(subs):
+        matches = [m for m in media if _named_after(sub, m)]
+        if not matches and len(media) == 1 and explicit == [sub]:
+            matches = media
+        if not matches:
+            out.failed.append((str(sub), "no media file with the same name in its folder to pair it with"))
+        elif len(matches) > 1:
+            out.failed.append((str(sub), f"ambiguous: it could belong to {matches[0]} or {matches[1]}; rename one"))
+        else:
+            candidates.setdefault(matches[0], []).append(sub)
+    for m, found in candidates.items():
+        if len(found) > 1:
+            out.failed.append((str(m), f"ambiguous: subtitles {found[0]} and {found[1]} both belong to it; keep one"))
+    return {m: found[0] for m, found in candidates.items() if len(found) == 1}
+
+
 def _plan_jobs(audio, subtitles, corpus, urls, out: DatasetReport) -> list[_Job]:
     media, other = collect_media(audio)
-    subs = [Path(s) for s in subtitles]
-    subs += [p for p in other if p.suffix.lower() in SUBTITLE_EXTENSIONS]  # talk.srt beside talk.wav
+    explicit = [Path(s) for s in subtitles]
+    subs = explicit + [p for p in other if p.suffix.lower() in SUBTITLE_EXTENSIONS]  # talk.srt beside talk.wav
     out.ignored += [str(p) for p in other if p.suffix.lower() not in SUBTITLE_EXTENSIONS]
-    by_stem = {p.stem: p for p in media}
-    paired: dict[Path, Path] = {}
-    for sub in dict.fromkeys(subs):
-        stem = sub.stem if sub.stem in by_stem else sub.stem.split(".")[0]  # talk.en.srt pairs with talk.wav
-        match = by_stem.get(stem) or (media[0] if len(media) == 1 and sub in map(Path, subtitles) else None)
-        if match is None:
-            out.failed.append((str(sub), "no --audio file with the same name to pair it with"))
-        elif match in paired:
-            out.failed.append((str(sub), f"{match} already has subtitles {paired[match]}"))
-        else:
-            paired[match] = sub
-    jobs = [_Job(str(m), "subtitles" if m in paired else "asr", m, paired.get(m)) for m in media]
+    paired = _pair_subtitles(media, subs, explicit, out)
+    blocked = {src for src, _ in out.failed}  # media with two subtitle files: neither is guessed
+    jobs = [_Job(str(m), "subtitles" if m in paired else "asr", m, paired.get(m)) for m in media if str(m) not in blocked]
     jobs += [_Job(url, "url", url=url) for url in urls]
     if corpus is not None:
-        jobs += [_Job(row.line, "corpus", row.audio, row=row) for row in read_corpus(corpus)]
+        rows = read_corpus(corpus)
+        out.warnings += rows.notes
+        out.failed += rows.problems  # each row is a source: one that cannot be read fails by its line
+        jobs += [_Job(row.line, "corpus", row.audio, row=row) for row in rows.rows]
     return jobs
 
 
-def _clips_to_segments(clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str,
-                       settings: DatasetSettings, wavs: Path) -> list[Segment]:
-    sr, segments = settings.sample_rate, []
-    for clip in clips:
-        start, end = offset + clip.start, offset + clip.end
-        seg = Segment(segment_id(source_hash, start), source_hash, round(start, 3), round(end, 3), clip.text,
-                      speaker=speaker, rejected=clip.rejected)
-        seg.split = assign_split(seg.id, settings.eval_fraction)
-        if not seg.rejected:
-            write_wav(wavs / f"{seg.id}.wav", audio[int(clip.start * sr) : int(round(clip.end * sr))], sr)
-        segments.append(seg)
-    return segments
+def _source_hash(job: _Job) -> str:
+    """The media's content hash, with the subtitles' folded in: fixed subtitles make a new source."""
+    media = file_sha256(job.media)
+    if job.subtitles is None:
+        return media
+    return hashlib.sha256(f"{media}:{file_sha256(job.subtitles)}".encode()).hexdigest()
 
 
 def _plan(words, settings: DatasetSettings, language: str, audio: np.ndarray, search: float) -> list[Clip]:
@@ -136,6 +158,9 @@ class _Run:
         self.wavs = dataset_dir(workspace) / "wavs"
         self.language, self.speaker, self.settings = language, speaker, settings
         self.whisper_model, self._transcriber, self.progress, self.out = whisper_model, transcriber, progress, out
+        self.written: list[Path] = []  # wavs of the current source, removed if it fails
+        self.notes: list[str] = []  # what the current source left out, kept in its manifest entry
+        self.prefix = ""  # the current source's id prefix
 
     @property
     def transcriber(self):
@@ -151,32 +176,67 @@ class _Run:
                 raise
         return self._transcriber
 
+    def notices(self) -> list[str]:
+        """What the transcriber had to say once, e.g. that Whisper fell back to the CPU."""
+        return list(getattr(self._transcriber, "notices", []))
+
+    def start(self, prefix: str) -> None:
+        self.prefix, self.written, self.notes = prefix, [], []
+
+    def segments(self, clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
+        """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav."""
+        s, segments = self.settings, []
+        for clip in clips:
+            start, end = offset + clip.start, offset + clip.end
+            seg = Segment(segment_id(self.prefix, start), source_hash, round(start, 3), round(end, 3), clip.text,
+                          speaker=speaker, rejected=clip.rejected)
+            seg.split = assign_split(seg.id, s.eval_fraction)
+            if not seg.rejected:
+                sr = s.sample_rate
+                self.written.append(write_wav(self.wavs / f"{seg.id}.wav", audio[int(clip.start * sr) : int(round(clip.end * sr))], sr))
+            segments.append(seg)
+        return segments
+
+    def _level(self, audio: np.ndarray, where: str) -> np.ndarray:
+        audio, gain = fit_full_scale(audio)
+        if gain:
+            self.notes.append(f"{where} went past full scale: scaled down by {-gain:.1f} dB instead of clipping")
+        return audio
+
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
-        s, segments, end = self.settings, [], 0.0
-        cues = cue_words(parse_subtitles(job.subtitles, self.out.warnings), self.language) if job.subtitles else None
+        s, segments, end, covered = self.settings, [], 0.0, 0.0
+        subs = read_subtitles(job.subtitles) if job.subtitles else None
+        if subs is not None:
+            runs, dropped = plan_cue_runs(subs, self.language)
+            self.notes += subs.dropped + dropped + ([f"{subs.path.name}: read as {subs.encoding}"] if subs.encoding != "utf-8" else [])
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
-            end = piece.end
-            if cues is not None:
-                words = [Span(w.start - piece.start, w.end - piece.start, w.text) for w in cues
-                         if piece.start <= (w.start + w.end) / 2 < piece.end]
-                search = 0.3  # subtitle timings are looser than ASR's
-            else:
+            end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {piece.start / 60:.1f} min")
+            if subs is None:
                 report(self.progress, "transcribe", piece.start, None, f"{job.media.name} at {piece.start / 60:.1f} min")
-                transcript = self.transcriber.transcribe(resample(piece.audio, s.sample_rate, WHISPER_RATE),
+                transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
                                                          language=self.language, vad=s.vad)
                 self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
-                words, search = transcript.words, 0.15
-            clips = _plan(words, s, self.language, piece.audio, search)
-            segments += _clips_to_segments(clips, piece.audio, piece.start, source_hash, self.speaker, s, self.wavs)
-        if cues is not None and not cues:
-            raise UserError(f"{job.subtitles}: no spoken text in its cues.", fix="check the subtitle file")
+                clips = _plan(transcript.words, s, self.language, audio, 0.15)
+                segments += self.segments(clips, audio, piece.start, source_hash, self.speaker)
+                continue
+            for run in (r for r in runs if piece.start <= (r.start + r.end) / 2 < piece.end):
+                lo, hi = max(run.start, piece.start), min(run.end, piece.end)
+                window = audio[int(round((lo - piece.start) * s.sample_rate)) : int(round((hi - piece.start) * s.sample_rate))]
+                words = [Span(w.start - lo, w.end - lo, w.text) for w in run.words]
+                segments += self.segments(_plan(words, s, self.language, window, 0.3), window, lo, source_hash, self.speaker)
+                covered += len(window) / s.sample_rate
+        if subs is not None:
+            check_cues_fit(subs, end)
+            if end - covered > 0.05:
+                self.notes.append(f"{subs.path.name}: {end - covered:.1f} s of the {end:.1f} s recording lie outside "
+                                  "every cue and were left out")
         return segments, end
 
     def corpus_row(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """One already cut and transcribed clip: re-encoded whole, checked against the bounds."""
         s = self.settings
-        audio = decode_audio(job.media, s.sample_rate, s.loudness_normalize)
+        audio = self._level(decode_audio(job.media, s.sample_rate, s.loudness_normalize), job.media.name)
         duration = len(audio) / s.sample_rate
         clip = Clip(0.0, duration, normalize_transcript(job.row.text, self.language))
         if not clip.text:
@@ -184,7 +244,7 @@ class _Run:
         elif not s.min_seconds <= duration <= s.max_seconds:
             clip.rejected = f"{duration:.2f} s is outside {s.min_seconds}-{s.max_seconds} s"
         speaker = (job.row.speaker or self.speaker).replace("|", " ")
-        return _clips_to_segments([clip], audio, 0.0, source_hash, speaker, s, self.wavs), duration
+        return self.segments([clip], audio, 0.0, source_hash, speaker), duration
 
 
 def create_dataset(
@@ -219,14 +279,17 @@ def create_dataset(
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")
     jobs = _plan_jobs(audio, subtitles, corpus, urls, out)
+    manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out)
     run.wavs.mkdir(parents=True, exist_ok=True)
     known, last_save = manifest.source_hashes(), time.monotonic()
+    by_prefix: dict[str, set[str]] = {}  # 8-digit prefix -> hashes: id prefixes stay unique without scanning all
+    for h in known:
+        by_prefix.setdefault(h[:8], set()).add(h)
     for n, job in enumerate(jobs):
         report(progress, "dataset", n, len(jobs), job.label)
-        source_hash = None
         try:
             if job.kind == "url":
                 from xtts_finetune.dataset.urls import download
@@ -236,22 +299,28 @@ def create_dataset(
                     raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
                 job.media, job.subtitles = got.media, got.subtitles
             check_media_file(job.media)
-            source_hash = file_sha256(job.media)
+            source_hash = _source_hash(job)
             if source_hash in known:
                 out.skipped.append(job.label)
                 continue
+            run.start(unique_prefix(source_hash, by_prefix.get(source_hash[:8], set())))
             segments, duration = (run.corpus_row if job.kind == "corpus" else run.media)(job, source_hash)
-        except UserError as err:
-            out.failed.append((job.label, str(err)))
-            if source_hash and source_hash not in known:  # clips of a source that failed half-way
-                for partial in run.wavs.glob(f"{source_hash[:8]}_*.wav"):
-                    partial.unlink()
+        except Exception as err:  # one bad source never ends the run; a UserError already says what to do
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            out.failed.append((job.label, reason))
+            manifest.failed[job.label] = reason
+            for partial in run.written:  # clips of a source that failed half-way: its own, no one else's
+                partial.unlink(missing_ok=True)
+            run.written = []
             continue
         known.add(source_hash)
+        by_prefix.setdefault(source_hash[:8], set()).add(source_hash)
+        manifest.failed.pop(job.label, None)
         manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
                                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                                       datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), run.notes))
         manifest.segments += segments
+        out.dropped += [f"{job.label}: {note}" for note in run.notes]
         if not segments:
             out.warnings.append(f"{job.label}: no speech found")
         out.added += [seg.id for seg in segments if seg.active]
@@ -260,6 +329,7 @@ def create_dataset(
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
     save_manifest(workspace, manifest)
+    out.warnings += run.notices()
     active = [s for s in manifest.segments if s.active]
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)
     out.train_segments = sum(s.split == "train" for s in active)
