@@ -137,12 +137,13 @@ def _plan_jobs(audio, subtitles, corpus, urls, out: DatasetReport) -> list[_Job]
     return jobs
 
 
-def _source_hash(job: _Job) -> str:
-    """The media's content hash, with the subtitles' folded in: fixed subtitles make a new source."""
+def _source_hashes(job: _Job) -> tuple[str, str]:
+    """(source hash, media hash): the media's content hash with the subtitles' folded in, so fixed
+    subtitles make a new source."""
     media = file_sha256(job.media)
     if job.subtitles is None:
-        return media
-    return hashlib.sha256(f"{media}:{file_sha256(job.subtitles)}".encode()).hexdigest()
+        return media, media
+    return hashlib.sha256(f"{media}:{file_sha256(job.subtitles)}".encode()).hexdigest(), media
 
 
 def _plan(words, settings: DatasetSettings, language: str, audio: np.ndarray, search: float) -> list[Clip]:
@@ -285,6 +286,7 @@ def create_dataset(
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out)
     run.wavs.mkdir(parents=True, exist_ok=True)
     known, last_save = manifest.source_hashes(), time.monotonic()
+    known_media = {s.media_hash or s.hash for s in manifest.sources}
     by_prefix: dict[str, set[str]] = {}  # 8-digit prefix -> hashes: id prefixes stay unique without scanning all
     for h in known:
         by_prefix.setdefault(h[:8], set()).add(h)
@@ -299,8 +301,8 @@ def create_dataset(
                     raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
                 job.media, job.subtitles = got.media, got.subtitles
             check_media_file(job.media)
-            source_hash = _source_hash(job)
-            if source_hash in known:
+            source_hash, media_hash = _source_hashes(job)
+            if source_hash in known or (job.subtitles is None and media_hash in known_media):  # a copy, or renamed
                 out.skipped.append(job.label)
                 continue
             run.start(unique_prefix(source_hash, by_prefix.get(source_hash[:8], set())))
@@ -314,11 +316,12 @@ def create_dataset(
             run.written = []
             continue
         known.add(source_hash)
+        known_media.add(media_hash)
         by_prefix.setdefault(source_hash[:8], set()).add(source_hash)
         manifest.failed.pop(job.label, None)
         manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
                                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), run.notes))
+                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, run.notes))
         manifest.segments += segments
         out.dropped += [f"{job.label}: {note}" for note in run.notes]
         if not segments:

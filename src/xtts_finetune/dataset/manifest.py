@@ -32,6 +32,7 @@ class Source:
     subtitles: Optional[str] = None
     url: Optional[str] = None
     added: str = ""
+    media_hash: str = ""  # sha256 of the media file alone (older manifests: empty, `hash` is the media's)
     notes: list[str] = field(default_factory=list)  # what was left out of it and why (cues, uncovered audio), gains
 
 
