@@ -182,6 +182,7 @@ def edit_segment(workspace: str | Path, segment_id: str, *, text: Optional[str] 
         if not cleaned:
             raise UserError(f"segment {segment_id}: the new text is empty.", fix="give the words spoken in the clip, or exclude it")
         seg.text, seg.edited = cleaned, True
+        seg.cer = seg.suspect = None  # the check was of the old text
     if excluded is not None:
         if not excluded and seg.rejected:
             raise UserError(f"segment {segment_id} was rejected ({seg.rejected}) and has no audio clip.",

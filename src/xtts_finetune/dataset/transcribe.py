@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xtts_finetune.dataset.whisper_gpu import WHEELS_FIX, cuda_check
+from xtts_finetune.whisper_gpu import WHEELS_FIX, cuda_check
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language
 from xtts_finetune.progress import ProgressCallback, report

@@ -22,7 +22,8 @@ _LINUX = {"nvidia.cublas": ("libcublasLt.so.12", "libcublas.so.12"),
                            "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
                            "libcudnn_heuristic.so.9", "libcudnn_adv.so.9")}
 _WINDOWS = {"nvidia.cublas": ("cublasLt64_12.dll", "cublas64_12.dll"), "nvidia.cudnn": ("cudnn64_9.dll",)}
-WHEELS_FIX = "pip install nvidia-cublas-cu12 'nvidia-cudnn-cu12>=9,<10' into xtts-finetune's environment (uv pip install ... with .venv active)"
+WHEELS_FIX = ("install the CUDA 12 libraries: uv pip install 'xtts-finetune[whisper-gpu]' (or pip install nvidia-cublas-cu12 "
+              "'nvidia-cudnn-cu12>=9,<10') into xtts-finetune's environment")
 _loaded: dict[str, object] = {}  # kept referenced: an unloaded handle would take the library with it
 
 
