@@ -89,7 +89,7 @@ def _parse_with_pysubs2(text: str, path: Path) -> list[tuple[int, float, float, 
                         fix="add the frame rate as the first line, e.g. {1}{1}25, or convert it to SRT") from None
     except Exception as err:  # pysubs2 raises its own errors (and ValueError) for malformed files
         raise UserError(f"{path}: cannot read subtitles ({err}).", fix="convert it to SRT or WebVTT") from None
-    return [(n, e.start / 1000, e.end / 1000, e.text) for n, e in enumerate(events, 1) if not e.is_comment]
+    return [(n, e.start / 1000, e.end / 1000, e.plaintext) for n, e in enumerate(events, 1) if not e.is_comment]
 
 
 def read_subtitles(path: str | Path) -> Subtitles:
