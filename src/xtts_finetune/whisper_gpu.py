@@ -16,12 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# wheel package -> library names, dependencies first (cuBLAS needs cuBLASLt; cuDNN's parts need its core).
-_LINUX = {"nvidia.cublas": ("libcublasLt.so.12", "libcublas.so.12"),
-          "nvidia.cudnn": ("libcudnn.so.9", "libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_graph.so.9",
-                           "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
-                           "libcudnn_heuristic.so.9", "libcudnn_adv.so.9")}
-_WINDOWS = {"nvidia.cublas": ("cublasLt64_12.dll", "cublas64_12.dll"), "nvidia.cudnn": ("cudnn64_9.dll",)}
+# wheel package -> (libraries needed, in load order: cuBLAS needs cuBLASLt), (parts loaded when present).
+_LINUX = {"nvidia.cublas": (("libcublasLt.so.12", "libcublas.so.12"), ()),
+          "nvidia.cudnn": (("libcudnn.so.9",), ("libcudnn_ops.so.9", "libcudnn_cnn.so.9", "libcudnn_graph.so.9",
+                                                 "libcudnn_engines_precompiled.so.9", "libcudnn_engines_runtime_compiled.so.9",
+                                                 "libcudnn_heuristic.so.9", "libcudnn_adv.so.9"))}
+_WINDOWS = {"nvidia.cublas": (("cublasLt64_12.dll", "cublas64_12.dll"), ()), "nvidia.cudnn": (("cudnn64_9.dll",), ())}
 WHEELS_FIX = ("install the CUDA 12 libraries: uv pip install 'xtts-finetune[whisper-gpu]' (or pip install nvidia-cublas-cu12 "
               "'nvidia-cudnn-cu12>=9,<10') into xtts-finetune's environment")
 _loaded: dict[str, object] = {}  # kept referenced: an unloaded handle would take the library with it
@@ -65,15 +65,12 @@ def load_cuda_libraries() -> list[str]:
         return []  # CTranslate2 has no CUDA on macOS
     table = _WINDOWS if sys.platform == "win32" else _LINUX
     missing = []
-    for package, names in table.items():
+    for package, (needed, parts) in table.items():
         folder = _wheel_dir(package)
         if sys.platform == "win32" and folder is not None and folder.is_dir():
             os.add_dll_directory(str(folder))
-        core, *parts = names
-        if not _load(core, folder):
-            missing.append(core)
-            continue
-        for part in parts:  # optional parts (older cuDNN 9 releases lack some): best effort
+        missing += [name for name in needed if not _load(name, folder)]
+        for part in parts:  # cuDNN loads these itself when found; releases differ in which exist
             _load(part, folder)
     return missing
 
