@@ -85,3 +85,17 @@ def test_changed_subtitles_make_a_new_source_and_remove_drops_the_old_one(tmp_pa
     assert len(manifest.segments) == len(layout)
     wavs = sorted(p.name for p in (ws / "dataset" / "wavs").glob("*.wav"))
     assert wavs == sorted(seg.audio_file.split("/")[1] for seg in manifest.segments)
+
+
+def test_a_legacy_encoded_file_is_read_and_the_encoding_reported(tmp_path, talk, capsys):
+    wav, layout = talk
+    texts = ["Première phrase, à l'école.", "Deuxième phrase, très bien.", "Troisième, déjà vu.",
+             "Quatrième, garçon.", "Cinquième et dernière."]
+    srt = tmp_path / "talk.srt"
+    write_srt(srt, [(s["start"], s["end"], t) for s, t in zip(layout, texts)])
+    srt.write_bytes(srt.read_text(encoding="utf-8").encode("cp1252"))
+    report = create_dataset(tmp_path / "ws", language="fr", audio=[wav], subtitles=[srt])
+    assert [s.text for s in list_segments(tmp_path / "ws")] == texts
+    assert f"{wav}: talk.srt: read as cp1252" in report.notes
+    main(["dataset", "list", str(tmp_path / "ws")])
+    assert "note on" in capsys.readouterr().out

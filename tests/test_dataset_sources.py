@@ -71,7 +71,7 @@ def test_ljspeech_uses_the_normalized_column_and_says_so(tmp_path):
     (folder / "metadata.csv").write_text("LJ001-0001|It cost $12.|It cost twelve dollars.\n", encoding="utf-8")
     report = create_dataset(tmp_path / "ws", language="en", corpus=folder)
     assert [s.text for s in list_segments(tmp_path / "ws")] == ["It cost twelve dollars."]
-    assert any("column 3" in w and "normalized" in w for w in report.warnings)
+    assert any("column 3" in n and "normalized" in n for n in report.notes)
 
 
 def test_a_many_column_csv_without_header_is_refused(tmp_path):
@@ -94,7 +94,7 @@ def test_stereo_near_full_scale_is_averaged_not_clipped(tmp_path):
     sf.write(hot, np.stack([1.6 * tone, 1.6 * tone], axis=1).astype(np.float32), 44100, subtype="FLOAT")
     (tmp_path / "corpus.csv").write_text("audio_file|text\nstereo.wav|A tone.\nhot.wav|A hot tone.\n", encoding="utf-8")
     report = create_dataset(tmp_path / "ws", language="en", corpus=tmp_path / "corpus.csv")
-    assert len(report.added) == 2 and any("hot.wav went past full scale: scaled down" in d for d in report.dropped)
+    assert len(report.added) == 2 and any("hot.wav went past full scale: scaled down" in n for n in report.notes)
     stats = dataset_stats(tmp_path / "ws")
     assert stats.clipping == [] and stats.total_seconds == pytest.approx(4.0, abs=0.01)
 

@@ -44,11 +44,22 @@ def process_umask() -> int:
         return mask
 
 
-def read_text_any(path: str | Path) -> tuple[str, str]:
+# The legacy code pages text in a language was saved in (Windows, then the East Asian standards).
+# Detection alone confuses neighbours such as cp1252 and cp1250 on short French text.
+LEGACY_CODEPAGES = {
+    **dict.fromkeys(("en", "fr", "de", "es", "it", "pt", "nl", "ca", "da", "sv", "no", "fi"), ["cp1252"]),
+    **dict.fromkeys(("pl", "cs", "sk", "hu", "ro", "hr", "sl"), ["cp1250"]),
+    "ru": ["cp1251", "koi8_r"], "uk": ["cp1251"], "bg": ["cp1251"], "tr": ["cp1254"], "el": ["cp1253"],
+    "ar": ["cp1256"], "fa": ["cp1256"], "he": ["cp1255"], "vi": ["cp1258"],
+    "zh": ["gb18030", "big5"], "zh-cn": ["gb18030", "big5"], "ja": ["shift_jis", "euc_jp"], "ko": ["euc_kr", "cp949"],
+}
+
+
+def read_text_any(path: str | Path, language: str | None = None) -> tuple[str, str]:
     """(text, encoding name) of a text file in any common encoding.
 
     A BOM decides first (UTF-32 before UTF-16: their BOMs share a prefix), then strict UTF-8, then
-    charset-normalizer's best guess for legacy code pages (cp1252, cp1250, GB2312, Big5 ...).
+    charset-normalizer's best guess for legacy code pages, among the language's own first when known.
     """
     import codecs
 
@@ -63,7 +74,8 @@ def read_text_any(path: str | Path) -> tuple[str, str]:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(raw).best()
+    preferred = LEGACY_CODEPAGES.get((language or "").lower())
+    best = (preferred and from_bytes(raw, cp_isolation=preferred).best()) or from_bytes(raw).best()
     if best is None:
         raise UserError(f"{path}: cannot tell its text encoding (it may not be a text file).",
                         fix="save the file as UTF-8 text")

@@ -137,8 +137,10 @@ def _list(args) -> int:
         score = "" if seg.cer is None else f"\tCER {seg.cer:.2f}{' suspect' if seg.suspect else ''}"
         print(f"{seg.id}\t{seg.duration:6.2f}s\t{status}{score}\t{seg.text}")
     for source in manifest.sources:
+        for why in source.dropped:
+            print(f"left out of {source.path}: {why}")
         for note in source.notes:
-            print(f"left out of {source.path}: {note}")
+            print(f"note on {source.path}: {note}")
     for what, why in manifest.failed.items():
         print(f"not in the dataset: {what}: {why}")
     return 0

@@ -37,11 +37,12 @@ class Corpus:
     rows: list[CorpusRow]
     problems: list[tuple[str, str]] = field(default_factory=list)  # ("file:line", why), one per row left out
     notes: list[str] = field(default_factory=list)  # how the file was read (encoding, columns)
+    language: Optional[str] = None  # the dataset's: its legacy code pages are tried first
 
 
 def _read_rows(csv_path: Path, corpus: Corpus) -> list[tuple[int, list[str]]]:
     try:
-        text, encoding = read_text_any(csv_path)
+        text, encoding = read_text_any(csv_path, corpus.language)
     except OSError as err:
         raise UserError(f"{csv_path}: cannot read ({err}).", fix="check the file") from None
     if encoding not in ("utf-8", "utf-8-sig"):
@@ -60,10 +61,10 @@ def _column(header: list[str], names: tuple[str, ...]) -> Optional[int]:
     return next((lowered.index(n) for n in names if n in lowered), None)
 
 
-def read_coqui_csv(csv_path: Path, corpus: Optional[Corpus] = None) -> Corpus:
+def read_coqui_csv(csv_path: Path, corpus: Optional[Corpus] = None, language: Optional[str] = None) -> Corpus:
     """A Coqui CSV: columns by header name (audio_file, text, speaker_name; others ignored), audio
     paths relative to the CSV's folder. Without a header, `audio_file|text[|speaker_name]` by position."""
-    corpus = corpus if corpus is not None else Corpus([])
+    corpus = corpus if corpus is not None else Corpus([], language=language)
     rows = _read_rows(csv_path, corpus)
     audio, text, speaker = 0, 1, 2
     if rows and _column(rows[0][1], AUDIO_COLUMNS) is not None and _column(rows[0][1], TEXT_COLUMNS) is not None:
@@ -84,10 +85,10 @@ def read_coqui_csv(csv_path: Path, corpus: Optional[Corpus] = None) -> Corpus:
     return corpus
 
 
-def read_ljspeech(folder: Path) -> Corpus:
+def read_ljspeech(folder: Path, language: Optional[str] = None) -> Corpus:
     """`metadata.csv` rows `id|text|normalized text` with audio in `wavs/<id>.wav`, LJSpeech's layout."""
     csv_path = folder / "metadata.csv"
-    corpus = Corpus([], notes=[LJSPEECH_TEXT_NOTE])
+    corpus = Corpus([], notes=[LJSPEECH_TEXT_NOTE], language=language)
     rows = _read_rows(csv_path, corpus)
     if rows and rows[0][1][0].strip().lower() in AUDIO_COLUMNS:
         rows = rows[1:]  # a header row
@@ -100,16 +101,16 @@ def read_ljspeech(folder: Path) -> Corpus:
     return corpus
 
 
-def read_corpus(path: str | Path) -> Corpus:
+def read_corpus(path: str | Path, language: Optional[str] = None) -> Corpus:
     """Rows of an LJSpeech folder, a Coqui dataset folder (metadata_train/eval.csv) or one Coqui CSV."""
     path = Path(path)
     if path.is_file():
-        return read_coqui_csv(path)
+        return read_coqui_csv(path, language=language)
     if (path / "metadata.csv").is_file() and (path / "wavs").is_dir():
-        return read_ljspeech(path)
+        return read_ljspeech(path, language)
     csvs = [path / name for name in ("metadata_train.csv", "metadata_eval.csv") if (path / name).is_file()]
     if csvs:
-        corpus = Corpus([])
+        corpus = Corpus([], language=language)
         for csv_path in csvs:
             read_coqui_csv(csv_path, corpus)
         return corpus

@@ -62,6 +62,7 @@ class DatasetReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (segment id, reason)
     dropped: list[str] = field(default_factory=list)  # cues and rows left out, audio outside every cue, with why
+    notes: list[str] = field(default_factory=list)  # how sources were read: encodings, text columns, gains
     ignored: list[str] = field(default_factory=list)  # files in given folders that are not media
     warnings: list[str] = field(default_factory=list)
     total_segments: int = 0
@@ -75,6 +76,7 @@ class DatasetReport:
         lines += [f"skipped (already in the dataset): {s}" for s in self.skipped]
         lines += [f"ignored (not media): {s}" for s in self.ignored]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"note: {n}" for n in self.notes]
         lines += [f"left out: {d}" for d in self.dropped]
         lines += [f"rejected {seg}: {why}" for seg, why in self.rejected]
         lines += [f"FAILED {src}: {why}" for src, why in self.failed]
@@ -120,7 +122,7 @@ def _pair_subtitles(media: list[Path], subs: list[Path], explicit: list[Path], o
     return {m: found[0] for m, found in candidates.items() if len(found) == 1}
 
 
-def _plan_jobs(audio, subtitles, corpus, urls, out: DatasetReport) -> list[_Job]:
+def _plan_jobs(audio, subtitles, corpus, urls, language: str, out: DatasetReport) -> list[_Job]:
     media, other = collect_media(audio)
     explicit = [Path(s) for s in subtitles]
     subs = explicit + [p for p in other if p.suffix.lower() in SUBTITLE_EXTENSIONS]  # talk.srt beside talk.wav
@@ -130,8 +132,8 @@ def _plan_jobs(audio, subtitles, corpus, urls, out: DatasetReport) -> list[_Job]
     jobs = [_Job(str(m), "subtitles" if m in paired else "asr", m, paired.get(m)) for m in media if str(m) not in blocked]
     jobs += [_Job(url, "url", url=url) for url in urls]
     if corpus is not None:
-        rows = read_corpus(corpus)
-        out.warnings += rows.notes
+        rows = read_corpus(corpus, language)
+        out.notes += rows.notes
         out.failed += rows.problems  # each row is a source: one that cannot be read fails by its line
         jobs += [_Job(row.line, "corpus", row.audio, row=row) for row in rows.rows]
     return jobs
@@ -160,7 +162,8 @@ class _Run:
         self.language, self.speaker, self.settings = language, speaker, settings
         self.whisper_model, self._transcriber, self.progress, self.out = whisper_model, transcriber, progress, out
         self.written: list[Path] = []  # wavs of the current source, removed if it fails
-        self.notes: list[str] = []  # what the current source left out, kept in its manifest entry
+        self.dropped: list[str] = []  # what the current source left out and why, kept in its manifest entry
+        self.notes: list[str] = []  # how it was read: encodings, gains
         self.prefix = ""  # the current source's id prefix
 
     @property
@@ -182,7 +185,7 @@ class _Run:
         return list(getattr(self._transcriber, "notices", []))
 
     def start(self, prefix: str) -> None:
-        self.prefix, self.written, self.notes = prefix, [], []
+        self.prefix, self.written, self.dropped, self.notes = prefix, [], [], []
 
     def segments(self, clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
         """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav."""
@@ -207,10 +210,11 @@ class _Run:
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
         s, segments, end, covered = self.settings, [], 0.0, 0.0
-        subs = read_subtitles(job.subtitles) if job.subtitles else None
+        subs = read_subtitles(job.subtitles, self.language) if job.subtitles else None
         if subs is not None:
             runs, dropped = plan_cue_runs(subs, self.language)
-            self.notes += subs.dropped + dropped + ([f"{subs.path.name}: read as {subs.encoding}"] if subs.encoding != "utf-8" else [])
+            self.dropped += subs.dropped + dropped
+            self.notes += [f"{subs.path.name}: read as {subs.encoding}"] if subs.encoding != "utf-8" else []
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
             end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {piece.start / 60:.1f} min")
             if subs is None:
@@ -230,7 +234,7 @@ class _Run:
         if subs is not None:
             check_cues_fit(subs, end)
             if end - covered > 0.05:
-                self.notes.append(f"{subs.path.name}: {end - covered:.1f} s of the {end:.1f} s recording lie outside "
+                self.dropped.append(f"{subs.path.name}: {end - covered:.1f} s of the {end:.1f} s recording lie outside "
                                   "every cue and were left out")
         return segments, end
 
@@ -279,7 +283,7 @@ def create_dataset(
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")
-    jobs = _plan_jobs(audio, subtitles, corpus, urls, out)
+    jobs = _plan_jobs(audio, subtitles, corpus, urls, language, out)
     manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
@@ -321,9 +325,10 @@ def create_dataset(
         manifest.failed.pop(job.label, None)
         manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
                                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, run.notes))
+                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, run.dropped, run.notes))
         manifest.segments += segments
-        out.dropped += [f"{job.label}: {note}" for note in run.notes]
+        out.dropped += [f"{job.label}: {why}" for why in run.dropped]
+        out.notes += [f"{job.label}: {note}" for note in run.notes]
         if not segments:
             out.warnings.append(f"{job.label}: no speech found")
         out.added += [seg.id for seg in segments if seg.active]

@@ -33,7 +33,8 @@ class Source:
     url: Optional[str] = None
     added: str = ""
     media_hash: str = ""  # sha256 of the media file alone (older manifests: empty, `hash` is the media's)
-    notes: list[str] = field(default_factory=list)  # what was left out of it and why (cues, uncovered audio), gains
+    dropped: list[str] = field(default_factory=list)  # what was left out of it and why (cues, audio outside every cue)
+    notes: list[str] = field(default_factory=list)  # how it was read: encoding, gain
 
 
 @dataclass

@@ -92,14 +92,15 @@ def _parse_with_pysubs2(text: str, path: Path) -> list[tuple[int, float, float, 
     return [(n, e.start / 1000, e.end / 1000, e.plaintext) for n, e in enumerate(events, 1) if not e.is_comment]
 
 
-def read_subtitles(path: str | Path) -> Subtitles:
-    """Cues of an .srt, .vtt, .ass, .ssa or .sub file in any common text encoding, in time order."""
+def read_subtitles(path: str | Path, language: str | None = None) -> Subtitles:
+    """Cues of an .srt, .vtt, .ass, .ssa or .sub file in any common text encoding (the language's
+    legacy code pages tried first), in time order."""
     path = Path(path)
     if path.suffix.lower() not in SUBTITLE_EXTENSIONS:
         raise UserError(f"{path}: not a subtitle file ({', '.join(sorted(SUBTITLE_EXTENSIONS))}).",
                         fix="convert it to SRT or WebVTT")
     try:
-        text, encoding = read_text_any(path)
+        text, encoding = read_text_any(path, language)
     except OSError as err:
         raise UserError(f"{path}: cannot read subtitles ({err}).", fix="check the file") from None
     stray: list[str] = []
