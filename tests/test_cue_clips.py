@@ -47,18 +47,21 @@ def test_clips_stay_inside_their_cues_and_uncovered_speech_is_left_out(tmp_path,
     left_out = "\n".join(report.dropped)
     assert "talk.srt cue 3 at" in left_out and "talk.srt cue 4 at" in left_out and "overlaps another cue" in left_out
     assert "talk.srt cue 5 at" in left_out and "a caption, not speech ('(laughs)')" in left_out
-    assert "lie outside every cue and were left out" in left_out
+    uncovered = s[1]["end"] - s[1]["start"]  # the sentence no cue covers; the overlapping pair and the caption too
+    found = float(left_out.split("talk.srt: ")[-1].split(" s of sound outside every cue")[0])
+    assert uncovered < found < uncovered + (s[3]["end"] - s[3]["start"]) + 1.0
     assert main(["dataset", "list", str(tmp_path / "ws")]) == 0
     listed = capsys.readouterr().out
-    assert "overlaps another cue" in listed and "a caption, not speech" in listed and "outside every cue" in listed
+    assert "overlaps another cue" in listed and "a caption, not speech" in listed and "of sound outside every cue" in listed
 
 
 def test_cues_past_the_end_fail_by_name_and_fixed_subtitles_are_a_new_source(tmp_path, talk, capsys):
     wav, layout = talk
     end = layout[-1]["end"]
-    bad = write_srt(tmp_path / "talk.srt", [(s["start"], s["end"], s["text"]) for s in layout] + [(end + 30, end + 32, "Not here.")])
+    (tmp_path / "bad").mkdir()
+    bad = write_srt(tmp_path / "bad" / "talk.srt", [(s["start"], s["end"], s["text"]) for s in layout] + [(end + 30, end + 32, "Not here.")])
     ws = tmp_path / "ws"
-    first = create_dataset(ws, language="en", audio=[wav], subtitles=[bad])
+    first = create_dataset(ws, language="en", audio=[wav], subtitles=[bad])  # one --subtitles, one --audio: paired
     assert not first.added and "talk.srt: 1 cue(s) lie past the end of the audio" in dict(first.failed)[str(wav)]
     assert not list((ws / "dataset" / "wavs").glob("*.wav"))  # its clips written before the check are gone
     assert not load_manifest(ws).sources  # not recorded: a fixed file is not "already in the dataset"
@@ -67,6 +70,9 @@ def test_cues_past_the_end_fail_by_name_and_fixed_subtitles_are_a_new_source(tmp
     fixed = write_srt(tmp_path / "talk.srt", [(s["start"], s["end"], s["text"]) for s in layout])
     second = create_dataset(ws, language="en", audio=[wav], subtitles=[fixed])
     assert len(second.added) == len(layout) and not second.skipped and not load_manifest(ws).failed
+    kept = sorted((ws / "dataset" / "wavs").glob("*.wav"))
+    third = create_dataset(ws, language="en", audio=[wav], subtitles=[bad])  # the bad file again: fails alone
+    assert third.failed and sorted((ws / "dataset" / "wavs").glob("*.wav")) == kept  # other sources' clips untouched
 
 
 def test_changed_subtitles_make_a_new_source_and_remove_drops_the_old_one(tmp_path, talk, capsys):

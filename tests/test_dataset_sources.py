@@ -97,6 +97,9 @@ def test_stereo_near_full_scale_is_averaged_not_clipped(tmp_path):
     assert len(report.added) == 2 and any("hot.wav went past full scale: scaled down" in n for n in report.notes)
     stats = dataset_stats(tmp_path / "ws")
     assert stats.clipping == [] and stats.total_seconds == pytest.approx(4.0, abs=0.01)
+    wav = tmp_path / "ws" / "dataset" / list_segments(tmp_path / "ws")[0].audio_file
+    sf.write(wav, np.zeros(2 * 16000, dtype=np.float32), 16000)  # a clip replaced by hand at another rate
+    assert dataset_stats(tmp_path / "ws").total_seconds == pytest.approx(4.0, abs=0.01)  # each file's own rate
 
 
 def test_ids_never_collide_even_when_hash_prefixes_do():

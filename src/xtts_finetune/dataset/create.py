@@ -23,7 +23,7 @@ from xtts_finetune.dataset.manifest import (
 from xtts_finetune.dataset.media import (
     check_media_file, collect_media, decode_audio, fit_full_scale, resample, write_wav,
 )
-from xtts_finetune.dataset.segment import Clip, Span, plan_clips
+from xtts_finetune.dataset.segment import Clip, Span, plan_clips, uncovered_sound
 from xtts_finetune.dataset.slicer import iter_pieces
 from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
 from xtts_finetune.errors import UserError
@@ -209,7 +209,7 @@ class _Run:
 
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
-        s, segments, end, covered = self.settings, [], 0.0, 0.0
+        s, segments, end, left_out = self.settings, [], 0.0, 0.0
         subs = read_subtitles(job.subtitles, self.language) if job.subtitles else None
         if subs is not None:
             runs, dropped = plan_cue_runs(subs, self.language)
@@ -230,12 +230,12 @@ class _Run:
                 window = audio[int(round((lo - piece.start) * s.sample_rate)) : int(round((hi - piece.start) * s.sample_rate))]
                 words = [Span(w.start - lo, w.end - lo, w.text) for w in run.words]
                 segments += self.segments(_plan(words, s, self.language, window, 0.3), window, lo, source_hash, self.speaker)
-                covered += len(window) / s.sample_rate
+            spans = [(r.start - piece.start, r.end - piece.start) for r in runs if r.end > piece.start and r.start < piece.end]
+            left_out += uncovered_sound(audio, s.sample_rate, spans)
         if subs is not None:
             check_cues_fit(subs, end)
-            if end - covered > 0.05:
-                self.dropped.append(f"{subs.path.name}: {end - covered:.1f} s of the {end:.1f} s recording lie outside "
-                                  "every cue and were left out")
+            if left_out >= 0.1:
+                self.dropped.append(f"{subs.path.name}: {left_out:.1f} s of sound outside every cue was left out")
         return segments, end
 
     def corpus_row(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
