@@ -70,6 +70,15 @@ class DatasetReport:
     eval_segments: int = 0
     total_seconds: float = 0.0
 
+    def record(self, label: str, source, segments: list) -> None:
+        """What one added source brought: its clips, and what it left out."""
+        self.dropped += [f"{label}: {why}" for why in source.dropped]
+        self.notes += [f"{label}: {note}" for note in source.notes]
+        if not segments:
+            self.warnings.append(f"{label}: no speech found")
+        self.added += [seg.id for seg in segments if seg.active]
+        self.rejected += [(seg.id, seg.rejected) for seg in segments if seg.rejected]
+
     def summary(self) -> str:
         lines = [f"added {len(self.added)} clips; dataset now {self.total_segments} clips "
                  f"({self.train_segments} train, {self.eval_segments} eval, {self.total_seconds / 60:.1f} min)"]
@@ -154,6 +163,29 @@ def _plan(words, settings: DatasetSettings, language: str, audio: np.ndarray, se
                       search_seconds=search, audio=audio, sample_rate=settings.sample_rate)
 
 
+class _Known:
+    """Sources already in the dataset: copies are skipped, and each new source gets an id prefix no other shares."""
+
+    def __init__(self, sources: list[Source]):
+        self.hashes = {s.hash for s in sources}
+        self.media = {s.media_hash or s.hash for s in sources}
+        self.by_prefix: dict[str, set[str]] = {}  # 8-digit prefix -> hashes: no scan over thousands of rows
+        for h in self.hashes:
+            self.by_prefix.setdefault(h[:8], set()).add(h)
+
+    def has(self, job: _Job, source_hash: str, media_hash: str) -> bool:
+        """The same media and subtitles, or (without subtitles) the same media under any name."""
+        return source_hash in self.hashes or (job.subtitles is None and media_hash in self.media)
+
+    def prefix(self, source_hash: str) -> str:
+        return unique_prefix(source_hash, self.by_prefix.get(source_hash[:8], set()))
+
+    def add(self, source_hash: str, media_hash: str) -> None:
+        self.hashes.add(source_hash)
+        self.media.add(media_hash)
+        self.by_prefix.setdefault(source_hash[:8], set()).add(source_hash)
+
+
 class _Run:
     """State shared by the sources of one run: settings, the transcriber (loaded once), the report."""
 
@@ -184,8 +216,27 @@ class _Run:
         """What the transcriber had to say once, e.g. that Whisper fell back to the CPU."""
         return list(getattr(self._transcriber, "notices", []))
 
-    def start(self, prefix: str) -> None:
-        self.prefix, self.written, self.dropped, self.notes = prefix, [], [], []
+    def source(self, job: _Job, known: _Known, workspace: Path) -> Optional[tuple[Source, list[Segment]]]:
+        """(source record, its segments) for one job, or None when it is already in the dataset."""
+        self.prefix, self.written, self.dropped, self.notes = "", [], [], []
+        if job.kind == "url":
+            from xtts_finetune.dataset.urls import download
+
+            got = download(job.url, workspace / "sources", self.language)
+            if got.error:
+                raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
+            job.media, job.subtitles = got.media, got.subtitles
+        check_media_file(job.media)
+        source_hash, media_hash = _source_hashes(job)
+        if known.has(job, source_hash, media_hash):
+            return None
+        self.prefix = known.prefix(source_hash)
+        segments, duration = (self.corpus_row if job.kind == "corpus" else self.media)(job, source_hash)
+        known.add(source_hash, media_hash)
+        source = Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
+                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, self.dropped, self.notes)
+        return source, segments
 
     def segments(self, clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
         """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav."""
@@ -252,6 +303,22 @@ class _Run:
         return self.segments([clip], audio, 0.0, source_hash, speaker), duration
 
 
+def _open_manifest(workspace: Path, language: str, speaker: str,
+                   settings: Optional[DatasetSettings]) -> tuple[Manifest, DatasetSettings]:
+    """The workspace's manifest (a new one for a new dataset) and the settings this run uses, checked."""
+    manifest_path = dataset_dir(workspace) / "dataset.json"
+    manifest = load_manifest(workspace) if manifest_path.is_file() else Manifest(language=language, speaker=speaker)
+    if manifest.language != language:
+        raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
+                        fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
+    if settings is None:
+        names = {f.name for f in fields(DatasetSettings)}
+        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
+    settings.check()
+    manifest.settings = asdict(settings)
+    return manifest, settings
+
+
 def create_dataset(
     workspace: str | Path,
     *,
@@ -270,16 +337,7 @@ def create_dataset(
     workspace = Path(workspace)
     language = normalize_language(language)
     speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
-    manifest_path = dataset_dir(workspace) / "dataset.json"
-    manifest = load_manifest(workspace) if manifest_path.is_file() else Manifest(language=language, speaker=speaker)
-    if manifest.language != language:
-        raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
-                        fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
-    if settings is None:
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
-    settings.check()
-    manifest.settings = asdict(settings)
+    manifest, settings = _open_manifest(workspace, language, speaker, settings)
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")
@@ -289,50 +347,26 @@ def create_dataset(
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out)
     run.wavs.mkdir(parents=True, exist_ok=True)
-    known, last_save = manifest.source_hashes(), time.monotonic()
-    known_media = {s.media_hash or s.hash for s in manifest.sources}
-    by_prefix: dict[str, set[str]] = {}  # 8-digit prefix -> hashes: id prefixes stay unique without scanning all
-    for h in known:
-        by_prefix.setdefault(h[:8], set()).add(h)
+    known, last_save = _Known(manifest.sources), time.monotonic()
     for n, job in enumerate(jobs):
         report(progress, "dataset", n, len(jobs), job.label)
         try:
-            if job.kind == "url":
-                from xtts_finetune.dataset.urls import download
-
-                got = download(job.url, workspace / "sources", language)
-                if got.error:
-                    raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
-                job.media, job.subtitles = got.media, got.subtitles
-            check_media_file(job.media)
-            source_hash, media_hash = _source_hashes(job)
-            if source_hash in known or (job.subtitles is None and media_hash in known_media):  # a copy, or renamed
-                out.skipped.append(job.label)
-                continue
-            run.start(unique_prefix(source_hash, by_prefix.get(source_hash[:8], set())))
-            segments, duration = (run.corpus_row if job.kind == "corpus" else run.media)(job, source_hash)
+            added = run.source(job, known, workspace)
         except Exception as err:  # one bad source never ends the run; a UserError already says what to do
             reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
             out.failed.append((job.label, reason))
             manifest.failed[job.label] = reason
             for partial in run.written:  # clips of a source that failed half-way: its own, no one else's
                 partial.unlink(missing_ok=True)
-            run.written = []
             continue
-        known.add(source_hash)
-        known_media.add(media_hash)
-        by_prefix.setdefault(source_hash[:8], set()).add(source_hash)
+        if added is None:
+            out.skipped.append(job.label)
+            continue
+        source, segments = added
         manifest.failed.pop(job.label, None)
-        manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
-                                       str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                                       datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, run.dropped, run.notes))
+        manifest.sources.append(source)
         manifest.segments += segments
-        out.dropped += [f"{job.label}: {why}" for why in run.dropped]
-        out.notes += [f"{job.label}: {note}" for note in run.notes]
-        if not segments:
-            out.warnings.append(f"{job.label}: no speech found")
-        out.added += [seg.id for seg in segments if seg.active]
-        out.rejected += [(seg.id, seg.rejected) for seg in segments if seg.rejected]
+        out.record(job.label, source, segments)
         if job.kind != "corpus" or time.monotonic() - last_save > 5:  # corpora have thousands of tiny sources
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
