@@ -164,6 +164,51 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
         return job_html(start_job(ui, "dataset", work, params))
 
+    def refresh(last, only):
+        job = ui.jobs.latest("dataset")
+        sig = job_signature(job)
+        if sig == last:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
+        tables = (gr.skip(),) * 4
+        if job is None or not job.active:
+            rows, image = _stats(ui)
+            tables = (rows, image, _clip_rows(ui, only), gr.update(choices=_source_choices(ui)))
+        return job_html(job, "No dataset job yet."), job_log(job), *tables, sig
+
+    def on_select(evt: gr.SelectData):
+        row = evt.row_value or []
+        if not row:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        match = next((s for s in _segments(ui) if str(s.id) == str(row[0])), None)
+        if match is None:
+            return None, "", "", False
+        return _clip_path(ui, match), str(match.id), match.text, match.excluded
+
+    def on_save(seg_id, new_text, exclude, only):
+        from xtts_finetune.dataset import edit_segment
+
+        if not seg_id:
+            fail(UserError("No clip selected.", fix="Select a row in the clip table first."))
+        try:
+            edit_segment(ui.workspace, seg_id, text=new_text, excluded=exclude)
+        except UserError as err:
+            fail(err)
+        gr.Info(f"Saved clip {seg_id}.")
+        rows, image = _stats(ui)
+        return _clip_rows(ui, only), rows, image
+
+    create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
+    outputs = [status, log, stats, histogram, clips, source, shown]
+    timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
+    demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")
+    _wire_checks(ui, whisper, status, verify, suspects_only, exclude_all, source, remove, [clips, stats, histogram])
+    clips.select(on_select, None, [player, segment_id, text, excluded])
+    save.click(on_save, [segment_id, text, excluded, suspects_only], [clips, stats, histogram])
+
+
+def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, source, remove, tables) -> None:
+    """Verify clips with Whisper, show only suspects, exclude them all, remove a source. `tables`: clips, stats, histogram."""
+
     def on_verify(whisper_model):
         from xtts_finetune.dataset.verify import verify_dataset
 
@@ -201,46 +246,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         rows, image = _stats(ui)
         return _clip_rows(ui, only), rows, image, gr.update(choices=_source_choices(ui), value=None)
 
-    def refresh(last, only):
-        job = ui.jobs.latest("dataset")
-        sig = job_signature(job)
-        if sig == last:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
-        tables = (gr.skip(),) * 4
-        if job is None or not job.active:
-            rows, image = _stats(ui)
-            tables = (rows, image, _clip_rows(ui, only), gr.update(choices=_source_choices(ui)))
-        return job_html(job, "No dataset job yet."), job_log(job), *tables, sig
-
-    def on_select(evt: gr.SelectData):
-        row = evt.row_value or []
-        if not row:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        match = next((s for s in _segments(ui) if str(s.id) == str(row[0])), None)
-        if match is None:
-            return None, "", "", False
-        return _clip_path(ui, match), str(match.id), match.text, match.excluded
-
-    def on_save(seg_id, new_text, exclude, only):
-        from xtts_finetune.dataset import edit_segment
-
-        if not seg_id:
-            fail(UserError("No clip selected.", fix="Select a row in the clip table first."))
-        try:
-            edit_segment(ui.workspace, seg_id, text=new_text, excluded=exclude)
-        except UserError as err:
-            fail(err)
-        gr.Info(f"Saved clip {seg_id}.")
-        rows, image = _stats(ui)
-        return _clip_rows(ui, only), rows, image
-
-    create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
     verify.click(on_verify, [whisper], [status])
-    outputs = [status, log, stats, histogram, clips, source, shown]
-    timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
-    demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")
-    suspects_only.change(lambda only: _clip_rows(ui, only), [suspects_only], [clips])
-    exclude_all.click(on_exclude_suspects, [suspects_only], [clips, stats, histogram])
-    remove.click(on_remove, [source, suspects_only], [clips, stats, histogram, source])
-    clips.select(on_select, None, [player, segment_id, text, excluded])
-    save.click(on_save, [segment_id, text, excluded, suspects_only], [clips, stats, histogram])
+    suspects_only.change(lambda only: _clip_rows(ui, only), [suspects_only], [tables[0]])
+    exclude_all.click(on_exclude_suspects, [suspects_only], tables)
+    remove.click(on_remove, [source, suspects_only], [*tables, source])
