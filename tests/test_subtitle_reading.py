@@ -87,3 +87,10 @@ def test_ass_and_microdvd_through_pysubs2(tmp_path):
     sub.write_text("{25}{75}Hello\n", encoding="utf-8")
     with pytest.raises(UserError, match="talk.sub: a MicroDVD file without its frame rate"):
         read_subtitles(sub)
+
+
+def test_a_false_byte_order_mark_is_named(tmp_path):
+    path = tmp_path / "talk.srt"
+    path.write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8")  # a lone surrogate: not UTF-16 after all
+    with pytest.raises(UserError, match="talk.srt: starts with a utf-16 byte order mark but is not utf-16"):
+        read_subtitles(path)

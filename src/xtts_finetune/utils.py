@@ -67,7 +67,11 @@ def read_text_any(path: str | Path, language: str | None = None) -> tuple[str, s
     for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
                       (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
         if raw.startswith(bom):
-            return raw.decode(name), name
+            try:
+                return raw.decode(name), name
+            except UnicodeDecodeError as err:
+                raise UserError(f"{path}: starts with a {name} byte order mark but is not {name} ({err.reason}).",
+                                fix="save the file again as UTF-8 text") from None
     try:
         return raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

@@ -45,7 +45,7 @@ def _read_rows(csv_path: Path, corpus: Corpus) -> list[tuple[int, list[str]]]:
         text, encoding = read_text_any(csv_path, corpus.language)
     except OSError as err:
         raise UserError(f"{csv_path}: cannot read ({err}).", fix="check the file") from None
-    if encoding not in ("utf-8", "utf-8-sig"):
+    if not encoding.startswith("utf"):
         corpus.notes.append(f"{csv_path.name}: read as {encoding}")
     return [(n, _unquote(line.split("|"))) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 

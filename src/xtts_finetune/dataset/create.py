@@ -265,7 +265,7 @@ class _Run:
         if subs is not None:
             runs, dropped = plan_cue_runs(subs, self.language)
             self.dropped += subs.dropped + dropped
-            self.notes += [f"{subs.path.name}: read as {subs.encoding}"] if subs.encoding != "utf-8" else []
+            self.notes += [] if subs.encoding.startswith("utf") else [f"{subs.path.name}: read as {subs.encoding}"]
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
             end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {piece.start / 60:.1f} min")
             if subs is None:
