@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import SENTENCES
 from speech import spoken_recording
 from xtts_finetune.dataset import create_dataset, list_segments
-from xtts_finetune.dataset.subtitles import parse_subtitles
+from xtts_finetune.dataset.subtitles import read_subtitles
 from xtts_finetune.errors import UserError
 
 
@@ -67,7 +67,7 @@ def test_vtt_with_tags_settings_and_captions(tmp_path, recording):
     media = media.rename(folder / media.name)
     vtt = folder / "talk.en.vtt"  # found beside the media and paired by name
     vtt.write_text(f"WEBVTT\n\nNOTE made by a test\n\n{body}", encoding="utf-8")
-    assert [c.text.strip() for c in parse_subtitles(vtt)] == SENTENCES
+    assert [c.text.strip() for c in read_subtitles(vtt).cues] == SENTENCES
     report = create_dataset(tmp_path / "ws", language="en", audio=[folder])
     assert not report.failed
     segments = list_segments(tmp_path / "ws")
@@ -102,11 +102,11 @@ def test_bad_subtitles_are_named(tmp_path):
     bad = tmp_path / "talk.srt"
     bad.write_text("no timings here\n", encoding="utf-8")
     with pytest.raises(UserError, match="talk.srt: no subtitle cues"):
-        parse_subtitles(bad)
+        read_subtitles(bad)
     orphan = write_srt(tmp_path / "other.srt", [(0.5, 1.5, "Hello.")])
     report = create_dataset(tmp_path / "ws", language="en", audio=[tmp_path / "a.flac", tmp_path / "b.flac"], subtitles=[orphan])
     reasons = dict(report.failed)
-    assert "no --audio file with the same name" in reasons[str(orphan)]
+    assert "no media file with the same name in its folder" in reasons[str(orphan)]
     assert "a.flac: file not found" in reasons[str(tmp_path / "a.flac")]
 
 
@@ -114,7 +114,6 @@ def test_a_cue_that_ends_before_it_starts_is_reported_not_dropped_silently(tmp_p
     srt = tmp_path / "talk.srt"
     srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nKept.\n\n2\n00:00:05,000 --> 00:00:04,000\nBackwards cue.\n",
                    encoding="utf-8")
-    problems: list[str] = []
-    cues = parse_subtitles(srt, problems)
-    assert [c.text for c in cues] == ["Kept."]
-    assert len(problems) == 1 and "talk.srt" in problems[0] and "Backwards cue." in problems[0]
+    subs = read_subtitles(srt)
+    assert [c.text for c in subs.cues] == ["Kept."]
+    assert len(subs.dropped) == 1 and "talk.srt cue 2" in subs.dropped[0] and "Backwards cue." in subs.dropped[0]

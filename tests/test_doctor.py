@@ -41,7 +41,7 @@ def _base_model(home, version, skip=(), extra=()):
 def test_checks_on_this_machine(tmp_path, home, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     checks = {c.name: c for c in doctor.run_checks(tmp_path)}
-    assert list(checks) == ["python", "torch", "device", "ffmpeg", "audio decoding", "disk", "base models", "model hub"]
+    assert list(checks) == ["python", "torch", "device", "whisper gpu", "ffmpeg", "audio decoding", "disk", "base models", "model hub"]
     assert checks["python"].ok and platform.python_version() in checks["python"].detail
     assert checks["torch"].ok and torch.__version__ in checks["torch"].detail
     if torch.cuda.is_available():

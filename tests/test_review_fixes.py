@@ -34,7 +34,7 @@ def test_dataset_csvs_keep_every_row_when_a_transcript_starts_with_a_quote(tmp_p
         (f"wavs/clip{i}.wav", text, "speaker") for i, text in enumerate(texts)
     ]
     # Importing the dataset as a corpus reads the same texts back.
-    assert [row.text for row in read_coqui_csv(tmp_path / "dataset" / "metadata_train.csv")] == texts
+    assert [row.text for row in read_coqui_csv(tmp_path / "dataset" / "metadata_train.csv").rows] == texts
 
 
 def test_ffmpeg_reads_a_file_whose_name_looks_like_a_protocol(tmp_path, monkeypatch):

@@ -225,9 +225,19 @@ def check_hub(have_base_model: bool, timeout: float = 3.0) -> Check:
     return Check("model hub", False, f"{endpoint} cannot be reached and no base model is cached, so training cannot start", fix)
 
 
+def check_whisper_gpu() -> Check:
+    """Batched Whisper on a GPU needs CUDA 12's cuBLAS and cuDNN 9, which torch's CUDA 13 build lacks."""
+    from xtts_finetune.whisper_gpu import WHEELS_FIX, cuda_check
+
+    check = cuda_check()
+    if check.usable or "no CUDA GPU" in check.detail:
+        return Check("whisper gpu", True, check.detail)
+    return Check("whisper gpu", None, check.detail, WHEELS_FIX)
+
+
 def run_checks(workspace: str | Path = ".") -> list[Check]:
     have_base_model = None in scan_base_models().values()
-    return [check_python(), check_torch(), check_device(), check_ffmpeg(), check_audio_decoding(),
+    return [check_python(), check_torch(), check_device(), check_whisper_gpu(), check_ffmpeg(), check_audio_decoding(),
             check_disk(Path(workspace)), check_base_models(), check_hub(have_base_model)]
 
 

@@ -27,6 +27,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~process_umask())  # mkstemp makes 0600; the result gets the mode any tool's would
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -64,6 +65,59 @@ def sweep_partial_writes(folder: str | Path) -> list[Path]:
             shutil.rmtree(part, ignore_errors=True) if part.is_dir() else part.unlink(missing_ok=True)
             removed.append(part)
     return removed
+
+
+def process_umask() -> int:
+    """The umask, read without changing it where the OS allows (changing it races with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+# The legacy code pages text in a language was saved in (Windows, then the East Asian standards).
+# Detection alone confuses neighbours such as cp1252 and cp1250 on short French text.
+LEGACY_CODEPAGES = {
+    **dict.fromkeys(("en", "fr", "de", "es", "it", "pt", "nl", "ca", "da", "sv", "no", "fi"), ["cp1252"]),
+    **dict.fromkeys(("pl", "cs", "sk", "hu", "ro", "hr", "sl"), ["cp1250"]),
+    "ru": ["cp1251", "koi8_r"], "uk": ["cp1251"], "bg": ["cp1251"], "tr": ["cp1254"], "el": ["cp1253"],
+    "ar": ["cp1256"], "fa": ["cp1256"], "he": ["cp1255"], "vi": ["cp1258"],
+    "zh": ["gb18030", "big5"], "zh-cn": ["gb18030", "big5"], "ja": ["shift_jis", "euc_jp"], "ko": ["euc_kr", "cp949"],
+}
+
+
+def read_text_any(path: str | Path, language: str | None = None) -> tuple[str, str]:
+    """(text, encoding name) of a text file in any common encoding.
+
+    A BOM decides first (UTF-32 before UTF-16: their BOMs share a prefix), then strict UTF-8, then
+    charset-normalizer's best guess for legacy code pages, among the language's own first when known.
+    """
+    import codecs
+
+    raw = Path(path).read_bytes()
+    for bom, name in ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(name), name
+            except UnicodeDecodeError as err:
+                raise UserError(f"{path}: starts with a {name} byte order mark but is not {name} ({err.reason}).",
+                                fix="save the file again as UTF-8 text") from None
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    preferred = LEGACY_CODEPAGES.get((language or "").lower())
+    best = (preferred and from_bytes(raw, cp_isolation=preferred).best()) or from_bytes(raw).best()
+    if best is None:
+        raise UserError(f"{path}: cannot tell its text encoding (it may not be a text file).",
+                        fix="save the file as UTF-8 text")
+    return str(best), best.encoding
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -14,7 +14,8 @@ def register(sub) -> None:
     create.add_argument("--language", required=True, help="language code of the speech, e.g. en, de, zh, ja, am")
     create.add_argument("--audio", nargs="+", type=Path, default=[], metavar="FILE_OR_DIR", help="media files or folders")
     create.add_argument("--subtitles", nargs="+", type=Path, default=[], metavar="FILE",
-                        help=".srt/.vtt files, each paired with the --audio file of the same name (or the only one)")
+                        help=".srt/.vtt/.ass/.ssa/.sub files, each paired with the media file of the same name in "
+                             "its folder (talk.srt or talk.en.srt with talk.wav), or with the only --audio file")
     create.add_argument("--corpus", type=Path, help="an LJSpeech folder or a Coqui CSV to import as is")
     create.add_argument("--url", nargs="+", default=[], dest="urls", metavar="URL", help="media to download with yt-dlp")
     create.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
@@ -41,9 +42,23 @@ def register(sub) -> None:
     flag.add_argument("--include", dest="excluded", action="store_const", const=False)
     edit.set_defaults(func=_edit)
 
-    listing = ds.add_parser("list", help="list the segments: id, split, length, status, text")
+    listing = ds.add_parser("list", help="list the segments (id, length, status, CER, text) and everything left out")
     listing.add_argument("workspace", type=Path)
+    listing.add_argument("--suspect", action="store_true", help="only clips `dataset verify` marked suspect, worst first")
     listing.set_defaults(func=_list)
+
+    remove = ds.add_parser("remove", help="drop a source and its clips (e.g. to add it again with fixed subtitles)")
+    remove.add_argument("workspace", type=Path)
+    remove.add_argument("source", help="the source's media or subtitle path, or the first 8+ characters of its hash")
+    remove.set_defaults(func=_remove)
+
+    verify = ds.add_parser("verify", help="Whisper listens to every clip; clips whose text it does not hear are marked suspect")
+    verify.add_argument("workspace", type=Path)
+    verify.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
+    verify.add_argument("--threshold", type=float, default=0.3, help="character error rate above which a clip is suspect (default 0.3)")
+    verify.add_argument("--recheck", action="store_true", help="score clips already scored again")
+    verify.add_argument("--exclude-suspects", action="store_true", help="then exclude every suspect clip from training")
+    verify.set_defaults(func=_verify)
 
     slicer = ds.add_parser("slice", help="cut a long recording at silences into WAV pieces")
     slicer.add_argument("file", type=Path)
@@ -109,11 +124,46 @@ def _edit(args) -> int:
 
 
 def _list(args) -> int:
-    from xtts_finetune.dataset import list_segments
+    from xtts_finetune.dataset import load_manifest
+    from xtts_finetune.dataset.verify import suspect_segments
 
-    for seg in list_segments(args.workspace):
+    if args.suspect:
+        for seg in suspect_segments(args.workspace):
+            print(f"{seg.id}\t{seg.duration:6.2f}s\tCER {seg.cer:.2f}\t{'excluded' if seg.excluded else seg.split}\t{seg.text}\t({seg.suspect})")
+        return 0
+    manifest = load_manifest(args.workspace)
+    for seg in manifest.segments:
         status = f"rejected: {seg.rejected}" if seg.rejected else ("excluded" if seg.excluded else seg.split)
-        print(f"{seg.id}\t{seg.duration:6.2f}s\t{status}\t{seg.text}")
+        score = "" if seg.cer is None else f"\tCER {seg.cer:.2f}{' suspect' if seg.suspect else ''}"
+        print(f"{seg.id}\t{seg.duration:6.2f}s\t{status}{score}\t{seg.text}")
+    for source in manifest.sources:
+        for why in source.dropped:
+            print(f"left out of {source.path}: {why}")
+        for note in source.notes:
+            print(f"note on {source.path}: {note}")
+    for what, why in manifest.failed.items():
+        print(f"not in the dataset: {what}: {why}")
+    return 0
+
+
+def _remove(args) -> int:
+    from xtts_finetune.dataset.manifest import remove_source
+
+    source, clips = remove_source(args.workspace, args.source)
+    print(f"removed {source.path} ({source.hash[:12]}) and its {clips} clips")
+    return 0
+
+
+def _verify(args) -> int:
+    from xtts_finetune.dataset.manifest import exclude_suspects
+    from xtts_finetune.dataset.verify import verify_dataset
+    from xtts_finetune.progress import ConsoleProgress
+
+    result = verify_dataset(args.workspace, whisper_model=args.whisper_model, threshold=args.threshold,
+                            recheck=args.recheck, progress=ConsoleProgress())
+    print(result.summary())
+    if args.exclude_suspects:
+        print(f"excluded {len(exclude_suspects(args.workspace))} suspect clips")
     return 0
 
 

@@ -7,6 +7,7 @@ itself. Sources already in the manifest (same content hash) are skipped.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -17,12 +18,14 @@ import numpy as np
 
 from xtts_finetune.dataset.corpus import CorpusRow, read_corpus
 from xtts_finetune.dataset.manifest import (
-    Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id,
+    Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id, unique_prefix,
 )
-from xtts_finetune.dataset.media import check_media_file, collect_media, decode_audio, resample, write_wav
-from xtts_finetune.dataset.segment import Clip, Span, plan_clips
+from xtts_finetune.dataset.media import (
+    check_media_file, collect_media, decode_audio, fit_full_scale, resample, write_wav,
+)
+from xtts_finetune.dataset.segment import Clip, Span, plan_clips, uncovered_sound
 from xtts_finetune.dataset.slicer import iter_pieces
-from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, cue_words, parse_subtitles
+from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language
 from xtts_finetune.progress import report
@@ -58,6 +61,8 @@ class DatasetReport:
     skipped: list[str] = field(default_factory=list)  # sources already in the dataset (same content)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (segment id, reason)
+    dropped: list[str] = field(default_factory=list)  # cues and rows left out, audio outside every cue, with why
+    notes: list[str] = field(default_factory=list)  # how sources were read: encodings, text columns, gains
     ignored: list[str] = field(default_factory=list)  # files in given folders that are not media
     warnings: list[str] = field(default_factory=list)
     total_segments: int = 0
@@ -65,12 +70,23 @@ class DatasetReport:
     eval_segments: int = 0
     total_seconds: float = 0.0
 
+    def record(self, label: str, source, segments: list) -> None:
+        """What one added source brought: its clips, and what it left out."""
+        self.dropped += [f"{label}: {why}" for why in source.dropped]
+        self.notes += [f"{label}: {note}" for note in source.notes]
+        if not segments:
+            self.warnings.append(f"{label}: no speech found")
+        self.added += [seg.id for seg in segments if seg.active]
+        self.rejected += [(seg.id, seg.rejected) for seg in segments if seg.rejected]
+
     def summary(self) -> str:
         lines = [f"added {len(self.added)} clips; dataset now {self.total_segments} clips "
                  f"({self.train_segments} train, {self.eval_segments} eval, {self.total_seconds / 60:.1f} min)"]
         lines += [f"skipped (already in the dataset): {s}" for s in self.skipped]
         lines += [f"ignored (not media): {s}" for s in self.ignored]
         lines += [f"warning: {w}" for w in self.warnings]
+        lines += [f"note: {n}" for n in self.notes]
+        lines += [f"left out: {d}" for d in self.dropped]
         lines += [f"rejected {seg}: {why}" for seg, why in self.rejected]
         lines += [f"FAILED {src}: {why}" for src, why in self.failed]
         return "\n".join(lines)
@@ -86,47 +102,88 @@ class _Job:
     row: Optional[CorpusRow] = None
 
 
-def _plan_jobs(audio, subtitles, corpus, urls, out: DatasetReport) -> list[_Job]:
-    media, other = collect_media(audio)
-    subs = [Path(s) for s in subtitles]
-    subs += [p for p in other if p.suffix.lower() in SUBTITLE_EXTENSIONS]  # talk.srt beside talk.wav
-    out.ignored += [str(p) for p in other if p.suffix.lower() not in SUBTITLE_EXTENSIONS]
-    by_stem = {p.stem: p for p in media}
-    paired: dict[Path, Path] = {}
+def _named_after(sub: Path, media: Path) -> bool:
+    """talk.srt and talk.en.srt are named after talk.wav (in the same folder); talk2.srt is not."""
+    stem = sub.name[: -len(sub.suffix)]
+    same_folder = sub.parent.resolve() == media.parent.resolve()
+    return same_folder and (stem == media.stem or (stem.startswith(media.stem + ".") and "." not in stem[len(media.stem) + 1:]))
+
+
+def _pair_subtitles(media: list[Path], subs: list[Path], explicit: list[Path], out: DatasetReport) -> dict[Path, Path]:
+    """media -> subtitles by place and name, never across folders; an ambiguous pair fails both files.
+
+    One --subtitles file with one --audio file pairs whatever the names: the user said so.
+    """
+    candidates: dict[Path, list[Path]] = {}
     for sub in dict.fromkeys(subs):
-        stem = sub.stem if sub.stem in by_stem else sub.stem.split(".")[0]  # talk.en.srt pairs with talk.wav
-        match = by_stem.get(stem) or (media[0] if len(media) == 1 and sub in map(Path, subtitles) else None)
-        if match is None:
-            out.failed.append((str(sub), "no --audio file with the same name to pair it with"))
-        elif match in paired:
-            out.failed.append((str(sub), f"{match} already has subtitles {paired[match]}"))
+        matches = [m for m in media if _named_after(sub, m)]
+        if not matches and len(media) == 1 and explicit == [sub]:
+            matches = media
+        if not matches:
+            out.failed.append((str(sub), "no media file with the same name in its folder to pair it with"))
+        elif len(matches) > 1:
+            out.failed.append((str(sub), f"ambiguous: it could belong to {matches[0]} or {matches[1]}; rename one"))
         else:
-            paired[match] = sub
-    jobs = [_Job(str(m), "subtitles" if m in paired else "asr", m, paired.get(m)) for m in media]
+            candidates.setdefault(matches[0], []).append(sub)
+    for m, found in candidates.items():
+        if len(found) > 1:
+            out.failed.append((str(m), f"ambiguous: subtitles {found[0]} and {found[1]} both belong to it; keep one"))
+    return {m: found[0] for m, found in candidates.items() if len(found) == 1}
+
+
+def _plan_jobs(audio, subtitles, corpus, urls, language: str, out: DatasetReport) -> list[_Job]:
+    media, other = collect_media(audio)
+    explicit = [Path(s) for s in subtitles]
+    subs = explicit + [p for p in other if p.suffix.lower() in SUBTITLE_EXTENSIONS]  # talk.srt beside talk.wav
+    out.ignored += [str(p) for p in other if p.suffix.lower() not in SUBTITLE_EXTENSIONS]
+    paired = _pair_subtitles(media, subs, explicit, out)
+    blocked = {src for src, _ in out.failed}  # media with two subtitle files: neither is guessed
+    jobs = [_Job(str(m), "subtitles" if m in paired else "asr", m, paired.get(m)) for m in media if str(m) not in blocked]
     jobs += [_Job(url, "url", url=url) for url in urls]
     if corpus is not None:
-        jobs += [_Job(row.line, "corpus", row.audio, row=row) for row in read_corpus(corpus)]
+        rows = read_corpus(corpus, language)
+        out.notes += rows.notes
+        out.failed += rows.problems  # each row is a source: one that cannot be read fails by its line
+        jobs += [_Job(row.line, "corpus", row.audio, row=row) for row in rows.rows]
     return jobs
 
 
-def _clips_to_segments(clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str,
-                       settings: DatasetSettings, wavs: Path) -> list[Segment]:
-    sr, segments = settings.sample_rate, []
-    for clip in clips:
-        start, end = offset + clip.start, offset + clip.end
-        seg = Segment(segment_id(source_hash, start), source_hash, round(start, 3), round(end, 3), clip.text,
-                      speaker=speaker, rejected=clip.rejected)
-        seg.split = assign_split(seg.id, settings.eval_fraction)
-        if not seg.rejected:
-            write_wav(wavs / f"{seg.id}.wav", audio[int(clip.start * sr) : int(round(clip.end * sr))], sr)
-        segments.append(seg)
-    return segments
+def _source_hashes(job: _Job) -> tuple[str, str]:
+    """(source hash, media hash): the media's content hash with the subtitles' folded in, so fixed
+    subtitles make a new source."""
+    media = file_sha256(job.media)
+    if job.subtitles is None:
+        return media, media
+    return hashlib.sha256(f"{media}:{file_sha256(job.subtitles)}".encode()).hexdigest(), media
 
 
 def _plan(words, settings: DatasetSettings, language: str, audio: np.ndarray, search: float) -> list[Clip]:
     return plan_clips(words, language, min_seconds=settings.min_seconds, max_seconds=settings.max_seconds,
                       merge_below_seconds=settings.merge_below_seconds, pad_seconds=settings.pad_seconds,
                       search_seconds=search, audio=audio, sample_rate=settings.sample_rate)
+
+
+class _Known:
+    """Sources already in the dataset: copies are skipped, and each new source gets an id prefix no other shares."""
+
+    def __init__(self, sources: list[Source]):
+        self.hashes = {s.hash for s in sources}
+        self.media = {s.media_hash or s.hash for s in sources}
+        self.by_prefix: dict[str, set[str]] = {}  # 8-digit prefix -> hashes: no scan over thousands of rows
+        for h in self.hashes:
+            self.by_prefix.setdefault(h[:8], set()).add(h)
+
+    def has(self, job: _Job, source_hash: str, media_hash: str) -> bool:
+        """The same media and subtitles, or (without subtitles) the same media under any name."""
+        return source_hash in self.hashes or (job.subtitles is None and media_hash in self.media)
+
+    def prefix(self, source_hash: str) -> str:
+        return unique_prefix(source_hash, self.by_prefix.get(source_hash[:8], set()))
+
+    def add(self, source_hash: str, media_hash: str) -> None:
+        self.hashes.add(source_hash)
+        self.media.add(media_hash)
+        self.by_prefix.setdefault(source_hash[:8], set()).add(source_hash)
 
 
 class _Run:
@@ -136,6 +193,10 @@ class _Run:
         self.wavs = dataset_dir(workspace) / "wavs"
         self.language, self.speaker, self.settings = language, speaker, settings
         self.whisper_model, self._transcriber, self.progress, self.out = whisper_model, transcriber, progress, out
+        self.written: list[Path] = []  # wavs of the current source, removed if it fails
+        self.dropped: list[str] = []  # what the current source left out and why, kept in its manifest entry
+        self.notes: list[str] = []  # how it was read: encodings, gains
+        self.prefix = ""  # the current source's id prefix
 
     @property
     def transcriber(self):
@@ -151,32 +212,87 @@ class _Run:
                 raise
         return self._transcriber
 
+    def notices(self) -> list[str]:
+        """What the transcriber had to say once, e.g. that Whisper fell back to the CPU."""
+        return list(getattr(self._transcriber, "notices", []))
+
+    def source(self, job: _Job, known: _Known, workspace: Path) -> Optional[tuple[Source, list[Segment]]]:
+        """(source record, its segments) for one job, or None when it is already in the dataset."""
+        self.prefix, self.written, self.dropped, self.notes = "", [], [], []
+        if job.kind == "url":
+            from xtts_finetune.dataset.urls import download
+
+            got = download(job.url, workspace / "sources", self.language)
+            if got.error:
+                raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
+            job.media, job.subtitles = got.media, got.subtitles
+        check_media_file(job.media)
+        source_hash, media_hash = _source_hashes(job)
+        if known.has(job, source_hash, media_hash):
+            return None
+        self.prefix = known.prefix(source_hash)
+        segments, duration = (self.corpus_row if job.kind == "corpus" else self.media)(job, source_hash)
+        known.add(source_hash, media_hash)
+        source = Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
+                        str(job.subtitles.resolve()) if job.subtitles else None, job.url,
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, self.dropped, self.notes)
+        return source, segments
+
+    def segments(self, clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
+        """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav."""
+        s, segments = self.settings, []
+        for clip in clips:
+            start, end = offset + clip.start, offset + clip.end
+            seg = Segment(segment_id(self.prefix, start), source_hash, round(start, 3), round(end, 3), clip.text,
+                          speaker=speaker, rejected=clip.rejected)
+            seg.split = assign_split(seg.id, s.eval_fraction)
+            if not seg.rejected:
+                sr = s.sample_rate
+                self.written.append(write_wav(self.wavs / f"{seg.id}.wav", audio[int(clip.start * sr) : int(round(clip.end * sr))], sr))
+            segments.append(seg)
+        return segments
+
+    def _level(self, audio: np.ndarray, where: str) -> np.ndarray:
+        audio, gain = fit_full_scale(audio)
+        if gain:
+            self.notes.append(f"{where} went past full scale: scaled down by {-gain:.1f} dB instead of clipping")
+        return audio
+
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
-        s, segments, end = self.settings, [], 0.0
-        cues = cue_words(parse_subtitles(job.subtitles, self.out.warnings), self.language) if job.subtitles else None
+        s, segments, end, left_out = self.settings, [], 0.0, 0.0
+        subs = read_subtitles(job.subtitles, self.language) if job.subtitles else None
+        if subs is not None:
+            runs, dropped = plan_cue_runs(subs, self.language)
+            self.dropped += subs.dropped + dropped
+            self.notes += [] if subs.encoding.startswith("utf") else [f"{subs.path.name}: read as {subs.encoding}"]
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
-            end = piece.end
-            if cues is not None:
-                words = [Span(w.start - piece.start, w.end - piece.start, w.text) for w in cues
-                         if piece.start <= (w.start + w.end) / 2 < piece.end]
-                search = 0.3  # subtitle timings are looser than ASR's
-            else:
+            end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {piece.start / 60:.1f} min")
+            if subs is None:
                 report(self.progress, "transcribe", piece.start, None, f"{job.media.name} at {piece.start / 60:.1f} min")
-                transcript = self.transcriber.transcribe(resample(piece.audio, s.sample_rate, WHISPER_RATE),
+                transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
                                                          language=self.language, vad=s.vad)
                 self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
-                words, search = transcript.words, 0.15
-            clips = _plan(words, s, self.language, piece.audio, search)
-            segments += _clips_to_segments(clips, piece.audio, piece.start, source_hash, self.speaker, s, self.wavs)
-        if cues is not None and not cues:
-            raise UserError(f"{job.subtitles}: no spoken text in its cues.", fix="check the subtitle file")
+                clips = _plan(transcript.words, s, self.language, audio, 0.15)
+                segments += self.segments(clips, audio, piece.start, source_hash, self.speaker)
+                continue
+            for run in (r for r in runs if piece.start <= (r.start + r.end) / 2 < piece.end):
+                lo, hi = max(run.start, piece.start), min(run.end, piece.end)
+                window = audio[int(round((lo - piece.start) * s.sample_rate)) : int(round((hi - piece.start) * s.sample_rate))]
+                words = [Span(w.start - lo, w.end - lo, w.text) for w in run.words]
+                segments += self.segments(_plan(words, s, self.language, window, 0.3), window, lo, source_hash, self.speaker)
+            spans = [(r.start - piece.start, r.end - piece.start) for r in runs if r.end > piece.start and r.start < piece.end]
+            left_out += uncovered_sound(audio, s.sample_rate, spans)
+        if subs is not None:
+            check_cues_fit(subs, end)
+            if left_out >= 0.1:
+                self.dropped.append(f"{subs.path.name}: {left_out:.1f} s of sound outside every cue was left out")
         return segments, end
 
     def corpus_row(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """One already cut and transcribed clip: re-encoded whole, checked against the bounds."""
         s = self.settings
-        audio = decode_audio(job.media, s.sample_rate, s.loudness_normalize)
+        audio = self._level(decode_audio(job.media, s.sample_rate, s.loudness_normalize), job.media.name)
         duration = len(audio) / s.sample_rate
         clip = Clip(0.0, duration, normalize_transcript(job.row.text, self.language))
         if not clip.text:
@@ -184,7 +300,23 @@ class _Run:
         elif not s.min_seconds <= duration <= s.max_seconds:
             clip.rejected = f"{duration:.2f} s is outside {s.min_seconds}-{s.max_seconds} s"
         speaker = (job.row.speaker or self.speaker).replace("|", " ")
-        return _clips_to_segments([clip], audio, 0.0, source_hash, speaker, s, self.wavs), duration
+        return self.segments([clip], audio, 0.0, source_hash, speaker), duration
+
+
+def _open_manifest(workspace: Path, language: str, speaker: str,
+                   settings: Optional[DatasetSettings]) -> tuple[Manifest, DatasetSettings]:
+    """The workspace's manifest (a new one for a new dataset) and the settings this run uses, checked."""
+    manifest_path = dataset_dir(workspace) / "dataset.json"
+    manifest = load_manifest(workspace) if manifest_path.is_file() else Manifest(language=language, speaker=speaker)
+    if manifest.language != language:
+        raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
+                        fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
+    if settings is None:
+        names = {f.name for f in fields(DatasetSettings)}
+        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
+    settings.check()
+    manifest.settings = asdict(settings)
+    return manifest, settings
 
 
 def create_dataset(
@@ -205,61 +337,41 @@ def create_dataset(
     workspace = Path(workspace)
     language = normalize_language(language)
     speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
-    manifest_path = dataset_dir(workspace) / "dataset.json"
-    manifest = load_manifest(workspace) if manifest_path.is_file() else Manifest(language=language, speaker=speaker)
-    if manifest.language != language:
-        raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
-                        fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
-    if settings is None:
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
-    settings.check()
-    manifest.settings = asdict(settings)
+    manifest, settings = _open_manifest(workspace, language, speaker, settings)
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")
-    jobs = _plan_jobs(audio, subtitles, corpus, urls, out)
+    jobs = _plan_jobs(audio, subtitles, corpus, urls, language, out)
+    manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out)
     run.wavs.mkdir(parents=True, exist_ok=True)
-    known, last_save = manifest.source_hashes(), time.monotonic()
+    known, last_save = _Known(manifest.sources), time.monotonic()
     for n, job in enumerate(jobs):
         report(progress, "dataset", n, len(jobs), job.label)
-        source_hash = None
         try:
-            if job.kind == "url":
-                from xtts_finetune.dataset.urls import download
-
-                got = download(job.url, workspace / "sources", language)
-                if got.error:
-                    raise UserError(f"{job.url}: {got.error}", fix="check the URL opens in a browser")
-                job.media, job.subtitles = got.media, got.subtitles
-            check_media_file(job.media)
-            source_hash = file_sha256(job.media)
-            if source_hash in known:
-                out.skipped.append(job.label)
-                continue
-            segments, duration = (run.corpus_row if job.kind == "corpus" else run.media)(job, source_hash)
-        except UserError as err:
-            out.failed.append((job.label, str(err)))
-            if source_hash and source_hash not in known:  # clips of a source that failed half-way
-                for partial in run.wavs.glob(f"{source_hash[:8]}_*.wav"):
-                    partial.unlink()
+            added = run.source(job, known, workspace)
+        except Exception as err:  # one bad source never ends the run; a UserError already says what to do
+            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+            out.failed.append((job.label, reason))
+            manifest.failed[job.label] = reason
+            for partial in run.written:  # clips of a source that failed half-way: its own, no one else's
+                partial.unlink(missing_ok=True)
             continue
-        known.add(source_hash)
-        manifest.sources.append(Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
-                                       str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                                       datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        if added is None:
+            out.skipped.append(job.label)
+            continue
+        source, segments = added
+        manifest.failed.pop(job.label, None)
+        manifest.sources.append(source)
         manifest.segments += segments
-        if not segments:
-            out.warnings.append(f"{job.label}: no speech found")
-        out.added += [seg.id for seg in segments if seg.active]
-        out.rejected += [(seg.id, seg.rejected) for seg in segments if seg.rejected]
+        out.record(job.label, source, segments)
         if job.kind != "corpus" or time.monotonic() - last_save > 5:  # corpora have thousands of tiny sources
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
     save_manifest(workspace, manifest)
+    out.warnings += run.notices()
     active = [s for s in manifest.segments if s.active]
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)
     out.train_segments = sum(s.split == "train" for s in active)

@@ -1,7 +1,8 @@
 """The dataset on disk: `dataset.json` is the record, the Coqui CSVs are derived from it.
 
-Every source is known by its content hash and every segment by an id built from that hash and its
-start time, so re-running on the same files finds nothing new, and a segment's train/eval split,
+Every source is known by its content hash (media and subtitles together) and every segment by an
+id built from the shortest prefix of that hash no other source shares and its start time, so ids
+never collide, re-running on the same files finds nothing new, and a segment's train/eval split,
 a stable function of its id, never changes as data is added.
 """
 
@@ -25,13 +26,16 @@ CSV_HEADER = "audio_file|text|speaker_name"
 
 @dataclass
 class Source:
-    hash: str  # sha256 of the media file's bytes
+    hash: str  # sha256 of the media file's bytes, combined with its subtitle file's when it has one
     path: str
     kind: str  # "asr", "subtitles", "corpus" or "url"
     duration: float = 0.0
     subtitles: Optional[str] = None
     url: Optional[str] = None
     added: str = ""
+    media_hash: str = ""  # sha256 of the media file alone (older manifests: empty, `hash` is the media's)
+    dropped: list[str] = field(default_factory=list)  # what was left out of it and why (cues, audio outside every cue)
+    notes: list[str] = field(default_factory=list)  # how it was read: encoding, gain
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Segment:
     excluded: bool = False
     rejected: Optional[str] = None  # why it cannot be trained on (no wav is written for it)
     edited: bool = False
+    cer: Optional[float] = None  # character error rate of Whisper's hearing against the text (`dataset verify`)
+    suspect: Optional[str] = None  # why the audio may not hold exactly its text; None when it passed or was not checked
 
     @property
     def audio_file(self) -> str:
@@ -67,6 +73,7 @@ class Manifest:
     settings: dict = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # source or row -> why it is not in the dataset
     version: int = MANIFEST_VERSION
 
     def source_hashes(self) -> set[str]:
@@ -83,8 +90,20 @@ def dataset_dir(workspace: str | Path) -> Path:
     return Path(workspace) / "dataset"
 
 
-def segment_id(source_hash: str, start: float) -> str:
-    return f"{source_hash[:8]}_{round(start * 1000)}"
+def segment_id(prefix: str, start: float) -> str:
+    return f"{prefix}_{round(start * 1000)}"
+
+
+def unique_prefix(source_hash: str, others: set[str]) -> str:
+    """The shortest prefix (8 hex digits or more) of `source_hash` that starts none of `others`.
+
+    Ids of different lengths can never be equal (the `_` falls at a different place), so a source
+    added later with a longer prefix cannot collide with the ids already written.
+    """
+    n = 8
+    while any(h != source_hash and h.startswith(source_hash[:n]) for h in others):
+        n += 1
+    return source_hash[:n]
 
 
 def _unit_hash(text: str) -> float:
@@ -118,7 +137,8 @@ def load_manifest(workspace: str | Path) -> Manifest:
         manifest = Manifest(
             language=data["language"], speaker=data.get("speaker", "speaker"), settings=data.get("settings", {}),
             sources=[_known(Source, s) for s in data.get("sources", [])],
-            segments=[_known(Segment, s) for s in data.get("segments", [])], version=data.get("version", 1),
+            segments=[_known(Segment, s) for s in data.get("segments", [])], failed=data.get("failed", {}),
+            version=data.get("version", 1),
         )
         manifest._loaded = _keys(manifest)  # what was on disk, so a save can tell others' additions apart
         return manifest
@@ -192,6 +212,7 @@ def edit_segment(workspace: str | Path, segment_id: str, *, text: Optional[str] 
         if not cleaned:
             raise UserError(f"segment {segment_id}: the new text is empty.", fix="give the words spoken in the clip, or exclude it")
         seg.text, seg.edited = cleaned, True
+        seg.cer = seg.suspect = None  # the check was of the old text
     if excluded is not None:
         if not excluded and seg.rejected:
             raise UserError(f"segment {segment_id} was rejected ({seg.rejected}) and has no audio clip.",
@@ -199,3 +220,40 @@ def edit_segment(workspace: str | Path, segment_id: str, *, text: Optional[str] 
         seg.excluded, seg.edited = excluded, True
     save_manifest(workspace, manifest)
     return seg
+
+
+def find_source(manifest: Manifest, which: str) -> Source:
+    """A source by its media or subtitle path (as given or resolved) or a prefix of its hash (8 digits or more)."""
+    resolved = str(Path(which).expanduser().resolve())
+    found = [s for s in manifest.sources
+             if which in (s.path, s.subtitles, s.url) or resolved in (s.path, s.subtitles)
+             or (len(which) >= 8 and s.hash.startswith(which.lower()))]
+    if len(found) != 1:
+        known = ", ".join(f"{s.hash[:8]} {s.path}" for s in manifest.sources[:5]) or "none"
+        raise UserError(f"{'no source' if not found else f'{len(found)} sources'} match {which!r} (sources: {known}...).",
+                        fix="give the media file's path, or the first 8+ characters of its hash from `dataset list`")
+    return found[0]
+
+
+def remove_source(workspace: str | Path, which: str) -> tuple[Source, int]:
+    """Drop a source, its segments and their wavs, so it can be added again (e.g. with fixed subtitles)."""
+    manifest = load_manifest(workspace)
+    source = find_source(manifest, which)
+    mine = [seg for seg in manifest.segments if seg.source == source.hash]
+    manifest.sources.remove(source)
+    manifest.segments = [seg for seg in manifest.segments if seg.source != source.hash]
+    save_manifest(workspace, manifest)  # the record first: a wav left by an interruption is harmless, a missing one is not
+    for seg in mine:
+        (dataset_dir(workspace) / seg.audio_file).unlink(missing_ok=True)
+    return source, len(mine)
+
+
+def exclude_suspects(workspace: str | Path) -> list[str]:
+    """Exclude, in one step, every usable clip `dataset verify` marked suspect; returns their ids."""
+    manifest = load_manifest(workspace)
+    ids = [seg.id for seg in manifest.segments if seg.suspect and seg.active]
+    for seg in manifest.segments:
+        if seg.id in ids:
+            seg.excluded, seg.edited = True, True
+    save_manifest(workspace, manifest)
+    return ids

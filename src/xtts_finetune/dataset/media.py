@@ -71,7 +71,9 @@ def stream_audio(path: str | Path, sample_rate: int = 22050, chunk_seconds: floa
     cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path.resolve()), "-vn", "-sn", "-dn"]
     if loudness_normalize:
         cmd += ["-af", "loudnorm=I=-23:TP=-2:LRA=11"]  # EBU R128 broadcast loudness, one pass
-    cmd += ["-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
+    # -ac 1 alone sums stereo at 0.707 each (a clean source peaking at 0.78 per channel reaches 1.1);
+    # rematrix_maxval 1 scales the down-mix matrix to unity gain: stereo becomes (L + R) / 2.
+    cmd += ["-rematrix_maxval", "1", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-"]
     chunk_bytes = 4 * max(1, int(chunk_seconds * sample_rate))
     total = 0
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty FFmpeg cannot block
@@ -108,6 +110,16 @@ def _stop(proc: subprocess.Popen) -> int:
 def decode_audio(path: str | Path, sample_rate: int = 22050, loudness_normalize: bool = False) -> np.ndarray:
     """The whole file as one float32 mono array; for clips and short files (use `stream_audio` for hours)."""
     return np.concatenate(list(stream_audio(path, sample_rate, loudness_normalize=loudness_normalize)))
+
+
+def fit_full_scale(audio: np.ndarray) -> tuple[np.ndarray, float]:
+    """(audio, gain in dB): a float signal past full scale (decoded from float files, or resampling
+    overshoot) is scaled down to peak at -0.1 dBFS instead of being clipped when written; gain 0.0 otherwise."""
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    if peak <= 1.0:
+        return audio, 0.0
+    gain = 10 ** (-0.1 / 20) / peak
+    return (audio * gain).astype(np.float32), 20 * float(np.log10(gain))
 
 
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:

@@ -67,6 +67,15 @@ def frame_energy_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return 10 * np.log10(power + 1e-10)
 
 
+def uncovered_sound(audio: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]]) -> float:
+    """Seconds of sound (within 30 dB of the loud parts, above -60 dBFS) outside every (start, end) span."""
+    energy = frame_energy_db(audio, sample_rate)
+    sounding = energy > max(float(np.percentile(energy, 95)) - 30, -60.0)
+    for start, end in spans:
+        sounding[max(0, int(start / HOP_SECONDS)) : max(0, int(np.ceil(end / HOP_SECONDS)))] = False
+    return float(np.count_nonzero(sounding) * HOP_SECONDS)
+
+
 class _Silence:
     """Finds the quietest stretch of audio inside a time window."""
 

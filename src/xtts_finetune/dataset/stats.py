@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from xtts_finetune.dataset.manifest import dataset_dir, load_manifest
+from xtts_finetune.dataset.verify import cer_histogram
 from xtts_finetune.utils import atomic_path, atomic_write_text
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -40,6 +41,8 @@ class DatasetStats:
     near_silent: list[str] = field(default_factory=list)
     missing_audio: list[str] = field(default_factory=list)
     duplicate_texts: list[list[str]] = field(default_factory=list)
+    suspects: list[str] = field(default_factory=list)  # clips `dataset verify` marked suspect
+    cer_histogram: dict[str, int] = field(default_factory=dict)  # CER bin -> clips (clips verified so far)
     unknown_characters: dict[str, list[dict]] = field(default_factory=dict)  # language -> [{char, codepoint, count, examples}]
     vocab: Optional[str] = None
     stats_json: str = ""
@@ -54,6 +57,9 @@ class DatasetStats:
         lines += [f"clipping: {i}" for i in self.clipping] + [f"near-silent: {i}" for i in self.near_silent]
         lines += [f"missing or unreadable audio: {i} (restore wavs/{i}.wav, or exclude it: dataset edit WORKSPACE {i} --exclude)" for i in self.missing_audio]
         lines += [f"same text: {', '.join(ids)}" for ids in self.duplicate_texts]
+        if self.cer_histogram:
+            lines.append("CER (dataset verify): " + ", ".join(f"{k}: {n}" for k, n in self.cer_histogram.items()))
+        lines += [f"suspect (dataset list --suspect): {i}" for i in self.suspects]
         if self.vocab is None:
             lines.append("tokenizer coverage not checked: give --vocab vocab.json or --base DIR")
         for language, chars in self.unknown_characters.items():
@@ -106,11 +112,11 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> D
     for seg in active:
         path = root / seg.audio_file
         try:
-            audio, _ = sf.read(path, dtype="float32", always_2d=False)
+            audio, rate = sf.read(path, dtype="float32", always_2d=False)
         except (OSError, RuntimeError):  # missing, or not a readable wav (soundfile's errors are both)
             stats.missing_audio.append(seg.id)
             continue
-        durations.append(len(audio) / manifest.settings.get("sample_rate", 22050))
+        durations.append(len(audio) / rate)  # the file's own rate: a wav put there by hand may differ
         if np.count_nonzero(np.abs(audio) >= CLIP_LEVEL) >= max(3, 0.0005 * len(audio)):
             stats.clipping.append(seg.id)
         if 10 * np.log10(float(np.mean(audio.astype(np.float64) ** 2)) + 1e-12) < SILENT_DB:
@@ -123,6 +129,9 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> D
     stats.chars_per_second, outliers = _rate_outliers(rates)
     by_id = {s.id: s for s in active}
     stats.rate_outliers = [{"id": i, "chars_per_second": round(rates[i], 2), "text": by_id[i].text} for i in sorted(outliers)]
+    stats.suspects = [s.id for s in active if s.suspect]
+    scores = [s.cer for s in manifest.segments if s.cer is not None and not s.rejected]
+    stats.cer_histogram = cer_histogram(scores) if scores else {}
     stats.duplicate_texts = [ids for text, ids in texts.items() if len(ids) > 1 and text]
     if vocab_path is not None:
         stats.vocab = str(vocab_path)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from xtts_finetune.whisper_gpu import WHEELS_FIX, cuda_check
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language
 from xtts_finetune.progress import ProgressCallback, report
@@ -48,9 +49,10 @@ class Transcriber:
 
     def __init__(self, model: str = "large-v3", device: str = "auto", compute_type: str = "auto",
                  download_root: str | None = None):
-        self.device = _pick_device(device)
+        self.notices: list[str] = []  # said once per run: e.g. why Whisper runs on the CPU
+        self.device = _pick_device(device, self.notices)
         self.compute_type = _pick_compute_type(self.device, compute_type)
-        self.model_name = model
+        self.model_name, self._download_root = model, download_root
         self.model = _load_model(model, self.device, self.compute_type, download_root)
         # The batched pipeline decodes VAD chunks in parallel: worth it on a GPU, not on a CPU.
         # 0 means sequential; tests set it to exercise the batched path on a CPU.
@@ -63,9 +65,28 @@ class Transcriber:
         `audio` is a media file, or mono float samples at 16 kHz. With `language` set, Whisper
         transcribes in it, and a cheap detection pass warns when the audio sounds like another.
         """
+        name, samples = _load_audio(audio)
+        try:
+            return self._transcribe(name, samples, language, vad, progress)
+        except RuntimeError as err:  # CUDA libraries missing or broken: found at the first decode, not at load
+            if self.device != "cuda":
+                raise
+            self._fall_back_to_cpu(err)
+            return self._transcribe(name, samples, language, vad, progress)
+
+    def _fall_back_to_cpu(self, err: Exception) -> None:
+        message = (f"Whisper failed on the GPU ({str(err).strip().splitlines()[0][:160]}); it runs on the CPU "
+                   f"from now on (slower). Fix: {WHEELS_FIX}, then check with `xtts-finetune doctor`")
+        log.warning(message)
+        self.notices.append(message)
+        self.device, self.batch_size = "cpu", 0
+        self.compute_type = _pick_compute_type("cpu", "auto")
+        self.model = _load_model(self.model_name, "cpu", self.compute_type, self._download_root)
+
+    def _transcribe(self, name: str, samples: np.ndarray, language: str | None, vad: bool,
+                    progress: ProgressCallback | None) -> Transcript:
         from faster_whisper import BatchedInferencePipeline
 
-        name, samples = _load_audio(audio)
         duration = len(samples) / SAMPLE_RATE
         forced = _whisper_language(language) if language else None
         warnings = self._check_language(samples, forced, vad) if forced else []
@@ -118,14 +139,21 @@ class Transcriber:
         return [message]
 
 
-def _pick_device(device: str) -> str:
+def _pick_device(device: str, notices: list[str]) -> str:
+    """cuda when asked or available and its libraries load; otherwise cpu, saying why in `notices`."""
     if device not in ("auto", "cpu", "cuda"):
         raise UserError(f"Unknown device {device!r} for Whisper.", fix="use auto, cpu or cuda")
-    if device != "auto":
+    if device == "cpu":
         return device
-    import ctranslate2
-
-    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    check = cuda_check()
+    if check.usable:
+        return "cuda"
+    if device == "cuda":
+        raise UserError(f"Whisper cannot run on the GPU: {check.detail}.", fix=f"{WHEELS_FIX}; or use device cpu (or auto)")
+    if "cannot load" in check.detail:  # a GPU is there: say why it is not used
+        notices.append(f"{check.detail}. Fix: {WHEELS_FIX}")
+        log.warning(notices[-1])
+    return "cpu"
 
 
 def _pick_compute_type(device: str, compute_type: str) -> str:

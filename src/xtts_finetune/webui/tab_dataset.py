@@ -13,7 +13,7 @@ from xtts_finetune.webui.common import (
 )
 
 WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
-CLIP_COLUMNS = ["ID", "Split", "Seconds", "Text", "State"]
+CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State"]
 
 
 def _dataset_language(ui: UI) -> str:
@@ -32,12 +32,29 @@ def _segments(ui: UI):
         return []
 
 
-def _clip_rows(ui: UI) -> list[list]:
+def _clip_rows(ui: UI, suspects_only: bool = False) -> list[list]:
+    """One row per clip; the CER column is filled once `dataset verify` (the Verify button) has run."""
     rows = []
     for seg in _segments(ui):
+        if suspects_only and not seg.suspect:
+            continue
         state = f"rejected: {seg.rejected}" if seg.rejected else "excluded" if seg.excluded else ""
-        rows.append([seg.id, seg.split, round(seg.duration, 2), seg.text, state])
+        if seg.suspect:
+            state = f"{state + '; ' if state else ''}suspect: {seg.suspect}"
+        cer = "" if seg.cer is None else round(seg.cer, 2)
+        rows.append([seg.id, seg.split, round(seg.duration, 2), cer, seg.text, state])
     return rows
+
+
+def _source_choices(ui: UI) -> list[tuple[str, str]]:
+    if not (ui.workspace / "dataset" / "dataset.json").is_file():
+        return []
+    from xtts_finetune.dataset import load_manifest
+
+    try:
+        return [(f"{Path(s.path).name} ({s.hash[:8]})", s.hash) for s in load_manifest(ui.workspace).sources]
+    except UserError:
+        return []
 
 
 def _stats(ui: UI):
@@ -99,8 +116,12 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             histogram = gr.Image(label="Clip durations", interactive=False, height=280, buttons=["fullscreen"])
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
+        with gr.Row():
+            verify = gr.Button("Verify clips with Whisper", size="sm", elem_id="ds-verify")
+            suspects_only = gr.Checkbox(label="Only suspect clips", elem_id="ds-suspects-only")
+            exclude_all = gr.Button("Exclude all suspect clips", size="sm", elem_id="ds-exclude-suspects")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
-                             column_widths=["16%", "8%", "9%", "57%", "10%"], wrap=True)
+                             column_widths=["15%", "7%", "8%", "6%", "50%", "14%"], wrap=True)
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
                               waveform_options=PLAYER)
@@ -110,6 +131,11 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 with gr.Row():
                     excluded = gr.Checkbox(label="Exclude from training")
                     save = gr.Button("Save clip", size="sm", elem_id="ds-clip-save")
+    with gr.Accordion("Sources", open=False):
+        with gr.Row():
+            source = gr.Dropdown(_source_choices(ui), label="Source", elem_id="ds-source", scale=3,
+                                 info="Removing a source deletes its clips, so it can be added again (e.g. with fixed subtitles).")
+            remove = gr.Button("Remove source", size="sm", variant="stop", elem_id="ds-remove-source", scale=1)
     shown = gr.State(())
     timer = gr.Timer(1.0)
 
@@ -125,7 +151,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             audio.append(path)
         if not audio:
             fail(UserError("No recordings given.", fix="Upload audio or video files, or type a folder path."))
-        subtitle_paths = copy_uploads(ui, subs, f"subtitles-{stamp}")
+        subtitle_paths = copy_uploads(ui, subs, f"media-{stamp}")  # beside the media: pairing is by folder and name
         model = (whisper_model or "large-v3").strip()
         params = dict(language=lang, audio=audio, subtitles=subtitle_paths, whisper_model=model, speaker=spk or "speaker")
 
@@ -138,15 +164,15 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
         return job_html(start_job(ui, "dataset", work, params))
 
-    def refresh(last):
+    def refresh(last, only):
         job = ui.jobs.latest("dataset")
         sig = job_signature(job)
         if sig == last:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
-        tables = (gr.skip(),) * 3
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
+        tables = (gr.skip(),) * 4
         if job is None or not job.active:
             rows, image = _stats(ui)
-            tables = (rows, image, _clip_rows(ui))
+            tables = (rows, image, _clip_rows(ui, only), gr.update(choices=_source_choices(ui)))
         return job_html(job, "No dataset job yet."), job_log(job), *tables, sig
 
     def on_select(evt: gr.SelectData):
@@ -158,7 +184,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             return None, "", "", False
         return _clip_path(ui, match), str(match.id), match.text, match.excluded
 
-    def on_save(seg_id, new_text, exclude):
+    def on_save(seg_id, new_text, exclude, only):
         from xtts_finetune.dataset import edit_segment
 
         if not seg_id:
@@ -169,11 +195,58 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             fail(err)
         gr.Info(f"Saved clip {seg_id}.")
         rows, image = _stats(ui)
-        return _clip_rows(ui), rows, image
+        return _clip_rows(ui, only), rows, image
 
     create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
-    outputs = [status, log, stats, histogram, clips, shown]
-    timer.tick(refresh, [shown], outputs, show_progress="hidden")
-    demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
+    outputs = [status, log, stats, histogram, clips, source, shown]
+    timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
+    demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")
+    _wire_checks(ui, whisper, status, verify, suspects_only, exclude_all, source, remove, [clips, stats, histogram])
     clips.select(on_select, None, [player, segment_id, text, excluded])
-    save.click(on_save, [segment_id, text, excluded], [clips, stats, histogram])
+    save.click(on_save, [segment_id, text, excluded, suspects_only], [clips, stats, histogram])
+
+
+def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, source, remove, tables) -> None:
+    """Verify clips with Whisper, show only suspects, exclude them all, remove a source. `tables`: clips, stats, histogram."""
+
+    def on_verify(whisper_model):
+        from xtts_finetune.dataset.verify import verify_dataset
+
+        if not _segments(ui):
+            fail(UserError("There are no clips to verify yet.", fix="Create the dataset first."))
+        params = dict(whisper_model=(whisper_model or "large-v3").strip())
+
+        def work(ctx):
+            result = verify_dataset(ui.workspace, **params, progress=ctx.progress)
+            for line in result.summary().splitlines():
+                ctx.log(line)
+            ctx.summary = result.summary().splitlines()[0].capitalize() + "."
+            return result
+
+        return job_html(start_job(ui, "dataset", work, params))
+
+    def on_exclude_suspects(only):
+        from xtts_finetune.dataset.manifest import exclude_suspects
+
+        ids = exclude_suspects(ui.workspace) if _segments(ui) else []
+        gr.Info(f"Excluded {len(ids)} suspect clips.")
+        rows, image = _stats(ui)
+        return _clip_rows(ui, only), rows, image
+
+    def on_remove(source_hash, only):
+        from xtts_finetune.dataset.manifest import remove_source
+
+        if not source_hash:
+            fail(UserError("No source selected.", fix="Choose a source in the list first."))
+        try:
+            removed, n = remove_source(ui.workspace, source_hash)
+        except UserError as err:
+            fail(err)
+        gr.Info(f"Removed {Path(removed.path).name} and its {n} clips.")
+        rows, image = _stats(ui)
+        return _clip_rows(ui, only), rows, image, gr.update(choices=_source_choices(ui), value=None)
+
+    verify.click(on_verify, [whisper], [status])
+    suspects_only.change(lambda only: _clip_rows(ui, only), [suspects_only], [tables[0]])
+    exclude_all.click(on_exclude_suspects, [suspects_only], tables)
+    remove.click(on_remove, [source, suspects_only], [*tables, source])
