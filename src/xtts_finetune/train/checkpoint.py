@@ -109,4 +109,7 @@ def load_latest(run_dir: Path) -> tuple[Saved, dict, dict, list[str]] | None:
             for path in (saved.weights, saved.state):
                 if path.exists():
                     path.rename(path.with_name(path.name + ".broken"))
+    if notes:
+        raise UserError(f"no checkpoint of {run_dir.name} can be read: " + "; ".join(notes),
+                        fix="start a new run; the damaged files were renamed *.broken")
     return None

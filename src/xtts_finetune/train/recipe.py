@@ -157,7 +157,7 @@ class Recipe:
             enable_activation_checkpointing(self.gpt)
         self.start_fresh(self.cfg.batch_size)
         if resume:
-            self._restore()
+            self.restore()
 
     def start_fresh(self, batch_size: int) -> None:
         """Sampler, optimizer, schedule and scaler for `batch_size`, from the base weights (after a probe)."""
@@ -259,15 +259,15 @@ class Recipe:
         }
         checkpoint.save(self.run_dir, self.step, checkpoint.model_weights(self.gpt), state, self.settings.keep_checkpoints)
 
-    def _restore(self) -> None:
+    def restore(self) -> None:
         found = checkpoint.load_latest(self.run_dir)
-        self.resume_notes = found[3] if found else []
         if found is None:
             raise UserError(
                 f"run {self.run_dir.name} has no readable checkpoint to resume from",
                 fix="start a new run (lower --save-every to lose less next time)",
             )
-        saved, weights, state, _ = found
+        saved, weights, state, notes = found
+        self.resume_notes = [f"{note}; resuming from {saved.weights.name} (step {saved.step})" for note in notes]
         load_weights(self.gpt, weights, saved.weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -404,7 +404,7 @@ def train(
     with run_lock(run_dir):
         try:
             if resume:
-                recipe._restore()
+                recipe.restore()
             for note in recipe.resume_notes:
                 events.emit("warning", message=note)
             where = f"resumed at step {recipe.step}" if resume else "started"
