@@ -58,7 +58,7 @@ def gpt_trainer_config(base_dir: Path, dataset_dir: Path, language: str, setting
         num_eval_loader_workers=0, optimizer="AdamW", optimizer_wd_only_on_weights=True, lr=settings.lr,
         grad_clip=settings.grad_clip,
         optimizer_params={"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": settings.weight_decay},
-        lr_scheduler=None, save_step=10**9, save_n_checkpoints=1, save_best_after=10**9, save_checkpoints=False,
+        lr_scheduler=None, save_step=10**9, save_n_checkpoints=1, save_best_after=0,  # best model per epoch, as upstream
         training_seed=settings.seed, mixed_precision=False, dashboard_logger="tensorboard", run_eval=True,
         test_sentences=[], print_step=50, plot_step=10, log_model_step=10**9, print_eval=False,
         output_path=str(output), run_name="upstream",
