@@ -76,8 +76,9 @@ def style_mel(mel_stats: Path, sample_rate: int, perceiver: bool = True):
 class CodeCache:
     """DVAE codes per clip on disk, keyed by the clip's bytes and the DVAE and mel-stats files' hashes."""
 
-    def __init__(self, dvae_file: Path, mel_stats: Path, sample_rate: int, root: Path | None = None):
-        self.dvae_file, self.mel_stats, self.sample_rate = dvae_file, mel_stats, sample_rate
+    def __init__(self, dvae_file: Path, mel_stats: Path, sample_rate: int, root: Path | None = None,
+                 device: str = "cpu"):
+        self.dvae_file, self.mel_stats, self.sample_rate, self.device = dvae_file, mel_stats, sample_rate, device
         self.root = Path(root) if root else app_home() / "train-cache"
         self.model_hash = hashlib.sha256(
             f"{CACHE_VERSION}:{sample_rate}:{file_sha256(dvae_file)}:{file_sha256(mel_stats)}".encode()
@@ -92,8 +93,9 @@ class CodeCache:
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """The DVAE codes of one whole, unpadded clip."""
         if self._dvae is None:
-            self._dvae, self._mel = build_dvae(self.dvae_file), dvae_mel(self.mel_stats, self.sample_rate)
-        return self._dvae.get_codebook_indices(self._mel(wav.unsqueeze(0)))[0]
+            self._dvae = build_dvae(self.dvae_file).to(self.device)
+            self._mel = dvae_mel(self.mel_stats, self.sample_rate).to(self.device)
+        return self._dvae.get_codebook_indices(self._mel(wav.unsqueeze(0).to(self.device)))[0].cpu()
 
     def codes(self, clip_file: Path, wav: torch.Tensor) -> torch.Tensor:
         path = self.path(clip_file)
@@ -145,11 +147,11 @@ def crop_conditioning(wav: torch.Tensor, crop: CondCrop, rng: random.Random | No
     return piece, [start, start + length]
 
 
-def collate(clips: list[Clip], crop: CondCrop, rng: random.Random | None, mel) -> dict[str, torch.Tensor]:
-    """A batch in the form coqui's GPT.forward takes, conditioning mels computed here."""
+def collate(clips: list[Clip], crop: CondCrop, rng: random.Random | None, mel, device: str = "cpu") -> dict:
+    """A batch in the form coqui's GPT.forward takes, conditioning mels computed here (on `device`)."""
     conds, spans = zip(*(crop_conditioning(c.wav, crop, rng) for c in clips))
     with torch.no_grad():
-        cond_mels = mel(torch.stack(conds)).unsqueeze(1)  # (b, 1, 80, frames)
+        cond_mels = mel(torch.stack(conds).to(device)).unsqueeze(1)  # (b, 1, 80, frames)
     spans = torch.tensor(spans)
     text = torch.zeros(len(clips), max(len(c.tokens) for c in clips), dtype=torch.int32)
     codes = torch.zeros(len(clips), max(len(c.codes) for c in clips), dtype=torch.long)

@@ -29,7 +29,7 @@ from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
 from xtts_finetune.train.precision import adamw, resolve_precision
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
-from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, read_run_settings, run_lock
+from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
     SAMPLE_RATE,
     TrainSettings,
@@ -112,7 +112,8 @@ def load_weights(gpt, state: dict, source) -> None:
     weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
     missing = [k for k in gpt.load_state_dict(weights, strict=False).missing_keys if "lora_" not in k]
     if missing:
-        raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)", fix="use a complete XTTS v2 model")
+        raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
+                        fix="use a complete XTTS v2 model")
 
 
 def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
@@ -128,7 +129,7 @@ def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
 
 
 class Recipe:
-    """One run: `setup()` then `train()`; `save_checkpoint()` whenever a resumable state is wanted."""
+    """One run: `setup()` (and `restore()` to resume) then `train()`; `save_checkpoint()` at any batch."""
 
     def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None):
         self.cfg, self.run_dir, self.events = config, run_dir, events
@@ -136,14 +137,16 @@ class Recipe:
         self.step = self.epoch = self.position = 0  # batches done, current epoch, batches done in it
         self.resume_notes: list[str] = []
 
-    def setup(self, resume: bool = False, cache_root: Path | None = None) -> None:
+    def setup(self, cache_root: Path | None = None) -> None:
+        """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
         base = Path(self.cfg.base_dir)
         self.gpt, tokenizer, xtts_config = load_gpt(base)
         assets = training_assets(base)
         a = xtts_config.model_args
         self.crop = CondCrop(masking=a.gpt_use_masking_gt_prompt_approach)
         self.mel = style_mel(assets["mel_stats"], SAMPLE_RATE, a.gpt_use_perceiver_resampler)
-        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root)
+        device = self.cfg.device
+        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device)
         dataset = Path(self.cfg.dataset_dir)
 
         def clips(pairs):
@@ -156,12 +159,10 @@ class Recipe:
         if self.settings.activation_checkpointing:
             enable_activation_checkpointing(self.gpt)
         self.start_fresh(self.cfg.batch_size)
-        if resume:
-            self.restore()
 
     def start_fresh(self, batch_size: int) -> None:
         """Sampler, optimizer, schedule and scaler for `batch_size`, from the base weights (after a probe)."""
-        if self.step or hasattr(self, "optimizer"):  # a probe trained: back to the base weights
+        if hasattr(self, "optimizer"):  # a probe trained: back to the base weights
             load_weights(self.gpt, torch.load(Path(self.cfg.base_dir) / "model.pth", map_location="cpu",
                                               weights_only=True)["model"], self.cfg.base_dir)
         self.cfg.batch_size = batch_size
@@ -180,10 +181,8 @@ class Recipe:
         return lr_multiplier(step, self.cfg.optimizer_steps, self.cfg.warmup_steps, s.scheduler, s.min_lr_ratio)
 
     def _batch(self, clips, rng):
-        batch = collate(clips, self.crop, rng, self.mel)
-        pin = self.device == "cuda"
-        return {k: v.pin_memory().to(self.device, non_blocking=True) if pin and v is not None else
-                v if v is None else v.to(self.device) for k, v in batch.items()}
+        batch = collate(clips, self.crop, rng, self.mel, self.device)
+        return {k: None if v is None else _to_device(v, self.device) for k, v in batch.items()}
 
     def train(self) -> str:
         """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save)."""
@@ -192,8 +191,9 @@ class Recipe:
             self.gpt.train()
             batches = self.sampler.epoch(self.epoch)
             for index, picked in self.sampler.iter_from(self.epoch, self.position):
-                torch.manual_seed(self.settings.seed * 1_000_003 + self.step)  # dropout: a function of the step
-                batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{self.settings.seed}:{self.step}"))
+                seed = self.settings.seed
+                torch.manual_seed(seed * 1_000_003 + self.step)  # dropout and crops: functions of the step
+                batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{self.step}"))
                 with self.precision.autocast():
                     losses = gpt_losses(self.gpt, batch)
                 loss = losses["loss"] / accum
@@ -238,8 +238,9 @@ class Recipe:
         self.gpt.eval()
         size, losses = self.cfg.batch_size, []
         for start in range(0, len(self.eval_clips), size):
+            batch = self._batch(self.eval_clips[start : start + size], None)
             with self.precision.autocast():
-                losses.append(float(gpt_losses(self.gpt, self._batch(self.eval_clips[start : start + size], None))["loss"]))
+                losses.append(float(gpt_losses(self.gpt, batch)["loss"]))
         self.gpt.train()
         return sum(losses) / len(losses)
 
@@ -257,7 +258,8 @@ class Recipe:
             "rng": torch.get_rng_state(),
             "grads": [p.grad for p in self.gpt.parameters()],
         }
-        checkpoint.save(self.run_dir, self.step, checkpoint.model_weights(self.gpt), state, self.settings.keep_checkpoints)
+        weights = checkpoint.model_weights(self.gpt)
+        checkpoint.save(self.run_dir, self.step, weights, state, self.settings.keep_checkpoints)
 
     def restore(self) -> None:
         found = checkpoint.load_latest(self.run_dir)
@@ -280,6 +282,13 @@ class Recipe:
         if self.events and state["best_loss"] is not None:
             self.events.best_loss, self.events.evals_since_best = state["best_loss"], state["evals_since_best"]
         self.resumed_from = saved
+
+
+def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """Host tensors go to a GPU through pinned memory, so the copy overlaps compute."""
+    if device == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def plan_steps(settings: TrainSettings, num_train: int, batch_size: int) -> tuple[int, int, int]:
@@ -363,24 +372,12 @@ def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | Non
     atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
 
 
-def train(
-    workspace: str | Path,
-    base: str | Path | None,
-    settings: TrainSettings | None = None,
-    *,
-    resume: bool | str = False,
-    run_name: str | None = None,
-    progress: ProgressCallback | None = None,
-    stop_event: threading.Event | None = None,
-    cache_root: Path | None = None,
-) -> RunResult:
-    """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`)."""
-    workspace = Path(workspace)
+def _prepare(workspace: Path, base, settings, resume, run_name, cache_root) -> tuple[Path, Recipe, object]:
+    """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder."""
     if resume:
         run_dir = find_run_to_resume(workspace, resume)
         config = _read_config(run_dir)
         base_dir, settings = Path(config.base_dir), config.train_settings
-        base = read_run_settings(run_dir)["base"]["spec"]
     else:
         settings = (settings or TrainSettings()).validate()
         base_dir = resolve_base_model(base)
@@ -396,6 +393,23 @@ def train(
             probe_batch_size(recipe)
         run_dir = new_run_dir(workspace, run_name)  # the folder appears only once the run can start
         _write_run_files(run_dir, config, base, info)
+    return run_dir, recipe, info
+
+
+def train(
+    workspace: str | Path,
+    base: str | Path | None,
+    settings: TrainSettings | None = None,
+    *,
+    resume: bool | str = False,
+    run_name: str | None = None,
+    progress: ProgressCallback | None = None,
+    stop_event: threading.Event | None = None,
+    cache_root: Path | None = None,
+) -> RunResult:
+    """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`)."""
+    run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root)
+    config, settings = recipe.cfg, recipe.settings
     events = EventLog(run_dir, total_steps=settings.epochs * config.batches_per_epoch, epochs=settings.epochs,
                       batch_size=config.batch_size, patience=settings.early_stopping_patience,
                       progress=progress, stop_event=stop_event)
