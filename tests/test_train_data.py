@@ -71,3 +71,30 @@ def test_activation_checkpointing_keeps_losses_and_gradients(tiny_xtts):
     assert len(attention_calls[1]) == 2 * len(attention_calls[0]) == 2 * len(gpt.gpt.h)  # recomputed in backward
     assert ckpt_loss == pytest.approx(plain_loss, rel=1e-6)
     assert len(plain) == len(ckpt) and all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(plain, ckpt))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_mixed_precision_steps_run_on_cpu(precision, coqui_dataset, tiny_xtts, tmp_path):
+    """The GPU's autocast + GradScaler path, run on the CPU's autocast: finite losses, a saved scaler state."""
+    from test_train import make_workspace
+
+    from xtts_finetune.train import TrainSettings
+    from xtts_finetune.train.checkpoint import saved_pairs
+    from xtts_finetune.train.preflight import inspect_dataset
+    from xtts_finetune.train.recipe import Recipe, _new_config
+
+    workspace = make_workspace(coqui_dataset, tmp_path / "ws")
+    settings = TrainSettings(epochs=2, batch_size=1, lr=1e-3, save_every_steps=3)
+    info, _ = inspect_dataset(workspace, tiny_xtts, settings)
+    config = _new_config(workspace, tiny_xtts, settings, info)
+    config.precision = precision
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    recipe = Recipe(config, run_dir)
+    recipe.setup()
+    before = {k: v.clone() for k, v in recipe.gpt.state_dict().items()}
+    assert recipe.train() == "finished"
+    changed = [k for k, v in recipe.gpt.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed and all(torch.isfinite(v).all() for v in recipe.gpt.state_dict().values())
+    state = torch.load(saved_pairs(run_dir)[-1].state, weights_only=True)
+    assert (state["scaler"] is not None) == (precision == "fp16")

@@ -89,11 +89,11 @@ def test_cached_codes_and_conditioning_equal_upstreams_per_clip(upstream, tiny_x
 
 def _tiny_batch(tiny_xtts):
     """A two-clip training batch of espeak-free random audio, through our data path."""
-    from xtts_finetune.train.data import Clip
+    from xtts_finetune.train.data import TrainClip
 
     _, tokenizer, _ = load_gpt(tiny_xtts)
     torch.manual_seed(0)
-    clips = [Clip("a", torch.IntTensor(tokenizer.encode(text, "en")), torch.randn(1, n) * 0.1,
+    clips = [TrainClip("a", torch.IntTensor(tokenizer.encode(text, "en")), torch.randn(1, n) * 0.1,
                   torch.randint(0, 8192, (n // 1024 + 1,))) for text, n in (("hello there.", 70000), ("a voice.", 90000))]
     return collate(clips, CondCrop(), random.Random(0), style_mel(tiny_xtts / "mel_stats.pth", 22050))
 

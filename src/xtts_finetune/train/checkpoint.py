@@ -64,13 +64,14 @@ def _write_or_explain(obj, path: Path, previous: Saved | None) -> None:
         ) from err
 
 
-def save(run_dir: Path, step: int, weights: dict, state: dict, keep: int) -> Saved:
-    """Write the pair for `step`, then delete pairs beyond the newest `keep`."""
+def save(run_dir: Path, step: int, weights: dict, state: dict | None, keep: int) -> Saved:
+    """Write the pair for `step` (weights only when `state` is None: a run that ended), then prune to `keep`."""
     pairs = saved_pairs(run_dir)
     previous = pairs[-1] if pairs else None
     saved = Saved(step, run_dir / f"checkpoint_{step}.pth", run_dir / f"state_{step}.pt")
     _write_or_explain({"model": weights, "step": step}, saved.weights, previous)
-    _write_or_explain(state, saved.state, previous)
+    if state is not None:
+        _write_or_explain(state, saved.state, previous)
     for old in [p for p in saved_pairs(run_dir) if p.step != step][: max(0, len(pairs) + 1 - keep)]:
         old.weights.unlink(missing_ok=True)
         old.state.unlink(missing_ok=True)

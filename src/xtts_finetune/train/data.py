@@ -25,7 +25,7 @@ CACHE_VERSION = 1
 
 
 @dataclass
-class Clip:
+class TrainClip:
     """One training example in memory: tokens, audio and its DVAE codes."""
 
     audio_file: str
@@ -112,7 +112,7 @@ class CodeCache:
         return codes
 
 
-def load_clips(samples: list[tuple[Path, str]], tokenize, cache: CodeCache) -> list[Clip]:
+def load_clips(samples: list[tuple[Path, str]], tokenize, cache: CodeCache) -> list[TrainClip]:
     """Decode each (audio file, text) once and attach its cached codes."""
     from TTS.tts.models.xtts import load_audio
 
@@ -120,7 +120,7 @@ def load_clips(samples: list[tuple[Path, str]], tokenize, cache: CodeCache) -> l
     for audio_file, text in samples:
         wav = load_audio(str(audio_file), cache.sample_rate)
         tokens = torch.IntTensor(tokenize(text))
-        clips.append(Clip(str(audio_file), tokens, wav, cache.codes(Path(audio_file), wav)))
+        clips.append(TrainClip(str(audio_file), tokens, wav, cache.codes(Path(audio_file), wav)))
     return clips
 
 
@@ -147,7 +147,7 @@ def crop_conditioning(wav: torch.Tensor, crop: CondCrop, rng: random.Random | No
     return piece, [start, start + length]
 
 
-def collate(clips: list[Clip], crop: CondCrop, rng: random.Random | None, mel, device: str = "cpu") -> dict:
+def collate(clips: list[TrainClip], crop: CondCrop, rng: random.Random | None, mel, device="cpu") -> dict:
     """A batch in the form coqui's GPT.forward takes, conditioning mels computed here (on `device`)."""
     conds, spans = zip(*(crop_conditioning(c.wav, crop, rng) for c in clips))
     with torch.no_grad():

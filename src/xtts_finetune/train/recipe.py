@@ -27,7 +27,7 @@ from xtts_finetune.train import checkpoint
 from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
-from xtts_finetune.train.precision import adamw, resolve_precision
+from xtts_finetune.train.precision import Precision, adamw, resolve_precision
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
 from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
@@ -154,7 +154,7 @@ class Recipe:
                               self.cache)
 
         self.train_clips, self.eval_clips = clips(self.cfg.train_clips), clips(self.cfg.eval_clips)
-        self.device, self.precision = self.cfg.device, resolve_precision(self.cfg.precision, self.cfg.device)
+        self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
         self.gpt.to(self.device)
         if self.settings.activation_checkpointing:
             enable_activation_checkpointing(self.gpt)
@@ -214,9 +214,9 @@ class Recipe:
                 try:
                     self.events.evaluated(self.step, self.epoch - 1, eval_loss)
                 except EarlyStop:
-                    self.save_checkpoint()
+                    self.save_checkpoint(final=True)
                     return "early_stopped"
-        self.save_checkpoint()
+        self.save_checkpoint(final=True)
         return "finished"
 
     def _optimizer_step(self) -> None:
@@ -224,12 +224,16 @@ class Recipe:
             self.scaler.unscale_(self.optimizer)
         if self.settings.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.gpt.parameters(), self.settings.grad_clip)
-        if self.scaler:
+        skipped = False
+        if self.scaler:  # fp16: a step with inf/nan gradients is skipped and the scale lowered
+            scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            skipped = self.scaler.get_scale() < scale
         else:
             self.optimizer.step()
-        self.scheduler.step()
+        if not skipped:
+            self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
     @torch.no_grad()
@@ -244,8 +248,11 @@ class Recipe:
         self.gpt.train()
         return sum(losses) / len(losses)
 
-    def save_checkpoint(self) -> None:
-        """Weights and resumable state for the current position (gradients too, mid-accumulation)."""
+    def save_checkpoint(self, final: bool = False) -> None:
+        """Weights and resumable state for the current position (gradients too, mid-accumulation).
+
+        `final`: the run is over and cannot resume, so only the weights are written.
+        """
         pairs = checkpoint.saved_pairs(self.run_dir)
         if pairs and pairs[-1].step == self.step:
             return
@@ -259,7 +266,7 @@ class Recipe:
             "grads": [p.grad for p in self.gpt.parameters()],
         }
         weights = checkpoint.model_weights(self.gpt)
-        checkpoint.save(self.run_dir, self.step, weights, state, self.settings.keep_checkpoints)
+        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints)
 
     def restore(self) -> None:
         found = checkpoint.load_latest(self.run_dir)
