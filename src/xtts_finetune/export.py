@@ -1,7 +1,7 @@
 """A ready model folder from a training run: the XTTS v2 release layout, so any XTTS tool can load it.
 
-model.pth keeps only the inference weights (the trainer checkpoint also holds the optimizer, the DVAE
-and the mel-spectrogram modules, several times the size). Reference clips are picked for the voice
+model.pth is the base model's weights with the run's trained GPT weights in place (a run's checkpoints
+hold only the GPT: the HiFi-GAN decoder is the base model's). Reference clips are picked for the voice
 prompt, the speaker's latents are added to speakers_xtts.pth, and model_card.json records where it
 all came from.
 """
@@ -102,16 +102,19 @@ def _unique_folder(models: Path, name: str) -> Path:
     return candidate
 
 
-def inference_state(checkpoint: Path, fp16: bool = False) -> dict:
-    """The Xtts weights of a GPTTrainer checkpoint, with the release's key names."""
+def inference_state(checkpoint: Path, base_dir: Path, fp16: bool = False) -> dict:
+    """The release's Xtts weights: the base model's, with the checkpoint's trained GPT weights in place.
+
+    Runs of versions before the own recipe saved coqui GPTTrainer checkpoints ("xtts.*" keys); they still export.
+    """
     import torch
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
-    weights = {
-        k.removeprefix("xtts."): v
-        for k, v in state.items()
-        if k.startswith("xtts.") and not k.startswith("xtts.gpt.gpt_inference")
-    }
+    trained = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    if any(k.startswith("xtts.") for k in trained):
+        trained = {k.removeprefix("xtts."): v for k, v in trained.items() if k.startswith("xtts.")}
+    weights = torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"]
+    weights.update(trained)
+    weights = {k: v for k, v in weights.items() if not k.startswith("gpt.gpt_inference")}
     if fp16:
         weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
     return weights
@@ -151,8 +154,7 @@ def export_model(
             f"the base model this run was trained from, {base_dir}, is gone (export needs its config.json)",
             fix=f"put it back, or download it again: xtts-finetune models download {run['base'].get('version', 'VERSION')}",
         )
-    train_config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    vocab = Path(train_config["model_args"]["tokenizer_file"])
+    vocab = base_dir / "vocab.json"  # the tokenizer the run trained with
     models = workspace / "models"
     models.mkdir(parents=True, exist_ok=True)
     sweep_partial_writes(models)  # what an export killed before left behind
@@ -162,7 +164,7 @@ def export_model(
     (staging / "references").mkdir(parents=True)
     try:
         report(progress, "export", 0, 5, f"weights from {ckpt.name}")
-        atomic_torch_save({"model": inference_state(ckpt, fp16)}, staging / "model.pth")
+        atomic_torch_save({"model": inference_state(ckpt, base_dir, fp16)}, staging / "model.pth")
         config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
         language = tokenizer_language(dataset["language"])
         config["languages"] = sorted(set(config.get("languages", [])) | {language})

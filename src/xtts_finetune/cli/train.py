@@ -44,7 +44,13 @@ def register(sub) -> None:
         "--patience", type=int, default=3, help="stop after N evals without a better eval loss (0: never)"
     )
     train.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
-    train.add_argument("--workers", type=int, default=0, help="data loader processes")
+    train.add_argument(
+        "--activation-checkpointing", action="store_true",
+        help="recompute GPT blocks in the backward pass: less GPU memory, about a third more compute",
+    )
+    train.add_argument(
+        "--optimizer-8bit", action="store_true", help="AdamW with 8-bit state (needs bitsandbytes; NVIDIA GPUs)"
+    )
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
     train.add_argument(
         "--resume",
@@ -84,7 +90,8 @@ def _settings(args):
         seed=args.seed,
         early_stopping_patience=args.patience or None,
         precision=args.precision,
-        num_workers=args.workers,
+        activation_checkpointing=args.activation_checkpointing,
+        optimizer_8bit=args.optimizer_8bit,
     ).validate()
 
 

@@ -65,8 +65,8 @@ def _release_language_names():
     return ["zh-cn" if code == "zh" else code for code in XTTS_LANGUAGES]
 
 
-def make_tiny_xtts(out_dir: str | Path, seed: int = 0) -> Path:
-    """Write a tiny random XTTS v2 folder to `out_dir` and return it."""
+def make_tiny_xtts(out_dir: str | Path, seed: int = 0, **shape) -> Path:
+    """Write a tiny random XTTS v2 folder to `out_dir` and return it; `shape` sizes its GPT (see tiny_config)."""
     from TTS.tts.layers.xtts.dvae import DiscreteVAE
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
@@ -75,7 +75,7 @@ def make_tiny_xtts(out_dir: str | Path, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     build_vocab(out / "vocab.json")
-    config = tiny_config(out / "vocab.json")
+    config = tiny_config(out / "vocab.json", **shape)
 
     model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(str(out / "vocab.json"))

@@ -1,4 +1,4 @@
-"""Fine-tuning: typed settings, pre-flight validation, coqui's GPTTrainer recipe, events and run folders."""
+"""Fine-tuning: typed settings, pre-flight validation, our recipe over coqui's GPT, events and run folders."""
 
 from xtts_finetune.train.events import read_best, read_events
 from xtts_finetune.train.preflight import Problem, inspect_dataset, preflight

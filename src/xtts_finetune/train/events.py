@@ -1,14 +1,13 @@
 """Structured training progress: JSON lines in the run folder, forwarded to a progress callback.
 
-The same events feed the CLI's progress bar, the web UI's plots and `list_runs`; coqui's own
-trainer_0_log.txt and TensorBoard files stay beside them untouched.
+The same events feed the CLI's progress bar, the web UI's plots and `list_runs`; each also becomes a
+readable line in RUN/train_log.txt (the web UI's log box) and TensorBoard scalars beside them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -43,19 +42,8 @@ def read_best(run_dir: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _link_best_model(run_dir: Path, step: int) -> None:
-    """coqui copies best_model_STEP.pth to best_model.pth; a hard link saves a whole checkpoint of disk."""
-    source, link = run_dir / f"best_model_{step}.pth", run_dir / ".best_model.pth.link"
-    try:
-        link.unlink(missing_ok=True)
-        os.link(source, link)
-        os.replace(link, run_dir / "best_model.pth")
-    except OSError:
-        pass  # a file system without hard links keeps coqui's copy
-
-
 class EventLog:
-    """Appends events to RUN/events.jsonl and hooks into coqui's Trainer as its callbacks."""
+    """Appends events to RUN/events.jsonl and train_log.txt; the recipe calls `step` and `evaluated`."""
 
     def __init__(
         self,
@@ -74,85 +62,79 @@ class EventLog:
         best = read_best(run_dir)  # survives a resume
         self.best_loss = best.get("eval_loss", math.inf)
         self.evals_since_best = best.get("evals_since_best", 0)
-        self._lr = 0.0
         self._started = self._first_step = None
+        self.board = _board(run_dir)
 
     def emit(self, type: str, **fields) -> dict:
         event = {"type": type, **fields, "time": round(time.time(), 3)}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(event) + "\n")
-        if type == "step":
-            message = f"epoch {event['epoch'] + 1}/{self.epochs} loss {event['loss']:.4f}"
-            report(self.progress, "train", event["step"], self.total_steps, message, event=event)
-        elif type == "eval":
-            report(
-                self.progress,
-                "train",
-                event["step"],
-                self.total_steps,
-                f"eval loss {event['eval_loss']:.4f}{' (best)' if event['best'] else ''}",
-                event=event,
-            )
+        line = _describe(event, self.epochs)
+        with open(self.run_dir / "train_log.txt", "a", encoding="utf-8") as f:
+            f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        if type in ("step", "eval"):
+            report(self.progress, "train", event["step"], self.total_steps, line, event=event)
         else:
-            report(self.progress, "train", message=event.get("message") or event.get("status", ""), event=event)
+            report(self.progress, "train", message=line, event=event)
         return event
 
-    def callbacks(self) -> dict:
-        return {
-            "on_epoch_start": self._on_epoch_start,
-            "on_train_step_start": self._on_step_start,
-            "on_train_step_end": self._on_step_end,
-            "on_epoch_end": self._on_epoch_end,
-        }
-
-    def _on_epoch_start(self, trainer) -> None:
-        # coqui restores its best loss from the last checkpoint, not from the best one; use ours.
-        trainer.best_loss = {"train_loss": math.inf, "eval_loss": self.best_loss}
-
-    def _on_step_start(self, trainer) -> None:
-        self._lr = trainer.optimizer[0].param_groups[0]["lr"]  # the rate this step trains with
+    def step(self, step: int, epoch: int, losses: dict, lr: float) -> None:
+        """After each batch: log it, then stop if the user asked to (StopRequested)."""
+        now = time.monotonic()
         if self._started is None:
-            self._started, self._first_step = time.monotonic(), trainer.total_steps_done
-
-    def _on_step_end(self, trainer) -> None:
-        step = trainer.total_steps_done
-        done = step - self._first_step
-        rate = done / max(time.monotonic() - self._started, 1e-9)
-        losses = getattr(trainer.model, "last_losses", {})
+            self._started, self._first_step = now, step - 1
+        rate = (step - self._first_step) / max(now - self._started, 1e-9)
         self.emit(
-            "step",
-            step=step,
-            epoch=trainer.epochs_done,
-            loss=losses.get("loss"),
-            loss_text_ce=losses.get("loss_text_ce"),
-            loss_mel_ce=losses.get("loss_mel_ce"),
-            lr=self._lr,
-            samples_per_s=round(rate * self.batch_size, 3),
+            "step", step=step, epoch=epoch, **{k: losses.get(k) for k in ("loss", "loss_text_ce", "loss_mel_ce")},
+            lr=lr, samples_per_s=round(rate * self.batch_size, 3),
             eta_s=round(max(self.total_steps - step, 0) / rate, 1) if rate else None,
         )
+        if self.board:
+            for name in ("loss", "loss_text_ce", "loss_mel_ce"):
+                self.board.add_scalar(f"train/{name}", losses[name], step)
+            self.board.add_scalar("train/lr", lr, step)
         if self.stop_event is not None and self.stop_event.is_set():
             raise StopRequested
 
-    def _on_epoch_end(self, trainer) -> None:
-        eval_loss = (trainer.keep_avg_eval.avg_values if trainer.keep_avg_eval else {}).get("avg_loss")
-        if eval_loss is None:
-            return
-        improved = eval_loss < self.best_loss
+    def improves(self, eval_loss: float) -> bool:
+        return eval_loss < self.best_loss
+
+    def evaluated(self, step: int, epoch: int, eval_loss: float) -> None:
+        """After each epoch's eval (and after the best weights are saved): best.json, event, early stop."""
+        improved = self.improves(eval_loss)
         if improved:
             self.best_loss, self.evals_since_best = eval_loss, 0
+            best = {"eval_loss": eval_loss, "step": step, "epoch": epoch, "checkpoint": "best_model.pth"}
         else:
             self.evals_since_best += 1
-        best = read_best(self.run_dir)
-        if improved:
-            _link_best_model(self.run_dir, trainer.total_steps_done)
-            best = {
-                "eval_loss": eval_loss,
-                "step": trainer.total_steps_done,
-                "epoch": trainer.epochs_done,
-                "checkpoint": "best_model.pth",
-            }
+            best = read_best(self.run_dir)
         best["evals_since_best"] = self.evals_since_best
         atomic_write_text(self.run_dir / "best.json", json.dumps(best, indent=2))
-        self.emit("eval", step=trainer.total_steps_done, epoch=trainer.epochs_done, eval_loss=eval_loss, best=improved)
+        self.emit("eval", step=step, epoch=epoch, eval_loss=eval_loss, best=improved)
+        if self.board:
+            self.board.add_scalar("eval/loss", eval_loss, step)
+            self.board.flush()
         if self.patience is not None and self.evals_since_best >= self.patience:
             raise EarlyStop
+
+    def close(self) -> None:
+        if self.board:
+            self.board.close()
+
+
+def _board(run_dir: Path):
+    """TensorBoard scalars in the run folder (as coqui's trainer wrote them), if tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(run_dir))
+
+
+def _describe(event: dict, epochs: int) -> str:
+    if event["type"] == "step":
+        return (f"step {event['step']} epoch {event['epoch'] + 1}/{epochs} loss {event['loss']:.4f} "
+                f"(text {event['loss_text_ce']:.4f}, mel {event['loss_mel_ce']:.4f}) lr {event['lr']:.3g}")
+    if event["type"] == "eval":
+        return f"eval after epoch {event['epoch'] + 1}: loss {event['eval_loss']:.4f}{' (best)' if event['best'] else ''}"
+    return event.get("message") or event.get("status", event["type"])

@@ -1,8 +1,9 @@
-"""The fine-tuning recipe: coqui's GPTTrainer, configured from TrainSettings, run with resume and events.
+"""The fine-tuning recipe: XTTS's GPT trained on cached DVAE codes, one readable loop, resumable at any batch.
 
-Read top to bottom: check the dataset, size the run, build the GPTTrainer config from the base model's
-own shape, then let coqui's Trainer train in WORKSPACE/runs/RUN while our callbacks write events,
-track the best eval loss and stop early.
+Read top to bottom: `train()` checks the dataset, sizes the run and opens its folder; `Recipe.setup()`
+builds coqui's GPT from the base model, the data (codes cached per clip), the optimizer and schedule,
+or restores them from the run's last checkpoint; `Recipe.train()` is the loop: forward, loss, backward,
+clip, step, log, evaluate at each epoch's end, save. Nothing of coqui's Trainer is used; its model code is.
 """
 
 from __future__ import annotations
@@ -10,25 +11,28 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from functools import partial
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from unittest import mock
+
+import torch
 
 from xtts_finetune import __version__
 from xtts_finetune.basemodels import base_model_version, resolve_base_model, training_assets
 from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback
-from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested, read_best
-from xtts_finetune.train.preflight import SPLITS, inspect_dataset, problems_error
-from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, read_run_settings, run_lock
+from xtts_finetune.train import checkpoint
+from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
+from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
+from xtts_finetune.train.memory import enable_activation_checkpointing
+from xtts_finetune.train.precision import Precision, adamw, resolve_precision
+from xtts_finetune.train.preflight import inspect_dataset, problems_error
+from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
     SAMPLE_RATE,
     TrainSettings,
-    detect_precision,
     effective_grad_accum,
     find_batch_size,
     is_out_of_memory,
@@ -36,20 +40,12 @@ from xtts_finetune.train.settings import (
     optimizer_steps,
     out_of_memory_error,
 )
+from xtts_finetune.errors import UserError
 from xtts_finetune.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 DEFAULT_BATCH = 2
-PATH_ARGS = {
-    "tokenizer_file",
-    "gpt_checkpoint",
-    "clvp_checkpoint",
-    "decoder_checkpoint",
-    "xtts_checkpoint",
-    "dvae_checkpoint",
-    "mel_norm_file",
-    "vocoder",
-}
+TEXT_CE_WEIGHT, MEL_CE_WEIGHT = 0.01, 1.0  # coqui's GPTArgs defaults
 
 
 @dataclass
@@ -62,194 +58,349 @@ class RunResult:
     status: str = "finished"
 
 
-def _coqui():
-    """Import coqui's trainer modules, undoing the torch.set_num_threads(1) its dataset module runs on import."""
-    import torch
+@dataclass
+class RecipeConfig:
+    """Everything one run needs, resolved: written to RUN/config.json, read back on resume."""
 
-    threads = torch.get_num_threads()
-    from trainer import Trainer, TrainerArgs
-    from TTS.tts.layers.xtts.trainer import gpt_trainer
+    base_dir: str
+    dataset_dir: str
+    language: str  # the tokenizer's language code
+    train_clips: list[tuple[str, str]]  # (audio file relative to dataset_dir, text)
+    eval_clips: list[tuple[str, str]]
+    settings: dict  # TrainSettings.to_dict()
+    batch_size: int
+    grad_accum: int
+    optimizer_steps: int
+    warmup_steps: int
+    precision: str  # fp32 | fp16 | bf16
+    device: str
 
-    torch.set_num_threads(threads)
-    # coqui's console chatter follows our root log level (the CLI's -v); its log file keeps everything.
-    quiet = logging.getLogger().getEffectiveLevel() > logging.INFO
-    for handler in logging.getLogger("trainer").handlers:
-        if type(handler) is logging.StreamHandler:
-            handler.setLevel(logging.WARNING if quiet else logging.NOTSET)
-    return Trainer, TrainerArgs, gpt_trainer
+    @property
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings.from_dict(self.settings)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return math.ceil(len(self.train_clips) / self.batch_size)
 
 
-def _model_class():
-    gpt_trainer = _coqui()[2]
+def load_gpt(base_dir: Path):
+    """coqui's GPT with the base model's shape and weights, and its tokenizer; nothing else of Xtts."""
+    from TTS.tts.configs.xtts_config import XttsConfig
+    from TTS.tts.layers.xtts.gpt import GPT
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
-    class FineTuneModel(gpt_trainer.GPTTrainer):
-        """GPTTrainer plus the two things the recipe needs: a schedule sized to the run, and the step's losses."""
+    config = XttsConfig()
+    config.load_json(str(base_dir / "config.json"))
+    a, tokenizer = config.model_args, VoiceBpeTokenizer(str(base_dir / "vocab.json"))
+    gpt = GPT(
+        layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
+        start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
+        stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
+        max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
+        max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
+        num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
+        stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
+        code_stride_len=a.gpt_code_stride_len,
+    )
+    load_weights(gpt, torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"], base_dir)
+    return gpt, tokenizer, config
 
-        last_losses: dict = {}
 
-        def get_scheduler(self, optimizer):
-            import torch
+def load_weights(gpt, state: dict, source) -> None:
+    """Load release-named ("gpt.*") weights into `gpt`; a missing weight is an error, not a random init."""
+    weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
+    missing = [k for k in gpt.load_state_dict(weights, strict=False).missing_keys if "lora_" not in k]
+    if missing:
+        raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
+                        fix="use a complete XTTS v2 model")
 
-            s = self.config.lr_scheduler_params
-            factor = partial(
-                lr_multiplier,
-                total=s["total_steps"],
-                warmup=s["warmup_steps"],
-                schedule=s["schedule"],
-                min_ratio=s["min_lr_ratio"],
+
+def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
+    """coqui's GPT forward and GPTTrainer's loss weighting (text CE x 0.01 + mel CE)."""
+    cond_idxs = batch["cond_idxs"]
+    text, mel, _ = gpt(
+        batch["text_inputs"], batch["text_lengths"], batch["audio_codes"], batch["wav_lengths"],
+        cond_mels=batch["cond_mels"], cond_idxs=None if cond_idxs is None else cond_idxs.clone(),
+        cond_lens=batch["cond_lens"],
+    )
+    losses = {"loss_text_ce": text * TEXT_CE_WEIGHT, "loss_mel_ce": mel * MEL_CE_WEIGHT}
+    return {**losses, "loss": losses["loss_text_ce"] + losses["loss_mel_ce"]}
+
+
+class Recipe:
+    """One run: `setup()` (and `restore()` to resume) then `train()`; `save_checkpoint()` at any batch."""
+
+    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None):
+        self.cfg, self.run_dir, self.events = config, run_dir, events
+        self.settings = config.train_settings
+        self.step = self.epoch = self.position = 0  # batches done, current epoch, batches done in it
+        self.resume_notes: list[str] = []
+
+    def setup(self, cache_root: Path | None = None) -> None:
+        """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
+        base = Path(self.cfg.base_dir)
+        self.gpt, tokenizer, xtts_config = load_gpt(base)
+        assets = training_assets(base)
+        a = xtts_config.model_args
+        self.crop = CondCrop(masking=a.gpt_use_masking_gt_prompt_approach)
+        self.mel = style_mel(assets["mel_stats"], SAMPLE_RATE, a.gpt_use_perceiver_resampler)
+        device = self.cfg.device
+        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device)
+        dataset = Path(self.cfg.dataset_dir)
+
+        def clips(pairs):
+            return load_clips([(dataset / f, t) for f, t in pairs], lambda t: tokenizer.encode(t, self.cfg.language),
+                              self.cache)
+
+        self.train_clips, self.eval_clips = clips(self.cfg.train_clips), clips(self.cfg.eval_clips)
+        self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
+        self.gpt.to(self.device)
+        if self.settings.activation_checkpointing:
+            enable_activation_checkpointing(self.gpt)
+        self.start_fresh(self.cfg.batch_size)
+
+    def start_fresh(self, batch_size: int) -> None:
+        """Sampler, optimizer, schedule and scaler for `batch_size`, from the base weights (after a probe)."""
+        if hasattr(self, "optimizer"):  # a probe trained: back to the base weights
+            load_weights(self.gpt, torch.load(Path(self.cfg.base_dir) / "model.pth", map_location="cpu",
+                                              weights_only=True)["model"], self.cfg.base_dir)
+        self.cfg.batch_size = batch_size
+        self.cfg.grad_accum, self.cfg.optimizer_steps, self.cfg.warmup_steps = plan_steps(
+            self.settings, len(self.cfg.train_clips), batch_size)
+        lengths = [c.samples for c in self.train_clips]
+        self.sampler = BucketSampler(lengths, batch_size, seed=self.settings.seed)
+        self.padding = padding_share(self.sampler.epoch(0), lengths)
+        self.optimizer = adamw(self.gpt, self.settings.lr, self.settings.weight_decay, device=self.device,
+                               eight_bit=self.settings.optimizer_8bit)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.scaler = self.precision.scaler()
+
+    def _lr_factor(self, step: int) -> float:
+        s = self.settings
+        return lr_multiplier(step, self.cfg.optimizer_steps, self.cfg.warmup_steps, s.scheduler, s.min_lr_ratio)
+
+    def _batch(self, clips, rng):
+        batch = collate(clips, self.crop, rng, self.mel, self.device)
+        return {k: None if v is None else _to_device(v, self.device) for k, v in batch.items()}
+
+    def train(self) -> str:
+        """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save)."""
+        total_epochs, accum = self.settings.epochs, self.cfg.grad_accum
+        while self.epoch < total_epochs:
+            self.gpt.train()
+            batches = self.sampler.epoch(self.epoch)
+            for index, picked in self.sampler.iter_from(self.epoch, self.position):
+                seed = self.settings.seed
+                torch.manual_seed(seed * 1_000_003 + self.step)  # dropout and crops: functions of the step
+                batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{self.step}"))
+                with self.precision.autocast():
+                    losses = gpt_losses(self.gpt, batch)
+                loss = losses["loss"] / accum
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                lr = self.optimizer.param_groups[0]["lr"]
+                if (index + 1) % accum == 0 or index + 1 == len(batches):
+                    self._optimizer_step()
+                self.step, self.position = self.step + 1, index + 1
+                if self.step % self.settings.save_every_steps == 0:
+                    self.save_checkpoint()
+                if self.events:
+                    self.events.step(self.step, self.epoch, {k: float(v.detach()) for k, v in losses.items()}, lr)
+            self.epoch, self.position = self.epoch + 1, 0
+            eval_loss = self.evaluate()
+            if self.events:
+                if self.events.improves(eval_loss):
+                    checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
+                try:
+                    self.events.evaluated(self.step, self.epoch - 1, eval_loss)
+                except EarlyStop:
+                    self.save_checkpoint(final=True)
+                    return "early_stopped"
+        self.save_checkpoint(final=True)
+        return "finished"
+
+    def _optimizer_step(self) -> None:
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.settings.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.gpt.parameters(), self.settings.grad_clip)
+        skipped = False
+        if self.scaler:  # fp16: a step with inf/nan gradients is skipped and the scale lowered
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            skipped = self.scaler.get_scale() < scale
+        else:
+            self.optimizer.step()
+        if not skipped:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean loss over the eval batches (in CSV order, fixed conditioning crops), as coqui averages it."""
+        self.gpt.eval()
+        size, losses = self.cfg.batch_size, []
+        for start in range(0, len(self.eval_clips), size):
+            batch = self._batch(self.eval_clips[start : start + size], None)
+            with self.precision.autocast():
+                losses.append(float(gpt_losses(self.gpt, batch)["loss"]))
+        self.gpt.train()
+        return sum(losses) / len(losses)
+
+    def save_checkpoint(self, final: bool = False) -> None:
+        """Weights and resumable state for the current position (gradients too, mid-accumulation).
+
+        `final`: the run is over and cannot resume, so only the weights are written.
+        """
+        pairs = checkpoint.saved_pairs(self.run_dir)
+        if pairs and pairs[-1].step == self.step:
+            return
+        state = {
+            "step": self.step, "epoch": self.epoch, "position": self.position,
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "best_loss": self.events.best_loss if self.events else None,
+            "evals_since_best": self.events.evals_since_best if self.events else 0,
+            "rng": torch.get_rng_state(),
+            "grads": [p.grad for p in self.gpt.parameters()],
+        }
+        weights = checkpoint.model_weights(self.gpt)
+        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints)
+
+    def restore(self) -> None:
+        found = checkpoint.load_latest(self.run_dir)
+        if found is None:
+            raise UserError(
+                f"run {self.run_dir.name} has no readable checkpoint to resume from",
+                fix="start a new run (lower --save-every to lose less next time)",
             )
-            return torch.optim.lr_scheduler.LambdaLR(
-                optimizer[0] if isinstance(optimizer, list) else optimizer, lambda step: factor(step)
-            )
-
-        def train_step(self, batch, criterion, optimizer_idx=None):
-            outputs, losses = super().train_step(batch, criterion, optimizer_idx)
-            self.last_losses = {k: float(v.detach()) for k, v in losses.items()}
-            return outputs, losses
-
-    return FineTuneModel
-
-
-def build_config(
-    base_dir: Path,
-    dataset_dir: Path,
-    language: str,
-    settings: TrainSettings,
-    *,
-    batch_size: int,
-    grad_accum: int,
-    total_optimizer_steps: int,
-    warmup: int,
-    max_audio_seconds: float,
-    precision: tuple[bool, str],
-):
-    """A GPTTrainerConfig with the base model's own architecture and every user setting applied."""
-    from TTS.config.shared_configs import BaseDatasetConfig
-    from TTS.tts.configs.xtts_config import XttsAudioConfig
-
-    gpt_trainer = _coqui()[2]
-    base_config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
-    known = {f.name for f in fields(gpt_trainer.GPTArgs)} - PATH_ARGS
-    shape = {k: v for k, v in base_config.get("model_args", {}).items() if k in known}
-    assets = training_assets(base_dir)
-    args = gpt_trainer.GPTArgs(
-        **shape,
-        max_conditioning_length=132300,
-        min_conditioning_length=66150,  # 3-6 s prompts, as in the recipe
-        max_wav_length=math.ceil(max_audio_seconds * SAMPLE_RATE) + 256,
-        max_text_length=settings.max_text_length,
-        tokenizer_file=str(base_dir / "vocab.json"),
-        xtts_checkpoint=str(base_dir / "model.pth"),
-        dvae_checkpoint=str(assets["dvae"]),
-        mel_norm_file=str(assets["mel_stats"]),
-    )
-    audio = {k: v for k, v in base_config.get("audio", {}).items() if k in {f.name for f in fields(XttsAudioConfig)}}
-    dataset = BaseDatasetConfig(
-        formatter="coqui",
-        dataset_name="workspace",
-        path=str(dataset_dir),
-        language=language,
-        meta_file_train=SPLITS["train"],
-        meta_file_val=SPLITS["eval"],
-    )
-    mixed, precision_name = precision
-    return gpt_trainer.GPTTrainerConfig(
-        model_args=args,
-        audio=XttsAudioConfig(**audio),
-        datasets=[dataset],
-        epochs=settings.epochs,
-        batch_size=batch_size,
-        eval_batch_size=batch_size,
-        num_loader_workers=settings.num_workers,
-        num_eval_loader_workers=settings.num_workers,
-        optimizer="AdamW",
-        optimizer_wd_only_on_weights=True,
-        lr=settings.lr,
-        grad_clip=settings.grad_clip,
-        optimizer_params={"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": settings.weight_decay},
-        lr_scheduler="LambdaLR",
-        scheduler_after_epoch=False,  # built by FineTuneModel.get_scheduler from:
-        lr_scheduler_params={
-            "schedule": settings.scheduler,
-            "warmup_steps": warmup,
-            "total_steps": total_optimizer_steps,
-            "min_lr_ratio": settings.min_lr_ratio,
-            "grad_accum": grad_accum,
-        },
-        save_step=settings.save_every_steps,
-        save_n_checkpoints=settings.keep_checkpoints,
-        save_best_after=0,
-        save_all_best=False,
-        training_seed=settings.seed,
-        mixed_precision=mixed,
-        precision=precision_name if mixed else "fp16",
-        dashboard_logger="tensorboard",
-        run_eval=True,
-        test_sentences=[],
-        print_step=50,
-        plot_step=10,
-        log_model_step=10**9,
-        print_eval=False,
-        languages=sorted(set(base_config.get("languages", [])) | {language}),
-    )
+        saved, weights, state, notes = found
+        self.resume_notes = [f"{note}; resuming from {saved.weights.name} (step {saved.step})" for note in notes]
+        load_weights(self.gpt, weights, saved.weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        torch.set_rng_state(state["rng"])
+        for param, grad in zip(self.gpt.parameters(), state["grads"]):
+            param.grad = None if grad is None else grad.to(self.device)
+        if self.events and state["best_loss"] is not None:
+            self.events.best_loss, self.events.evals_since_best = state["best_loss"], state["evals_since_best"]
+        self.resumed_from = saved
 
 
-@contextmanager
-def _trainer_writes_into(run_dir: Path):
-    """coqui's Trainer always invents a dated folder name for a new run; ours is WORKSPACE/runs/RUN."""
-    import trainer.trainer as coqui_trainer
-
-    with (
-        mock.patch.object(coqui_trainer, "get_experiment_folder_path", lambda root, name: run_dir),
-        # it would also copy sys.argv[0] (our console script, or the web UI's) into the run folder
-        mock.patch.object(coqui_trainer.Trainer, "save_training_script", lambda self: None),
-    ):
-        yield
+def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    """Host tensors go to a GPU through pinned memory, so the copy overlaps compute."""
+    if device == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
-def _close_trainer_log(run_dir: Path) -> None:
-    """coqui adds a file handler per Trainer; long-lived processes (web UI) would keep them open forever."""
-    trainer_logger = logging.getLogger("trainer")
-    for handler in list(trainer_logger.handlers):
-        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == run_dir.resolve():
-            trainer_logger.removeHandler(handler)
-            handler.close()
+def plan_steps(settings: TrainSettings, num_train: int, batch_size: int) -> tuple[int, int, int]:
+    """(grad_accum, optimizer steps, warm-up steps) of a run."""
+    accum = effective_grad_accum(settings, num_train, batch_size)
+    total = optimizer_steps(num_train, batch_size, accum, settings.epochs)
+    warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.1 * total))
+    return accum, total, min(warmup, total)
 
 
-def probe_batch_size(model, config, samples, *, device: str = "cuda", limit: int = 64) -> int:
-    """Largest batch of the longest clips that trains one step without running out of memory on `device`."""
-    import torch
+def probe_batch_size(recipe: Recipe, limit: int = 64) -> int:
+    """Largest batch of the longest clips for which a whole step, optimizer update included, fits in memory.
 
-    longest = sorted(samples, key=lambda s: Path(s["audio_file"]).stat().st_size, reverse=True)
-    model.to(device)
-    model.xtts.gpt.train()
+    The probe trains; the recipe then starts fresh from the base weights at the size found.
+    """
+    longest = sorted(recipe.train_clips, key=lambda c: c.samples, reverse=True)
 
-    def fits(batch_size: int) -> bool:
-        config.batch_size = config.eval_batch_size = batch_size
-        picked = (longest * batch_size)[:batch_size]
+    def fits(size: int) -> bool:
         try:
-            batch = next(iter(model.get_data_loader(config, is_eval=True, samples=picked, verbose=False)))
-            batch = model.format_batch_on_device(
-                {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            )
-            with torch.autocast(
-                device,
-                dtype=torch.bfloat16 if config.precision == "bf16" else torch.float16,
-                enabled=config.mixed_precision,
-            ):
-                _, losses = model.train_step(batch, None)
-            losses["loss"].backward()
+            with recipe.precision.autocast():
+                loss = gpt_losses(recipe.gpt, recipe._batch((longest * size)[:size], random.Random(0)))["loss"]
+            (recipe.scaler.scale(loss) if recipe.scaler else loss).backward()
+            recipe._optimizer_step()
             return True
         except Exception as err:  # noqa: BLE001 - only memory errors mean "does not fit"
             if not is_out_of_memory(err):
                 raise
             return False
         finally:
-            model.zero_grad(set_to_none=True)
-            if device == "cuda":
+            recipe.optimizer.zero_grad(set_to_none=True)
+            if recipe.device == "cuda":
                 torch.cuda.empty_cache()
 
-    return find_batch_size(fits, start=1, limit=min(limit, len(samples)))
+    size = find_batch_size(fits, start=1, limit=min(limit, len(longest)))
+    recipe.start_fresh(size)
+    return size
+
+
+def _new_config(workspace: Path, base_dir: Path, settings: TrainSettings, info) -> RecipeConfig:
+    dataset = Path(info.path)
+    pairs = {split: [(c.audio_file, c.text) for c in info.clips if c.split == split] for split in ("train", "eval")}
+    batch = min(DEFAULT_BATCH if settings.batch_size == "auto" else settings.batch_size, len(pairs["train"]))
+    accum, total, warmup = plan_steps(settings, len(pairs["train"]), batch)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return RecipeConfig(
+        base_dir=str(base_dir), dataset_dir=str(dataset), language=tokenizer_language(info.language),
+        train_clips=pairs["train"], eval_clips=pairs["eval"], settings=settings.to_dict(), batch_size=batch,
+        grad_accum=accum, optimizer_steps=total, warmup_steps=warmup,
+        precision=resolve_precision(settings.precision, device).name, device=device,
+    )
+
+
+def _read_config(run_dir: Path) -> RecipeConfig:
+    path = run_dir / "config.json"
+    try:
+        return RecipeConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        raise UserError(
+            f"{path} is missing or was written by an older version of xtts-finetune, so {run_dir.name} cannot resume",
+            fix="start a new run (its checkpoints can still be exported)",
+        ) from None
+
+
+def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | None, info) -> None:
+    base_dir = Path(config.base_dir)
+    version = base_model_version(base_dir)
+    resolved = {k: getattr(config, k) for k in ("batch_size", "grad_accum", "warmup_steps", "optimizer_steps")}
+    resolved |= {
+        "steps": config.settings["epochs"] * config.batches_per_epoch, "max_audio_seconds": info.max_audio_seconds,
+        "mixed_precision": config.precision != "fp32", "precision": config.precision, "device": config.device,
+    }
+    run = {
+        "settings": config.settings,
+        "base": {"spec": str(base or version), "path": str(base_dir), "version": version},
+        "dataset": info.to_dict(),
+        "resolved": resolved,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tool_version": __version__,
+    }
+    atomic_write_text(run_dir / "settings.json", json.dumps(run, indent=2))
+    atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
+
+
+def _prepare(workspace: Path, base, settings, resume, run_name, cache_root) -> tuple[Path, Recipe, object]:
+    """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder."""
+    if resume:
+        run_dir = find_run_to_resume(workspace, resume)
+        config = _read_config(run_dir)
+        base_dir, settings = Path(config.base_dir), config.train_settings
+    else:
+        settings = (settings or TrainSettings()).validate()
+        base_dir = resolve_base_model(base)
+    info, problems = inspect_dataset(workspace, base_dir, settings)
+    if problems:
+        raise problems_error(problems)
+    if not resume:
+        config = _new_config(workspace, base_dir, settings, info)
+    recipe = Recipe(config, None)
+    recipe.setup(cache_root=cache_root)
+    if not resume:
+        if settings.batch_size == "auto" and config.device == "cuda":
+            probe_batch_size(recipe)
+        run_dir = new_run_dir(workspace, run_name)  # the folder appears only once the run can start
+        _write_run_files(run_dir, config, base, info)
+    return run_dir, recipe, info
 
 
 def train(
@@ -261,150 +412,46 @@ def train(
     run_name: str | None = None,
     progress: ProgressCallback | None = None,
     stop_event: threading.Event | None = None,
+    cache_root: Path | None = None,
 ) -> RunResult:
     """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`)."""
-    import torch
-
-    workspace = Path(workspace)
-    if resume:
-        run_dir = find_run_to_resume(workspace, resume)
-        saved = read_run_settings(run_dir)
-        settings, base_dir = TrainSettings.from_dict(saved["settings"]), Path(saved["base"]["path"])
-    else:
-        settings = (settings or TrainSettings()).validate()
-        base_dir = resolve_base_model(base)
-    info, problems = inspect_dataset(workspace, base_dir, settings)
-    if problems:
-        raise problems_error(problems)
-
-    Trainer, TrainerArgs, _ = _coqui()
-    precision = detect_precision(settings.precision)
-    batch_size = DEFAULT_BATCH if settings.batch_size == "auto" else settings.batch_size
-    if resume:
-        batch_size = saved["resolved"]["batch_size"]
-    num_train = len(info.train)
-    batch_size = min(batch_size, num_train)
-
-    def plan(batch):
-        accum = effective_grad_accum(settings, num_train, batch)
-        total = optimizer_steps(num_train, batch, accum, settings.epochs)
-        warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.1 * total))
-        return accum, total, min(warmup, total)
-
-    accum, total_optimizer, warmup = plan(batch_size)
-    config = build_config(
-        base_dir,
-        Path(info.path),
-        tokenizer_language(info.language),
-        settings,
-        batch_size=batch_size,
-        grad_accum=accum,
-        total_optimizer_steps=total_optimizer,
-        warmup=warmup,
-        max_audio_seconds=info.max_audio_seconds,
-        precision=precision,
-    )
-    model = _model_class()(config)
-    from TTS.tts.datasets import load_tts_samples
-
-    train_samples, eval_samples = load_tts_samples(config, eval_split=True)
-    if settings.batch_size == "auto" and torch.cuda.is_available() and not resume:
-        batch_size = probe_batch_size(model, config, train_samples)
-        accum, total_optimizer, warmup = plan(batch_size)
-        config.batch_size = config.eval_batch_size = batch_size
-        config.lr_scheduler_params.update(total_steps=total_optimizer, warmup_steps=warmup, grad_accum=accum)
-    total_steps = settings.epochs * math.ceil(num_train / batch_size)  # batches, coqui's step unit
-
-    if not resume:  # the folder appears only once the run can start
-        run_dir = new_run_dir(workspace, run_name)
-        base_version = base_model_version(base_dir)
-        atomic_write_text(
-            run_dir / "settings.json",
-            json.dumps(
-                {
-                    "settings": settings.to_dict(),
-                    "base": {"spec": str(base or base_version), "path": str(base_dir), "version": base_version},
-                    "dataset": info.to_dict(),
-                    "resolved": {
-                        "batch_size": batch_size,
-                        "grad_accum": accum,
-                        "warmup_steps": warmup,
-                        "optimizer_steps": total_optimizer,
-                        "steps": total_steps,
-                        "max_audio_seconds": info.max_audio_seconds,
-                        "mixed_precision": precision[0],
-                        "precision": precision[1],
-                    },
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "tool_version": __version__,
-                },
-                indent=2,
-            ),
-        )
-
-    config.output_path, config.run_name = str(run_dir), run_dir.name
-    events = EventLog(
-        run_dir,
-        total_steps=total_steps,
-        epochs=settings.epochs,
-        batch_size=batch_size,
-        patience=settings.early_stopping_patience,
-        progress=progress,
-        stop_event=stop_event,
-    )
+    run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root)
+    config, settings = recipe.cfg, recipe.settings
+    events = EventLog(run_dir, total_steps=settings.epochs * config.batches_per_epoch, epochs=settings.epochs,
+                      batch_size=config.batch_size, patience=settings.early_stopping_patience,
+                      progress=progress, stop_event=stop_event)
+    recipe.run_dir, recipe.events = run_dir, events
     status, message = "failed", ""
     with run_lock(run_dir):
         try:
-            args = TrainerArgs(continue_path=str(run_dir) if resume else "", grad_accum_steps=accum)
-            with _trainer_writes_into(run_dir):
-                trainer = Trainer(
-                    args,
-                    config,
-                    output_path=str(run_dir),
-                    model=model,
-                    train_samples=train_samples,
-                    eval_samples=eval_samples,
-                    parse_command_line_args=False,
-                    callbacks=events.callbacks(),
-                )
-            events.emit(
-                "status",
-                status="running",
-                message=f"{'resumed at step ' + str(trainer.total_steps_done) if resume else 'started'} in {run_dir}",
-            )
+            if resume:
+                recipe.restore()
+            for note in recipe.resume_notes:
+                events.emit("warning", message=note)
+            where = f"resumed at step {recipe.step}" if resume else "started"
+            events.emit("status", status="running", message=f"{where} in {run_dir} on {config.device} "
+                        f"({config.precision}); padding {recipe.padding:.0%} of the audio in a batch; "
+                        f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed")
             try:
-                trainer._fit()  # fit() would turn every error into sys.exit(1) and may delete the run folder
-                status, message = "finished", "training finished"
+                status = recipe.train()
+                message = "training finished" if status == "finished" else (
+                    f"eval loss did not improve for {settings.early_stopping_patience} evaluations")
             except (StopRequested, KeyboardInterrupt) as stop:
-                trainer.save_checkpoint()
-                status, message = "stopped", f"stopped at step {trainer.total_steps_done}; resume with --resume"
+                recipe.save_checkpoint()
+                status, message = "stopped", f"stopped at step {recipe.step}; resume with --resume"
                 if isinstance(stop, KeyboardInterrupt):
                     raise
-            except EarlyStop:
-                status, message = (
-                    "early_stopped",
-                    f"eval loss did not improve for {settings.early_stopping_patience} evaluations",
-                )
-            finally:
-                trainer.dashboard_logger.finish()
         except Exception as err:
             if is_out_of_memory(err):
-                oom = out_of_memory_error(batch_size, accum, info.max_audio_seconds)
+                oom = out_of_memory_error(config.batch_size, config.grad_accum, info.max_audio_seconds)
                 message = str(oom)
                 raise oom from err
-            message = f"{type(err).__name__}: {err}"
+            message = message or f"{type(err).__name__}: {err}"
             raise
         finally:
             events.emit("status", status=status, message=message)
-            _close_trainer_log(run_dir)
-
-    best = read_best(run_dir)
+            events.close()
     best_path = run_dir / "best_model.pth"
-    return RunResult(
-        run_dir,
-        best_path if best_path.is_file() else None,
-        best.get("eval_loss"),
-        trainer.total_steps_done,
-        status == "early_stopped",
-        status,
-    )
+    return RunResult(run_dir, best_path if best_path.is_file() else None,
+                     events.best_loss if math.isfinite(events.best_loss) else None,
+                     recipe.step, status == "early_stopped", status)

@@ -38,8 +38,9 @@ class TrainSettings:
     seed: int = 1
     early_stopping_patience: int | None = 3  # evals without a better eval loss; None: never stop early
     precision: str = "auto"  # auto | fp32 | fp16 | bf16
-    num_workers: int = 0
     grad_clip: float = 1.0
+    activation_checkpointing: bool = False  # recompute GPT blocks in backward: less memory, ~30 % more compute
+    optimizer_8bit: bool = False  # bitsandbytes AdamW8bit: optimizer state in a quarter of the memory
 
     def validate(self) -> "TrainSettings":
         def bad(name, fix):

@@ -12,7 +12,7 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import UI, JsonlTail, fail, job_html, job_signature, start_job
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
-ANSI = re.compile(r"\x1b\[[0-9;]*m")  # coqui colours its log
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # runs of older versions hold coqui's coloured log
 LOG_TAIL = 14  # as many lines as the log box shows
 
 
@@ -59,8 +59,8 @@ def loss_frame(run_dir: Path | None) -> pd.DataFrame:
 
 
 def log_tail(run_dir: Path | None, job) -> str:
-    """The trainer's own log (coqui's trainer_0_log.txt), else the job's log lines."""
-    logs = sorted(run_dir.glob("trainer_*_log.txt")) if run_dir else []
+    """The run's train_log.txt (coqui's trainer_0_log.txt in older runs), else the job's log lines."""
+    logs = sorted([*run_dir.glob("train_log.txt"), *run_dir.glob("trainer_*_log.txt")]) if run_dir else []
     if logs:
         with open(logs[0], "rb") as f:
             f.seek(0, 2)
@@ -73,7 +73,7 @@ def log_tail(run_dir: Path | None, job) -> str:
 def _file_state(run_dir: Path | None) -> tuple:
     if run_dir is None:
         return ()
-    return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", *run_dir.glob("trainer_*_log.txt")] if p.exists())
+    return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", run_dir / "train_log.txt", *run_dir.glob("trainer_*_log.txt")] if p.exists())
 
 
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:

@@ -1,0 +1,136 @@
+"""Wall time, samples/s and peak memory of a whole training run: coqui's recipe against ours, in one run.
+
+    python bench/train_speed.py [--layers 12 --width 512 --epochs 6 --batch-size 2 --clips 13] [--out FILE]
+
+Both train the same random XTTS (a GPT of LAYERS x WIDTH, the release's DVAE shape; the full-size
+architecture is --layers 30 --width 1024 on a GPU) on the same espeak-ng dataset (CLIPS train clips and
+one eval clip), same epochs, batch and constant learning rate. Each runs in its own process from a cold
+start (imports, model load, an empty code cache for ours), timed from outside as a user would feel it
+(bytecode is compiled once beforehand, as an installed package has it);
+peak memory is that process's max RSS on a CPU and max allocated VRAM on a GPU. Upstream is coqui's
+GPTTrainer + Trainer as its XTTS v2 recipe sets them up (xtts_finetune.dev.upstream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SENTENCES = [
+    "Hello there, my friend.",
+    "The weather is lovely today, and the birds are singing in the garden behind the house.",
+    "Speech synthesis is fun to build.",
+    "Please read this sentence aloud, slowly and clearly, so that everyone in the room can follow it.",
+    "A small model learns a little.",
+    "Numbers like seven and eight are fine.",
+    "She walked along the river for an hour before she noticed that the bridge had been closed all week.",
+    "Good morning.",
+    "The library opens at nine and closes at six on weekdays.",
+    "When the train finally arrived, the platform was crowded with travellers and their heavy bags.",
+    "Thank you very much.",
+    "Every voice has its own colour, rhythm and warmth.",
+    "It rained all night, and in the morning the streets were shining like glass under the lamps.",
+    "This last sentence is kept apart for evaluation only.",
+]
+
+
+def one(kind: str, workspace: Path, base: Path, args) -> dict:
+    """Run inside the child process: one recipe, then its own peak memory and final eval loss."""
+    import resource
+
+    import torch
+
+    from xtts_finetune.train import TrainSettings, read_events, train
+
+    settings = TrainSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, scheduler="constant",
+                             warmup_steps=0, early_stopping_patience=None, seed=1)
+    if kind == "upstream":
+        from xtts_finetune.dev.upstream import train_upstream
+
+        eval_loss = train_upstream(workspace, base, settings, workspace / "upstream").eval_loss
+    else:
+        run = train(workspace, base, settings).run_dir
+        eval_loss = [e for e in read_events(run) if e["type"] == "eval"][-1]["eval_loss"]
+    peak = (torch.cuda.max_memory_allocated() if torch.cuda.is_available()
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"eval_loss": eval_loss, "peak_memory_mib": round(peak / 2**20, 1)}
+
+
+def prepare(root: Path, args) -> tuple[Path, Path]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from speech import make_training_set
+
+    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
+
+    base = make_tiny_xtts(root / "base", model_dim=args.width, layers=args.layers, heads=args.width // 64)
+    workspace = root / "ws"
+    make_training_set(workspace / "dataset", SENTENCES[: args.clips] + SENTENCES[-1:])
+    (workspace / "dataset" / "lang.txt").write_text("en\n")
+    return workspace, base
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--clips", type=int, default=13)
+    parser.add_argument("--lr", type=float, default=5e-6)
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--one", choices=["upstream", "ours"], help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.root / "ws", args.root / "base", args)))
+        return
+
+    root = Path(tempfile.mkdtemp(prefix="train-speed-"))
+    prepare(root, args)
+    # Neither side should pay for compiling bytecode (an installed package has it): import both once first.
+    warm = "import trainer, TTS.tts.layers.xtts.trainer.gpt_trainer, xtts_finetune.train.recipe, torch.utils.tensorboard"
+    subprocess.run([sys.executable, "-c", warm], check=True, capture_output=True,
+                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    results = {}
+    for kind in ("upstream", "ours"):
+        env = {**os.environ, "XTTS_FINETUNE_HOME": str(root / f"home-{kind}")}  # a cold code cache
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, __file__, "--one", kind, "--root", str(root), *sys.argv[1:]],
+                              capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - started
+        if done.returncode:
+            sys.exit(f"{kind} failed:\n{done.stderr[-4000:]}")
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        samples = args.epochs * args.clips
+        results[kind] = {"wall_s": round(wall, 1), "samples_per_s": round(samples / wall, 3), **result}
+        print(f"{kind:<9} {wall:7.1f} s  {samples / wall:6.2f} samples/s  peak {result['peak_memory_mib']:8.1f} MiB  "
+              f"final eval loss {result['eval_loss']:.4f}", flush=True)
+    ratio = results["upstream"]["wall_s"] / results["ours"]["wall_s"]
+    print(f"ours takes {ratio:.2f}x less wall time than upstream")
+    report = {
+        "bench": "train_speed", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "device": _device()},
+        "settings": {k: getattr(args, k) for k in ("layers", "width", "epochs", "batch_size", "clips", "lr")},
+        "upstream": results["upstream"], "ours": results["ours"], "wall_time_ratio": round(ratio, 2),
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def _device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} threads"
+
+
+if __name__ == "__main__":
+    main()

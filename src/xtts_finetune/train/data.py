@@ -1,0 +1,211 @@
+"""The data path: each clip decoded once, its DVAE codes computed once ever, batches of similar lengths.
+
+coqui's recipe decodes every clip and runs the 60M-parameter DVAE on it at every step. The codes depend
+only on the clip and the DVAE/mel-stats files, so they are cached on disk per clip under those hashes: a
+later epoch or run does no DVAE work. The conditioning mel is not cached: it is the mel of a random 3-6 s
+crop, and a crop of a whole-clip mel is not the mel of the crop (STFT edges), so it is computed per batch
+from the in-memory audio, as upstream does, exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class TrainClip:
+    """One training example in memory: tokens, audio and its DVAE codes."""
+
+    audio_file: str
+    tokens: torch.Tensor  # int32 (t,)
+    wav: torch.Tensor  # float32 (1, samples) at the model's sample rate
+    codes: torch.Tensor  # int64 (n,) DVAE codes of the whole clip
+
+    @property
+    def samples(self) -> int:
+        return self.wav.shape[-1]
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+
+
+def build_dvae(checkpoint: Path, num_audio_tokens: int = 8194):
+    """The release's DiscreteVAE (the shape coqui's GPTTrainer fixes), weights from `checkpoint`, frozen."""
+    from TTS.tts.layers.xtts.dvae import DiscreteVAE
+
+    dvae = DiscreteVAE(
+        channels=80, normalization=None, positional_dims=1, num_tokens=num_audio_tokens - 2, codebook_dim=512,
+        hidden_dim=512, num_resnet_blocks=3, kernel_size=3, num_layers=2, use_transposed_convs=False,
+    )
+    dvae.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True), strict=False)
+    return dvae.eval().requires_grad_(False)
+
+
+def dvae_mel(mel_stats: Path, sample_rate: int):
+    from TTS.tts.layers.tortoise.arch_utils import TorchMelSpectrogram
+
+    return TorchMelSpectrogram(mel_norm_file=str(mel_stats), sampling_rate=sample_rate)
+
+
+def style_mel(mel_stats: Path, sample_rate: int, perceiver: bool = True):
+    """The conditioning mel of XTTS v2 (perceiver) or v1, as coqui's GPTTrainer builds it."""
+    from TTS.tts.layers.tortoise.arch_utils import TorchMelSpectrogram
+
+    window = (2048, 256, 1024) if perceiver else (4096, 1024, 4096)
+    return TorchMelSpectrogram(
+        filter_length=window[0], hop_length=window[1], win_length=window[2], normalize=False,
+        sampling_rate=sample_rate, mel_fmin=0, mel_fmax=8000, n_mel_channels=80, mel_norm_file=str(mel_stats),
+    )
+
+
+class CodeCache:
+    """DVAE codes per clip on disk, keyed by the clip's bytes and the DVAE and mel-stats files' hashes."""
+
+    def __init__(self, dvae_file: Path, mel_stats: Path, sample_rate: int, root: Path | None = None,
+                 device: str = "cpu"):
+        self.dvae_file, self.mel_stats, self.sample_rate, self.device = dvae_file, mel_stats, sample_rate, device
+        self.root = Path(root) if root else app_home() / "train-cache"
+        self.model_hash = hashlib.sha256(
+            f"{CACHE_VERSION}:{sample_rate}:{file_sha256(dvae_file)}:{file_sha256(mel_stats)}".encode()
+        ).hexdigest()[:16]
+        self._dvae = self._mel = None
+        self.stats = CacheStats()
+
+    def path(self, clip_file: Path) -> Path:
+        return self.root / self.model_hash / f"{file_sha256(clip_file)[:32]}.pt"
+
+    @torch.no_grad()
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """The DVAE codes of one whole, unpadded clip."""
+        if self._dvae is None:
+            self._dvae = build_dvae(self.dvae_file).to(self.device)
+            self._mel = dvae_mel(self.mel_stats, self.sample_rate).to(self.device)
+        return self._dvae.get_codebook_indices(self._mel(wav.unsqueeze(0).to(self.device)))[0].cpu()
+
+    def codes(self, clip_file: Path, wav: torch.Tensor) -> torch.Tensor:
+        path = self.path(clip_file)
+        if path.is_file():
+            try:
+                codes = torch.load(path, map_location="cpu", weights_only=True)
+                self.stats.hits += 1
+                return codes
+            except Exception:  # noqa: BLE001 - a damaged cache entry is recomputed, never trusted
+                path.unlink(missing_ok=True)
+        codes = self.encode(wav)
+        atomic_torch_save(codes, path)
+        self.stats.misses += 1
+        return codes
+
+
+def load_clips(samples: list[tuple[Path, str]], tokenize, cache: CodeCache) -> list[TrainClip]:
+    """Decode each (audio file, text) once and attach its cached codes."""
+    from TTS.tts.models.xtts import load_audio
+
+    clips = []
+    for audio_file, text in samples:
+        wav = load_audio(str(audio_file), cache.sample_rate)
+        tokens = torch.IntTensor(tokenize(text))
+        clips.append(TrainClip(str(audio_file), tokens, wav, cache.codes(Path(audio_file), wav)))
+    return clips
+
+
+@dataclass
+class CondCrop:
+    """Conditioning crop lengths in samples (coqui's min/max_conditioning_length) and the masking choice."""
+
+    min_samples: int = 66150
+    max_samples: int = 132300
+    masking: bool = True  # XTTS v2: the crop is taken from the target clip and masked in attention
+
+
+def crop_conditioning(wav: torch.Tensor, crop: CondCrop, rng: random.Random | None) -> tuple[torch.Tensor, list[int]]:
+    """A crop of `wav` padded to `max_samples`: random for training (`rng`), fixed for eval (rng=None).
+
+    The same rule as coqui's get_prompt_slice: a clip shorter than the drawn length gives its first half.
+    """
+    n = wav.shape[-1]
+    length = (crop.min_samples + crop.max_samples) // 2 if rng is None else rng.randint(crop.min_samples, crop.max_samples)
+    if n < length:
+        length = n // 2
+    start = 0 if rng is None else rng.randint(0, n - length)
+    piece = F.pad(wav[:, start : start + length], (0, crop.max_samples - length))
+    return piece, [start, start + length]
+
+
+def collate(clips: list[TrainClip], crop: CondCrop, rng: random.Random | None, mel, device="cpu") -> dict:
+    """A batch in the form coqui's GPT.forward takes, conditioning mels computed here (on `device`)."""
+    conds, spans = zip(*(crop_conditioning(c.wav, crop, rng) for c in clips))
+    with torch.no_grad():
+        cond_mels = mel(torch.stack(conds).to(device)).unsqueeze(1)  # (b, 1, 80, frames)
+    spans = torch.tensor(spans)
+    text = torch.zeros(len(clips), max(len(c.tokens) for c in clips), dtype=torch.int32)
+    codes = torch.zeros(len(clips), max(len(c.codes) for c in clips), dtype=torch.long)
+    for i, clip in enumerate(clips):
+        text[i, : len(clip.tokens)] = clip.tokens
+        codes[i, : len(clip.codes)] = clip.codes
+    return {
+        "text_inputs": text,
+        "text_lengths": torch.tensor([len(c.tokens) for c in clips]),
+        "audio_codes": codes,
+        "wav_lengths": torch.tensor([c.samples for c in clips]),
+        "cond_mels": cond_mels,
+        # eval never masks (coqui's eval_step); training masks the crop (v2) or passes its length (v1)
+        "cond_idxs": spans if crop.masking and rng is not None else None,
+        "cond_lens": None if crop.masking else spans[:, 1] - spans[:, 0],
+    }
+
+
+def padding_share(batches: list[list[int]], lengths: list[int]) -> float:
+    """Share of the audio in padded batches that is padding."""
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / max(padded, 1)
+
+
+@dataclass
+class BucketSampler:
+    """Batches of similar-length clips in a seeded order: an epoch's batches depend on (seed, epoch) only.
+
+    Clips are shuffled, cut into windows of `bucket` batches, sorted by length within a window, batched,
+    and the batches shuffled. So a resumed run rebuilds the same epoch and skips the batches it has done;
+    a distributed run can give each rank every n-th batch of the same list.
+    """
+
+    lengths: list[int]
+    batch_size: int
+    seed: int = 1
+    bucket: int = 8  # batches per sorting window: order is random across windows, lengths close within one
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def epoch(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(f"{self.seed}:{epoch}")
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        window = self.batch_size * self.bucket
+        batches = []
+        for start in range(0, len(order), window):
+            chunk = sorted(order[start : start + window], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def iter_from(self, epoch: int, position: int = 0) -> Iterator[tuple[int, list[int]]]:
+        """(index in the epoch, batch) from `position` on: resume skips what was done, no data is read."""
+        batches = self.epoch(epoch)
+        yield from ((i, batches[i]) for i in range(position, len(batches)))

@@ -1,0 +1,65 @@
+"""Precision and the optimizer: bf16 where the GPU has it natively, fp16 with a GradScaler elsewhere, fp32 on CPU."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.train.settings import choose_precision
+
+NO_DECAY = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm1d, nn.Embedding)
+
+
+@dataclass
+class Precision:
+    name: str  # fp32 | fp16 | bf16
+    device: str
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.name)
+
+    def autocast(self):
+        return torch.autocast(self.device, dtype=self.dtype) if self.dtype else nullcontext()
+
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 gradients underflow without loss scaling; bf16 and fp32 need none."""
+        return torch.amp.GradScaler(self.device) if self.name == "fp16" else None
+
+
+def native_bf16() -> bool:
+    """bf16 in hardware (Ampere and later), not the emulation torch offers on T4/V100."""
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def resolve_precision(setting: str, device: str) -> Precision:
+    return Precision(choose_precision(setting, device == "cuda", native_bf16())[1], device)
+
+
+def adamw(
+    model: nn.Module, lr: float, weight_decay: float, *, device: str, eight_bit: bool = False
+) -> torch.optim.Optimizer:
+    """AdamW as coqui's XTTS recipe sets it (betas 0.9/0.96, decay on weights only), fused on a GPU."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.requires_grad:
+                plain = name.endswith("bias") or isinstance(module, NO_DECAY)
+                (no_decay if plain else decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    options = {"lr": lr, "betas": (0.9, 0.96), "eps": 1e-8}
+    if eight_bit:
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise UserError(
+                "the 8-bit optimizer needs bitsandbytes, which is not installed",
+                fix="pip install bitsandbytes (NVIDIA GPUs), or train without --optimizer-8bit",
+            ) from None
+        return bnb.optim.AdamW8bit(groups, **options)
+    fast = {"fused": True} if device == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(groups, **options, **fast)
