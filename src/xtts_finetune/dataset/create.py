@@ -215,6 +215,8 @@ def create_dataset(
         settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
     settings.check()
     manifest.settings = asdict(settings)
+    # evaluate transcribes with the same Whisper (issue 18)
+    manifest.settings["whisper_model"] = getattr(transcriber, "model_name", None) or whisper_model
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")

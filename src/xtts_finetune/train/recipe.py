@@ -252,6 +252,22 @@ def probe_batch_size(model, config, samples, *, device: str = "cuda", limit: int
     return find_batch_size(fits, start=1, limit=min(limit, len(samples)))
 
 
+def _with_evaluation(callbacks: dict, run_dir: Path, settings: TrainSettings) -> dict:
+    """Issue 18 hook (re-wire into the new engine): save and evaluate a checkpoint every N epochs."""
+    from xtts_finetune.evaluate import during_training
+    from xtts_finetune.train.runs import checkpoints
+
+    def on_epoch_end(trainer) -> None:
+        if settings.evaluate_every and (trainer.epochs_done + 1) % settings.evaluate_every == 0:
+            trainer.save_checkpoint()
+            during_training(run_dir, checkpoints(run_dir)[-1], trainer.epochs_done + 1, trainer.total_steps_done,
+                            whisper_model=settings.evaluate_whisper_model, speaker_model=settings.evaluate_speaker_model)
+        end_epoch(trainer)
+
+    end_epoch, callbacks["on_epoch_end"] = callbacks["on_epoch_end"], on_epoch_end
+    return callbacks
+
+
 def train(
     workspace: str | Path,
     base: str | Path | None,
@@ -365,7 +381,7 @@ def train(
                     train_samples=train_samples,
                     eval_samples=eval_samples,
                     parse_command_line_args=False,
-                    callbacks=events.callbacks(),
+                    callbacks=_with_evaluation(events.callbacks(), run_dir, settings),
                 )
             events.emit(
                 "status",
