@@ -104,3 +104,18 @@ def test_output_rows_average_into_the_table_row():
     outputs = [Output("a", "a", 0.0, 0.0, 0.8, 1.0, 1.0, 0.0, False), Output("b", "", 1.0, 1.0, 0.4, 2.0, 3.0, 0.5, True)]
     row = ModelScore.of("m", "fine-tuned", "m", outputs)
     assert (row.cer, row.similarity, row.pace, row.babble_share) == pytest.approx((0.5, 0.6, 2.0, 0.5))
+
+
+def test_default_sentences_are_the_eval_texts_then_the_built_in_list(tmp_path):
+    from xtts_finetune.evaluate.sentences import BUILTIN, evaluation_sentences
+
+    from xtts_finetune.languages import XTTS_LANGUAGES
+
+    assert set(BUILTIN) == set(XTTS_LANGUAGES) and all(len(v) == 3 for v in BUILTIN.values())
+    clips = [(tmp_path / f"{i}.wav", f"text {i}") for i in range(10)]
+    chosen = evaluation_sentences("de", clips, max_eval=2)
+    assert [(s.text, s.source) for s in chosen] == [("text 0", "eval"), ("text 1", "eval")] + [
+        (t, "builtin") for t in BUILTIN["de"]]
+    assert [s.text for s in evaluation_sentences("de", clips, ["  one ", "", "two"])] == ["one", "two"]
+    with pytest.raises(UserError, match="does not exist"):
+        evaluation_sentences("de", clips, tmp_path / "missing.txt")

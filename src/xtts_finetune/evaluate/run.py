@@ -104,15 +104,17 @@ def _slug(label: str) -> str:
     return re.sub(r"[^\w.-]+", "_", label).strip("._") or "model"
 
 
-def evaluate(target: str | Path, *, against: str | Path | None = None, sentences: str | Path | None = None,
+def evaluate(target: str | Path, *, against: str | Path | None = None, sentences: str | Path | list[str] | None = None,
              dataset: str | Path | None = None, whisper_model: str | None = None, speaker_model: str | None = None,
              max_checkpoints: int = ckpts.DEFAULT_MAX_CHECKPOINTS, device: str = "auto",
              progress: ProgressCallback | None = None) -> Evaluation:
     """Evaluate an export (MODEL) or a run's kept checkpoints (RUN) against the base and the real clips;
-    write TARGET/evaluation/ (json, table, chart, audio) and, for an export, its model card entry."""
+    write TARGET/evaluation/ (json, table, chart, audio) and, for an export, its model card entry.
+    `sentences`: a file (one a line) or a list; default the dataset's eval texts and the built-in list."""
     target = Path(target).expanduser().resolve()
     kind, voice, base = _plan(target, Path(dataset) if dataset else None, against)
-    texts = evaluation_sentences(voice.language, voice.held_out, Path(sentences) if sentences else None)
+    given = Path(sentences) if isinstance(sentences, (str, Path)) else sentences
+    texts = evaluation_sentences(voice.language, voice.held_out, given)
     models = [(target, target.name, "fine-tuned", None)] if kind == "model" else [
         (path, path.name, "checkpoint", ckpts.step_of(path)) for path in ckpts.kept_checkpoints(target, max_checkpoints)]
     models.append((base, "base", "base", None))

@@ -51,7 +51,7 @@ BUILTIN = {
 @dataclass
 class Sentence:
     text: str
-    source: str  # eval (with the real clip that says it) | builtin | file
+    source: str  # eval (with the real clip that says it) | builtin | file | user
     clip: Path | None = None
 
 
@@ -69,10 +69,16 @@ def read_sentence_file(path: Path) -> list[Sentence]:
     return sentences
 
 
-def evaluation_sentences(language: str, eval_clips: list[tuple[Path, str]], sentence_file: Path | None = None,
+def evaluation_sentences(language: str, eval_clips: list[tuple[Path, str]], given: Path | list[str] | None = None,
                          max_eval: int = 8) -> list[Sentence]:
-    """The user's file if given; else up to `max_eval` eval clips' texts and the language's built-in list."""
-    if sentence_file is not None:
-        return read_sentence_file(sentence_file)
+    """The user's sentences (a file, or a list from the UI) if given; else up to `max_eval` eval clips' texts
+    and the language's built-in list."""
+    if isinstance(given, list):
+        sentences = [Sentence(text.strip(), "user") for text in given if text.strip()]
+        if not sentences:
+            raise UserError("the sentences to evaluate with are all empty", fix="give one sentence a line")
+        return sentences
+    if given is not None:
+        return read_sentence_file(given)
     chosen = [Sentence(text, "eval", clip) for clip, text in eval_clips[:max_eval]]
     return chosen + [Sentence(text, "builtin") for text in BUILTIN.get(normalize_language(language), [])]

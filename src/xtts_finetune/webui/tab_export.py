@@ -71,18 +71,19 @@ def evaluation_targets(ui: UI) -> list[tuple[str, str]]:
             + [(f"run {r.name} (its checkpoints)", f"runs/{r.name}") for r in _runs(ui)])
 
 
-def start_evaluation(ui: UI, target: str | None, whisper_model: str = "", speaker_model: str = ""):
+def start_evaluation(ui: UI, target: str | None, sentences: str = "", whisper_model: str = "", speaker_model: str = ""):
     """Start an evaluate job on a workspace folder; the Export tab's button (and its tests) call this."""
     from xtts_finetune.evaluate import evaluate
 
     if not target:
         fail(UserError("No model or run chosen.", fix="Pick an exported model or a training run to evaluate."))
     folder = safe_join(ui.workspace, target)
-    params = {"target": target, "whisper_model": whisper_model.strip() or None, "speaker_model": speaker_model.strip() or None}
+    params = {"target": target, "sentences": [line for line in sentences.splitlines() if line.strip()] or None,
+              "whisper_model": whisper_model.strip() or None, "speaker_model": speaker_model.strip() or None}
 
     def work(ctx):
-        result = evaluate(folder, whisper_model=params["whisper_model"], speaker_model=params["speaker_model"],
-                          progress=ctx.progress)
+        result = evaluate(folder, sentences=params["sentences"], whisper_model=params["whisper_model"],
+                          speaker_model=params["speaker_model"], progress=ctx.progress)
         best = f"; recommended checkpoint {result.recommended}" if result.recommended else ""
         ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentences{best}."
         return {"target": target}
@@ -145,7 +146,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             gr.Markdown("### Evaluate")
             target = gr.Dropdown(evaluation_targets(ui), label="Model or run", elem_id="ev-target",
                                  info="A run scores its kept checkpoints and recommends one.")
-            with gr.Accordion("Scoring models", open=False):
+            with gr.Accordion("Sentences and scoring models", open=False):
+                sentences = gr.Textbox(label="Sentences, one a line", lines=3, elem_id="ev-sentences",
+                                       placeholder="empty: the dataset's eval texts and built-in sentences")
                 whisper = gr.Textbox(label="Whisper model", placeholder="the dataset's (large-v3)")
                 speaker = gr.Textbox(label="Speaker model", placeholder="microsoft/wavlm-base-plus-sv")
             evaluate = gr.Button("Evaluate", elem_id="ev-start")
@@ -228,8 +231,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         targets = gr.update(choices=evaluation_targets(ui), **({"value": done} if done else {}))
         return (job_html(job, "No evaluation job yet."), targets, *views, sig)
 
-    evaluate.click(lambda t, w, sp: job_html(start_evaluation(ui, t, w or "", sp or "")), [target, whisper, speaker],
-                   [ev_status])
+    evaluate.click(lambda t, se, w, sp: job_html(start_evaluation(ui, t, se or "", w or "", sp or "")),
+                   [target, sentences, whisper, speaker], [ev_status])
     target.change(show, [target], [table, chart, sentence])
     sentence.change(lambda t, i: side_by_side(ui, t, i), [target, sentence], [base_audio, tuned_audio])
     ev_shown = gr.State(())
