@@ -76,6 +76,7 @@ def format_table(evaluation: Evaluation) -> str:
     lines.insert(1, "-" * len(lines[0]))
     if evaluation.recommended:
         lines.append(f"* recommended: {evaluation.rule}")
+    lines += [f"note: {note}" for note in evaluation.notes]
     return "\n".join(lines)
 
 
@@ -111,6 +112,7 @@ def card_entry(evaluation: Evaluation) -> dict:
         "whisper_model": evaluation.whisper_model,
         "speaker_model": evaluation.speaker_model,
         "sentences": len(evaluation.sentences),
+        "notes": evaluation.notes,
         "models": {m.label: {k: v for k, v in m.summary().items() if k not in ("label", "path", "outputs")}
                    for m in evaluation.models},
     }

@@ -141,7 +141,7 @@ def evaluate(target: str | Path, *, against: str | Path | None = None, sentences
         evaluation = Evaluation(
             str(target), kind, voice.language, scorer.whisper_model, str(scorer.speaker.folder),
             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            [{"text": s.text, "source": s.source} for s in texts], scores)
+            [{"text": s.text, "source": s.source} for s in texts], scores, notes=voice.notes)
         if kind == "run":
             evaluation.recommended, evaluation.rule = ckpts.recommend(scores), ckpts.rule_text()
         write_files(staging, evaluation)

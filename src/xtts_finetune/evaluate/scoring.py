@@ -74,6 +74,7 @@ class Voice:
     references: list[Path]  # clips both models are conditioned on
     held_out: list[tuple[Path, str]]  # eval-split clips and their texts: the similarity target and the ceiling
     seconds_per_char: float  # the dataset's own pace
+    notes: list[str] = field(default_factory=list)  # caveats the report carries
 
 
 def read_voice(dataset: Path, references: list[Path] | None = None) -> Voice:
@@ -87,18 +88,24 @@ def read_voice(dataset: Path, references: list[Path] | None = None) -> Voice:
     dataset = Path(dataset)
     clips = [c for c in dataset_clips(dataset) if (dataset / c.audio_file).is_file()]
     lang = dataset / "lang.txt"
-    held_out = [(dataset / c.audio_file, c.text) for c in clips if c.split == "eval"][:MAX_HELD_OUT]
-    if not held_out or not lang.is_file():
-        raise UserError(f"{dataset} has no eval clips or no lang.txt, which an evaluation compares against",
-                        fix="build the dataset with xtts-finetune dataset create (it holds clips out for eval)")
     if references is None:
         train = [dataset / c.audio_file for c in clips if c.split == "train"]
-        references = [p for p, _ in pick_references(train or [p for p, _ in held_out])[0]]
+        references = [p for p, _ in pick_references(train)[0]] if train else []
+    evals = [(dataset / c.audio_file, c.text) for c in clips if c.split == "eval"]
+    if not evals or not references or not lang.is_file():
+        raise UserError(f"{dataset} needs train and eval clips and lang.txt for an evaluation to compare against",
+                        fix="build the dataset with xtts-finetune dataset create (it holds clips out for eval)")
+    prompts, notes = {p.name for p in references}, []
+    held_out = [(path, text) for path, text in evals if path.name not in prompts]  # prompts are not held out
+    if not held_out:
+        held_out = evals
+        notes.append("every eval clip is also a reference clip of the model, so the similarity target has heard "
+                     "the prompt: similarities read high")
     seconds = sum(sf.info(str(dataset / c.audio_file)).duration for c in clips)
     chars = sum(len("".join(c.text.split())) for c in clips)
     speaker = clips[0].speaker if clips else "speaker"
     return Voice(dataset, normalize_language(lang.read_text(encoding="utf-8").strip()), speaker, list(references),
-                 held_out, seconds / max(chars, 1))
+                 held_out[:MAX_HELD_OUT], seconds / max(chars, 1), notes)
 
 
 @functools.lru_cache(maxsize=2)

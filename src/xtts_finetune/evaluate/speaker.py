@@ -1,8 +1,8 @@
 """Speaker embeddings from a speaker-verification model, for "does it sound like the speaker?".
 
 The default is microsoft/wavlm-base-plus-sv: WavLM Base+ with an x-vector head fine-tuned on
-VoxCeleb1 for speaker verification (its model card reports an EER of 0.84% on VoxCeleb1-O), loaded
-through transformers, which the project already depends on, so no new heavy dependency. Any
+VoxCeleb1 for speaker verification (its model card), loaded through transformers, which the project
+already depends on, so no new heavy dependency (SpeechBrain's ECAPA-TDNN would add one). Any
 transformers audio x-vector model (WavLM, wav2vec 2.0, UniSpeechSat) works by name or folder. It is
 downloaded once into $XTTS_FINETUNE_HOME/speaker/ (resumable, like the base models).
 """
