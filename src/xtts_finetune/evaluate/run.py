@@ -82,11 +82,13 @@ def _plan(target: Path, dataset: Path | None, against) -> tuple[str, Voice, Path
 
 def speak_and_score(scorer: Scorer, model_dir: Path, sentences: list[Sentence], label: str, kind: str, *,
                     device: str = "auto", audio_dir: Path | None = None, step: int | None = None) -> ModelScore:
-    """Every sentence spoken by `model_dir` in the dataset's voice and scored; wavs into `audio_dir`."""
+    """Every sentence spoken by `model_dir` in the dataset's voice and scored; wavs into `audio_dir`.
+    A checkpoint's scratch folder keeps its conditioning latents inside it, so they go with it."""
     from xtts_finetune.audio_out import write_audio
     from xtts_finetune.synthesis import Synthesizer
 
-    synth, voice, outputs = Synthesizer(model_dir, device=device), scorer.voice, []
+    latents = model_dir / ".latents" if kind == "checkpoint" else None
+    synth, voice, outputs = Synthesizer(model_dir, device=device, latents_cache_dir=latents), scorer.voice, []
     for n, sentence in enumerate(sentences, 1):
         try:
             audio = synth.speak(sentence.text, voice.language, voice=voice.references, seed=SEED)

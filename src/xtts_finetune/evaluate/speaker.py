@@ -95,6 +95,7 @@ class SpeakerEncoder:
         import torch
 
         audio = resample(np.asarray(audio, dtype=np.float32), sample_rate, SAMPLE_RATE)
+        audio = np.pad(audio, (0, max(0, SAMPLE_RATE // 2 - len(audio))))  # the x-vector head needs ~0.3 s
         inputs = self.features(audio, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         with torch.inference_mode():
             vector = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).embeddings[0]
