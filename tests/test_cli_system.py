@@ -62,3 +62,5 @@ def test_make_tiny_models(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"xtts: {out / 'xtts'}" in result.stdout
     assert RELEASE_FILES <= {p.name for p in (out / "xtts").iterdir()}
+    assert f"speaker: {out / 'speaker'}" in result.stdout  # the evaluation's speaker model, hub layout
+    assert {"config.json", "preprocessor_config.json", "model.safetensors"} <= {p.name for p in (out / "speaker").iterdir()}

@@ -29,7 +29,12 @@ MAX_REFERENCES = 3
 
 
 def pick_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
-    """'best' (lowest eval loss), 'last' (most recent save) or a checkpoint file inside the run."""
+    """'best' (lowest eval loss), 'last' (most recent save), 'recommended' (by `evaluate RUN`) or a checkpoint
+    file inside the run."""
+    if checkpoint == "recommended":
+        from xtts_finetune.evaluate import recommended_checkpoint
+
+        checkpoint = recommended_checkpoint(run_dir)
     if checkpoint == "best":
         path = run_dir / "best_model.pth"
         if not path.is_file():

@@ -17,7 +17,7 @@ def register(sub) -> None:
     dev = sub.add_parser("dev", help="developer tools")
     dev_sub = dev.add_subparsers(dest="dev_command", metavar="DEV_COMMAND", required=True)
     tiny = dev_sub.add_parser(
-        "make-tiny-models", help="write tiny random XTTS and Whisper models to DIR for an offline smoke test"
+        "make-tiny-models", help="write tiny random XTTS, Whisper and speaker models to DIR for an offline smoke test"
     )
     tiny.add_argument("dir", type=Path)
     tiny.set_defaults(func=_make_tiny_models)

@@ -43,6 +43,10 @@ def register(sub) -> None:
     train.add_argument(
         "--patience", type=int, default=3, help="stop after N evals without a better eval loss (0: never)"
     )
+    train.add_argument("--evaluate-every", type=int, default=0, metavar="N",
+                       help="every N epochs, score the checkpoint's CER and speaker similarity (0: never)")
+    train.add_argument("--evaluate-whisper-model", help="for --evaluate-every (default: the dataset's Whisper)")
+    train.add_argument("--evaluate-speaker-model", help="for --evaluate-every (default microsoft/wavlm-base-plus-sv)")
     train.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
     train.add_argument(
         "--activation-checkpointing", action="store_true",
@@ -67,7 +71,7 @@ def register(sub) -> None:
     export = sub.add_parser("export", help="write a ready model folder from a training run")
     export.add_argument("run", type=Path, help="the run folder, WORKSPACE/runs/RUN")
     export.add_argument("--name", required=True, help="folder name under WORKSPACE/models")
-    export.add_argument("--checkpoint", default="best", help="best (lowest eval loss), last, or a .pth in the run")
+    export.add_argument("--checkpoint", default="best", help="best (lowest eval loss), last, recommended (by xtts-finetune evaluate RUN), or a .pth in the run")
     export.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
     export.set_defaults(func=_export)
 
@@ -92,6 +96,9 @@ def _settings(args):
         precision=args.precision,
         activation_checkpointing=args.activation_checkpointing,
         optimizer_8bit=args.optimizer_8bit,
+        evaluate_every=args.evaluate_every,
+        evaluate_whisper_model=args.evaluate_whisper_model,
+        evaluate_speaker_model=args.evaluate_speaker_model,
     ).validate()
 
 

@@ -338,6 +338,8 @@ def create_dataset(
     language = normalize_language(language)
     speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
     manifest, settings = _open_manifest(workspace, language, speaker, settings)
+    # evaluate transcribes with the same Whisper (issue 18)
+    manifest.settings["whisper_model"] = getattr(transcriber, "model_name", None) or whisper_model
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
         out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")

@@ -216,8 +216,21 @@ class Recipe:
                 except EarlyStop:
                     self.save_checkpoint(final=True)
                     return "early_stopped"
+                self._light_evaluation()
         self.save_checkpoint(final=True)
         return "finished"
+
+    def _light_evaluation(self) -> None:
+        """`--evaluate-every N`: save, then score this epoch's checkpoint (CER, similarity) into evaluation.jsonl."""
+        every = self.settings.evaluate_every
+        if not every or self.epoch % every:
+            return
+        from xtts_finetune.evaluate import during_training
+
+        self.save_checkpoint(final=self.epoch == self.settings.epochs)
+        latest = checkpoint.saved_pairs(self.run_dir)[-1].weights
+        during_training(self.run_dir, latest, self.epoch, self.step, whisper_model=self.settings.evaluate_whisper_model,
+                        speaker_model=self.settings.evaluate_speaker_model)
 
     def _optimizer_step(self) -> None:
         if self.scaler:

@@ -41,6 +41,9 @@ class TrainSettings:
     grad_clip: float = 1.0
     activation_checkpointing: bool = False  # recompute GPT blocks in backward: less memory, ~30 % more compute
     optimizer_8bit: bool = False  # bitsandbytes AdamW8bit: optimizer state in a quarter of the memory
+    evaluate_every: int = 0  # epochs between light evaluations (CER, similarity); 0: none
+    evaluate_whisper_model: str | None = None  # None: the one the dataset was transcribed with
+    evaluate_speaker_model: str | None = None  # None: evaluate.speaker's default
 
     def validate(self) -> "TrainSettings":
         def bad(name, fix):
@@ -60,6 +63,8 @@ class TrainSettings:
             bad("max_audio_seconds", f"use more than {MIN_AUDIO_SECONDS} seconds")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             bad("precision", "use auto, fp32, fp16 or bf16")
+        if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
+            bad("evaluate_every", "use a whole number of epochs >= 0 (0: no evaluation during training)")
         if self.save_every_steps < 1 or self.keep_checkpoints < 1:
             bad("save_every_steps" if self.save_every_steps < 1 else "keep_checkpoints", "use a whole number >= 1")
         return self

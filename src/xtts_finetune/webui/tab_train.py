@@ -58,6 +58,18 @@ def loss_frame(run_dir: Path | None) -> pd.DataFrame:
     return pd.DataFrame(tail.poll(), columns=["step", "loss", "curve"])
 
 
+def evaluation_frame(run_dir: Path | None) -> pd.DataFrame:
+    """The run's light evaluations (train --evaluate-every): CER and speaker similarity per epoch."""
+    from xtts_finetune.evaluate import read_training_evaluations
+
+    rows = []
+    for record in read_training_evaluations(run_dir) if run_dir else []:
+        for key, name in (("cer", "CER"), ("similarity", "similarity")):
+            if record.get(key) is not None:
+                rows.append((record["epoch"], float(record[key]), name))
+    return pd.DataFrame(rows, columns=["epoch", "value", "metric"])
+
+
 def log_tail(run_dir: Path | None, job) -> str:
     """The run's train_log.txt (coqui's trainer_0_log.txt in older runs), else the job's log lines."""
     logs = sorted([*run_dir.glob("train_log.txt"), *run_dir.glob("trainer_*_log.txt")]) if run_dir else []
@@ -73,7 +85,8 @@ def log_tail(run_dir: Path | None, job) -> str:
 def _file_state(run_dir: Path | None) -> tuple:
     if run_dir is None:
         return ()
-    return tuple((p.name, p.stat().st_size) for p in [run_dir / "events.jsonl", run_dir / "train_log.txt", *run_dir.glob("trainer_*_log.txt")] if p.exists())
+    files = [run_dir / "events.jsonl", run_dir / "evaluation.jsonl", run_dir / "train_log.txt", *run_dir.glob("trainer_*_log.txt")]
+    return tuple((p.name, p.stat().st_size) for p in files if p.exists())
 
 
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
@@ -96,6 +109,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             with gr.Row():
                 max_audio = gr.Number(0, label="Max audio seconds", info="0: the longest clip, at most 11.6 s")
                 precision = gr.Dropdown(PRECISIONS, value=defaults.precision, label="Precision")
+            evaluate_every = gr.Number(0, label="Evaluate every N epochs", precision=0, minimum=0, elem_id="tr-eval-every",
+                                       info="CER and speaker similarity of a checkpoint, plotted beside the loss; 0: never.")
             with gr.Row():
                 start = gr.Button("Start training", variant="primary", elem_id="tr-start", scale=2, min_width=120)
                 resume = gr.Button("Resume", elem_id="tr-resume", scale=1, min_width=80)
@@ -106,18 +121,22 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             plot = gr.LinePlot(None, x="step", y="loss", color="curve", title="Loss",
                                color_map={"train": "#6366f1", "eval": "#f59e0b"}, height=260, elem_id="tr-plot",
                                y_axis_format=".3f")
+            eval_plot = gr.LinePlot(None, x="epoch", y="value", color="metric", title="Evaluation (CER lower, similarity higher)",
+                                    color_map={"CER": "#ef4444", "similarity": "#10b981"}, height=200,
+                                    elem_id="tr-eval-plot", y_axis_format=".2f")
             log = gr.Textbox(label="Trainer log (tail)", lines=LOG_TAIL, max_lines=LOG_TAIL, elem_classes="xf-log",
                              autoscroll=True, elem_id="tr-log")
     shown = gr.State(())
     timer = gr.Timer(1.0)
 
-    def settings_from(ep, bs, acc, rate, max_s, prec) -> TrainSettings:
+    def settings_from(ep, bs, acc, rate, max_s, prec, every) -> TrainSettings:
         try:
             batch_size = "auto" if str(bs).strip() == "auto" else int(bs)
         except ValueError:
             fail(UserError(f"Batch size {bs!r} is not a number.", fix="Use a whole number such as 2, or 'auto'."))
         settings = TrainSettings(epochs=int(ep or 1), batch_size=batch_size, grad_accum=int(acc or 1), lr=float(rate or defaults.lr),
-                                 max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto")
+                                 max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto",
+                                 evaluate_every=int(every or 0))
         try:
             return settings.validate()
         except UserError as err:
@@ -168,16 +187,16 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         run_dir = _latest_run(ui)
         sig = (job_signature(job), str(run_dir), _file_state(run_dir))
         if sig == last:
-            return gr.skip(), gr.skip(), gr.skip(), last
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
         curves = gr.update(value=loss_frame(run_dir), title=f"Loss · {run_dir.name}" if run_dir else "Loss")
-        return job_html(job, "No training job yet."), curves, log_tail(run_dir, job), sig
+        return job_html(job, "No training job yet."), curves, evaluation_frame(run_dir), log_tail(run_dir, job), sig
 
-    inputs = [base, epochs, batch, accum, lr, max_audio, precision]
+    inputs = [base, epochs, batch, accum, lr, max_audio, precision, evaluate_every]
     start.click(on_start, inputs, [status])
     resume.click(on_resume, None, [status])
     stop.click(on_stop, None, [status])
-    timer.tick(refresh, [shown], [status, plot, log, shown], show_progress="hidden")
-    demo.load(refresh, [gr.State(None)], [status, plot, log, shown], show_progress="hidden")
+    timer.tick(refresh, [shown], [status, plot, eval_plot, log, shown], show_progress="hidden")
+    demo.load(refresh, [gr.State(None)], [status, plot, eval_plot, log, shown], show_progress="hidden")
 
     def restore_form():
         """After a refresh the form shows what the last job trained with, not the defaults."""
@@ -186,7 +205,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         if not saved:
             return (gr.skip(),) * len(inputs)
         return (job.params.get("base") or gr.skip(), saved.get("epochs"), str(saved.get("batch_size")),
-                saved.get("grad_accum"), saved.get("lr"), saved.get("max_audio_seconds") or 0, saved.get("precision"))
+                saved.get("grad_accum"), saved.get("lr"), saved.get("max_audio_seconds") or 0, saved.get("precision"),
+                saved.get("evaluate_every") or 0)
 
     demo.load(restore_form, None, inputs, show_progress="hidden")
     tab.select(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")

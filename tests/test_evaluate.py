@@ -1,0 +1,134 @@
+"""Evaluation end to end on the tiny models: during training, a run from the CLI (checkpoint recommended,
+exported), the export from the web UI's functions; real Whisper and speaker-model code paths throughout.
+Few sentences: every one is a full HiFi-GAN decode on the CPU."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+import soundfile as sf
+from test_train import make_workspace
+
+from xtts_finetune.cli import main
+from xtts_finetune.errors import UserError
+from xtts_finetune.train import TrainSettings, train
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def scoring_args(tiny_models):
+    return ["--whisper-model", str(tiny_models["whisper"]), "--speaker-model", str(tiny_models["speaker"])]
+
+
+@pytest.fixture(scope="module")
+def run(coqui_dataset, tiny_models, tmp_path_factory):
+    """Two epochs of one step each, a checkpoint at each step, a light evaluation every second epoch."""
+    workspace = make_workspace(coqui_dataset, tmp_path_factory.mktemp("evaluate") / "ws")
+    settings = TrainSettings(epochs=2, batch_size=5, save_every_steps=1, evaluate_every=2,
+                             evaluate_whisper_model=str(tiny_models["whisper"]),
+                             evaluate_speaker_model=str(tiny_models["speaker"]))
+    return train(workspace, tiny_models["xtts"], settings).run_dir
+
+
+@pytest.fixture(scope="module")
+def run_report(run, tiny_models, tmp_path_factory):
+    """`xtts-finetune evaluate RUN --json` on one sentence, then `export --checkpoint recommended`."""
+    sentences = tmp_path_factory.mktemp("sentences") / "sentences.txt"
+    sentences.write_text("\nThe weather is lovely today.\n\n", encoding="utf-8")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["evaluate", str(run), "--sentences", str(sentences), "--json", *scoring_args(tiny_models)])
+    assert code == 0
+    assert main(["export", str(run), "--name", "picked", "--checkpoint", "recommended"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_training_evaluates_every_n_epochs(run):
+    from xtts_finetune.evaluate import read_training_evaluations
+    from xtts_finetune.webui.tab_train import evaluation_frame
+
+    records = read_training_evaluations(run)
+    assert [r["epoch"] for r in records] == [2] and "error" not in records[0]  # epoch 1 is skipped: N = 2
+    assert records[0]["checkpoint"] == f"checkpoint_{records[0]['step']}.pth"
+    assert 0 <= records[0]["cer"] and -1 <= records[0]["similarity"] <= 1 and records[0]["pace"] > 0
+    frame = evaluation_frame(run)  # what the Train tab plots next to the loss
+    assert sorted(frame["metric"]) == ["CER", "similarity"] and list(frame["epoch"]) == [2, 2]
+    assert not list(run.glob(".checkpoint-*"))  # the scratch model folders are gone
+
+
+def test_evaluate_a_run_from_the_cli_and_export_the_recommended_checkpoint(run, run_report):
+    models = run_report["models"]
+    checkpoints = [name for name, m in models.items() if m["kind"] == "checkpoint"]
+    assert len(checkpoints) == 2 and list(models)[2:] == ["base", "real clips"]
+    assert [models[c]["step"] for c in checkpoints] == [1, 2]
+    for m in models.values():
+        assert {"cer", "similarity", "wer", "pace", "babble_share"} <= set(m)
+        assert 0 <= m["cer"] and -1 <= m["similarity"] <= 1
+    assert [s["text"] for s in run_report["sentences"]] == ["The weather is lovely today."]
+    assert run_report["recommended"] in checkpoints and "CER is within 2%" in run_report["rule"]
+    folder = run / "evaluation"
+    assert (folder / "evaluation.png").read_bytes()[:8] == PNG
+    assert "recommended" in (folder / "table.txt").read_text(encoding="utf-8")
+    for name in [*checkpoints, "base"]:
+        (output,) = models[name]["outputs"]
+        assert sf.info(folder / output["audio"]).samplerate == 24000
+    real = models["real clips"]["outputs"]
+    assert [o["text"] for o in real] == ["Numbers like seven and eight are fine."]  # the eval split's clip
+
+    card = json.loads((run.parent.parent / "models" / "picked" / "model_card.json").read_text(encoding="utf-8"))
+    assert card["checkpoint"] == run_report["recommended"]
+
+
+def test_evaluate_the_export_from_the_web_ui(run, run_report, tiny_models):
+    from xtts_finetune.webui.common import UI
+    from xtts_finetune.webui.jobs import JobRunner
+    from xtts_finetune.webui.tab_export import (
+        checkpoint_choices, evaluation_targets, evaluation_view, side_by_side, start_evaluation,
+    )
+
+    workspace = run.parent.parent
+    ui = UI(workspace, JobRunner(workspace))
+    assert "recommended" in checkpoint_choices(ui, run.name)  # the run was evaluated
+    assert {("model picked", "models/picked"), (f"run {run.name} (its checkpoints)", f"runs/{run.name}")} <= set(
+        evaluation_targets(ui))
+    assert evaluation_view(ui, "models/picked") == ([], None, [])  # nothing to show before an evaluation
+    job = start_evaluation(ui, "models/picked", "Hello there, my friend.\n", str(tiny_models["whisper"]),
+                           str(tiny_models["speaker"]))
+    job = ui.jobs.wait(job.id, timeout=600)
+    assert job.status == "finished", job.message
+
+    rows, chart, choices = evaluation_view(ui, "models/picked")
+    assert [r[0] for r in rows] == ["picked", "base", "real clips"] and rows[0][1].endswith("%")
+    assert open(chart, "rb").read(8) == PNG
+    assert choices == [("1. Hello there, my friend.", 0)]
+    base, tuned = side_by_side(ui, "models/picked", 0)
+    assert "/audio/base/" in base and "/audio/picked/" in tuned
+    assert sf.info(base).samplerate == sf.info(tuned).samplerate == 24000
+    assert side_by_side(ui, f"runs/{run.name}", 0)[1].endswith(f"/audio/{run_report['recommended']}/001.wav")
+
+    card = json.loads((workspace / "models" / "picked" / "model_card.json").read_text(encoding="utf-8"))
+    entry = card["evaluation"]
+    assert entry["file"] == "evaluation/evaluation.json" and entry["sentences"] == 1
+    assert {"cer", "similarity"} <= set(entry["models"]["picked"]) and "base" in entry["models"]
+    # The tiny dataset's only eval clip may be a reference of the export: then the report says so.
+    prompted_with_eval_clip = any(r["file"].endswith("clip5.wav") for r in card["references"])
+    assert len(entry["notes"]) == prompted_with_eval_clip
+
+
+def test_evaluate_refuses_what_it_cannot_measure(run, tiny_models, tmp_path, tiny_export):
+    from xtts_finetune.evaluate import evaluate
+    from xtts_finetune.export import export_model
+
+    with pytest.raises(UserError, match="does not say which dataset"):
+        evaluate(tiny_export, whisper_model=str(tiny_models["whisper"]), speaker_model=str(tiny_models["speaker"]))
+    fresh = tmp_path / "runs" / "fresh"
+    fresh.mkdir(parents=True)
+    (fresh / "settings.json").write_text((run / "settings.json").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(UserError, match="has not been evaluated"):
+        export_model(fresh, "x", checkpoint="recommended", workspace=tmp_path)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n", encoding="utf-8")
+    assert main(["evaluate", str(run), "--sentences", str(empty), *scoring_args(tiny_models)]) == 2
