@@ -33,7 +33,7 @@ def test_doctor_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = main(["doctor", "--json", "--workspace", str(tmp_path)])
     checks = json.loads(capsys.readouterr().out)
-    assert [c["name"] for c in checks] == ["python", "torch", "device", "ffmpeg", "audio decoding", "disk",
+    assert [c["name"] for c in checks] == ["python", "torch", "device", "whisper gpu", "ffmpeg", "audio decoding", "disk",
                                             "base models", "model hub"]
     assert code == (1 if any(c["ok"] is False for c in checks) else 0)
     by_name = {c["name"]: c for c in checks}

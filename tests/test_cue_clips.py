@@ -105,3 +105,16 @@ def test_a_legacy_encoded_file_is_read_and_the_encoding_reported(tmp_path, talk,
     assert f"{wav}: talk.srt: read as cp1252" in report.notes
     main(["dataset", "list", str(tmp_path / "ws")])
     assert "note on" in capsys.readouterr().out
+
+
+def test_cues_cut_by_a_piece_boundary_are_reported_not_truncated(tmp_path, talk):
+    from xtts_finetune.dataset import DatasetSettings
+
+    wav, layout = talk
+    srt = write_srt(tmp_path / "talk.srt", [(s["start"], s["end"], s["text"]) for s in layout])
+    report = create_dataset(tmp_path / "ws", language="en", audio=[wav], subtitles=[srt],
+                            settings=DatasetSettings(piece_seconds=2.0))  # pieces shorter than a sentence
+    straddling = [d for d in report.dropped if "straddle a cut" in d]
+    texts = [s.text for s in list_segments(tmp_path / "ws")]
+    assert straddling and len(texts) + len(straddling) == len(layout)
+    assert set(texts) <= set(SPOKEN)  # no clip holds a truncated sentence

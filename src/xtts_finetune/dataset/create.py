@@ -278,6 +278,10 @@ class _Run:
                 continue
             for run in (r for r in runs if piece.start <= (r.start + r.end) / 2 < piece.end):
                 lo, hi = max(run.start, piece.start), min(run.end, piece.end)
+                if run.words[0].start < lo or run.words[-1].end > hi:  # rare: a piece cut inside the cues' own pause
+                    self.dropped.append(f"{subs.path.name}: the cues at {run.start:.2f}-{run.end:.2f} s straddle a cut "
+                                        f"of the recording into pieces at {piece.start if lo > run.start else piece.end:.2f} s")
+                    continue
                 window = audio[int(round((lo - piece.start) * s.sample_rate)) : int(round((hi - piece.start) * s.sample_rate))]
                 words = [Span(w.start - lo, w.end - lo, w.text) for w in run.words]
                 segments += self.segments(_plan(words, s, self.language, window, 0.3), window, lo, source_hash, self.speaker)

@@ -97,8 +97,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             folder = gr.Textbox(label="…or a folder on this computer", placeholder="/path/to/recordings",
                                 info="Read in place; nothing in it is changed.")
             with gr.Accordion("Subtitles (optional)", open=False):
-                subtitles = gr.File(label=".srt / .vtt files, matched to the media by name; their text is used "
-                                    "instead of Whisper's", file_count="multiple")
+                subtitles = gr.File(label=".srt / .vtt / .ass / .ssa / .sub files, matched to the media by name "
+                                    "(talk.srt or talk.en.srt for talk.mp4); their text is used instead of Whisper's",
+                                    file_count="multiple")
             with gr.Row():
                 language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language")
                 speaker = gr.Textbox("speaker", label="Speaker name")
