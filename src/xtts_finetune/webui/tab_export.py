@@ -85,7 +85,7 @@ def start_evaluation(ui: UI, target: str | None, sentences: str = "", whisper_mo
         result = evaluate(folder, sentences=params["sentences"], whisper_model=params["whisper_model"],
                           speaker_model=params["speaker_model"], progress=ctx.progress)
         best = f"; recommended checkpoint {result.recommended}" if result.recommended else ""
-        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentences{best}."
+        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentence(s){best}."
         return {"target": target}
 
     return start_job(ui, "evaluate", work, params)
@@ -149,8 +149,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             with gr.Accordion("Sentences and scoring models", open=False):
                 sentences = gr.Textbox(label="Sentences, one a line", lines=3, elem_id="ev-sentences",
                                        placeholder="empty: the dataset's eval texts and built-in sentences")
-                whisper = gr.Textbox(label="Whisper model", placeholder="the dataset's (large-v3)")
-                speaker = gr.Textbox(label="Speaker model", placeholder="microsoft/wavlm-base-plus-sv")
+                whisper = gr.Textbox(label="Whisper model", placeholder="the dataset's (large-v3)", elem_id="ev-whisper")
+                speaker = gr.Textbox(label="Speaker model", placeholder="microsoft/wavlm-base-plus-sv", elem_id="ev-speaker")
             evaluate = gr.Button("Evaluate", elem_id="ev-start")
             ev_status = gr.HTML(job_html(None, "No evaluation job yet."), elem_id="ev-job")
             sentence = gr.Dropdown([], label="Listen: the same sentence, base vs fine-tuned", elem_id="ev-sentence")
