@@ -83,7 +83,7 @@ def _rank_pid(marker: str, rank: int) -> int | None:
 def test_a_killed_rank_ends_the_job_with_its_error_and_the_run_resumes_on_one_device(coqui_dataset, tiny_xtts, tmp_path):
     workspace = make_workspace(coqui_dataset, tmp_path / "ws")
     cmd = [sys.executable, "-m", "xtts_finetune", "train", str(workspace), "--base", str(tiny_xtts), "--devices", "2",
-           "--epochs", "8", "--save-every", "2", "--lr", "1e-4", "--patience", "0", "--run-name", "killed"]
+           "--epochs", "4", "--save-every", "2", "--lr", "1e-4", "--patience", "0", "--run-name", "killed"]
     proc = subprocess.Popen(cmd, env=_env(DDP_TEST=tmp_path.name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
     run_dir, deadline = workspace / "runs" / "killed", time.monotonic() + 300
@@ -96,13 +96,13 @@ def test_a_killed_rank_ends_the_job_with_its_error_and_the_run_resumes_on_one_de
     output, _ = proc.communicate(timeout=120)
     assert time.monotonic() - killed < 60  # bounded: torchrun stops rank 0 once rank 1 is gone
     assert proc.returncode != 0 and "rank 1" in output.lower() and "SIGKILL" in output, output[-3000:]
-    assert list_runs(workspace)[0].status == "interrupted"
+    assert list_runs(workspace)[0].status in ("failed", "interrupted")  # rank 0 saw its peer go, or was killed
 
     resumed = train(workspace, None, resume="killed")
-    assert resumed.status == "finished" and resumed.steps == 8 * 3
+    assert resumed.status == "finished" and resumed.steps == 4 * 3
     notes = [e["message"] for e in read_events(run_dir) if e["type"] == "warning"]
     assert any("resumed on 1 device(s) after 2" in n for n in notes), notes
     steps = [e["step"] for e in read_events(run_dir) if e["type"] == "step"]
     at = int([e for e in read_events(run_dir) if "resumed at step" in e.get("message", "")][0]["message"]
              .split("resumed at step ")[1].split()[0])
-    assert at >= 2 and steps[-(24 - at):] == list(range(at + 1, 25))  # one device: one batch a step, none replayed
+    assert at >= 2 and steps[-(12 - at):] == list(range(at + 1, 13))  # one device: one batch a step, none replayed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,22 +159,19 @@ def launch(devices: int, workspace: Path, base, settings, *, resume=False, run_n
             "result": str(Path(scratch) / "result.json"),
         }), encoding="utf-8")
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={devices}",
-               "-m", "xtts_finetune.train.distributed", str(request)]
-        piped = on_line is not None
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if piped else None, stderr=subprocess.STDOUT if piped else None,
-                                text=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")})
-        watcher = threading.Thread(target=_forward_stop, args=(proc, stop_event), daemon=True)
-        watcher.start()
-        tail = []
-        for line in proc.stdout if piped else ():
-            on_line(line.rstrip())
-            tail = (tail + [line.rstrip()])[-40:]
+               "-m", "xtts_finetune.train.rank", str(request)]
+        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # as torchrun would
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        threading.Thread(target=_forward_stop, args=(proc, stop_event), daemon=True).start()
+        tail: list[str] = []
+        for line in proc.stdout:
+            (on_line or _echo)(line.rstrip("\n"))
+            tail = (tail + [line.rstrip()])[-60:]
         code = proc.wait()
         result = Path(scratch) / "result.json"
         if not result.is_file():
-            raise UserError(f"training on {devices} devices failed (torchrun exit code {code}): "
-                            + (_failure(tail) if tail else "torchrun's report above names the rank and its error"),
-                            fix="fix the cause shown, then continue the run with --resume")
+            raise UserError(f"training on {devices} devices failed (torchrun exit code {code}): {_failure(tail)}",
+                            fix="fix the cause shown, then continue the run with: xtts-finetune train --resume")
         done = json.loads(result.read_text(encoding="utf-8"))
     return RunResult(Path(done["run_dir"]), Path(done["best_checkpoint"]) if done["best_checkpoint"] else None,
                      done["best_eval_loss"], done["steps"], done["stopped_early"], done["status"])
@@ -186,30 +184,16 @@ def _forward_stop(proc: subprocess.Popen, stop_event: threading.Event | None) ->
             return
 
 
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
 def _failure(lines: list[str]) -> str:
-    """The lines of torchrun's failure report that name the rank and its error."""
-    keep = [l.strip() for l in lines if any(k in l for k in ("rank", "exitcode", "error", "Error", "Signal"))]
-    return "; ".join(keep[-6:]) or lines[-1]
-
-
-def _worker(request_file: str) -> None:
-    """One rank of `launch()`: train, and rank 0 writes the result where the launcher reads it."""
-    from xtts_finetune.progress import ConsoleProgress
-    from xtts_finetune.train.recipe import train
-    from xtts_finetune.train.settings import TrainSettings
-
-    req = json.loads(Path(request_file).read_text(encoding="utf-8"))
-    settings = TrainSettings.from_dict(req["settings"]) if req["settings"] else None
-    result = train(req["workspace"], req["base"], settings, resume=req["resume"], run_name=req["run_name"],
-                   progress=ConsoleProgress(sys.stdout))
-    if int(os.environ.get("RANK", 0)) == 0:
-        Path(req["result"]).write_text(json.dumps({
-            "run_dir": str(result.run_dir), "best_checkpoint": result.best_checkpoint and str(result.best_checkpoint),
-            "best_eval_loss": result.best_eval_loss, "steps": result.steps, "stopped_early": result.stopped_early,
-            "status": result.status}), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    from torch.distributed.elastic.multiprocessing.errors import record
-
-    record(_worker)(sys.argv[1])
+    """torchrun's root cause: the rank that failed first and its error (a Python error's last line, or a signal)."""
+    for i in range(len(lines) - 1, -1, -1):
+        if match := re.match(r"\s*rank\s*:\s*(\d+)", lines[i]):
+            cause = [l.split(":", 1)[1].strip() for l in lines[i:] if re.match(r"\s*(traceback|exitcode)\s*:", l)]
+            rest = [l.strip() for l in lines[i:] if l.strip() and not l.startswith(("=", "-"))]
+            last = rest[-1] if cause and cause[-1].startswith("Traceback") else (cause or ["?"])[-1]
+            return f"rank {match[1]} failed: {last}"
+    return next((l.strip() for l in reversed(lines) if l.strip()), "no output")
