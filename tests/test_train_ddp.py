@@ -106,3 +106,31 @@ def test_a_killed_rank_ends_the_job_with_its_error_and_the_run_resumes_on_one_de
     at = int([e for e in read_events(run_dir) if "resumed at step" in e.get("message", "")][0]["message"]
              .split("resumed at step ")[1].split()[0])
     assert at >= 2 and steps[-(12 - at):] == list(range(at + 1, 13))  # one device: one batch a step, none replayed
+
+
+def test_a_ranks_python_error_is_named_from_torchruns_report():
+    from xtts_finetune.train.distributed import _failure
+
+    report = """Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-01_14:49:21
+  host      : localhost
+  rank      : 3 (local_rank: 1)
+  exitcode  : 1 (pid: 1570)
+  error_file: /tmp/torchelastic/error.json
+  traceback : Traceback (most recent call last):
+    File "recipe.py", line 3, in setup
+      raise UserError("clip.wav cannot be read")
+  xtts_finetune.errors.UserError: clip.wav cannot be read
+============================================================""".splitlines()
+    assert _failure(report) == "rank 3 failed: xtts_finetune.errors.UserError: clip.wav cannot be read"
+
+
+def test_n_ranks_plan_the_steps_of_one_process_accumulating_n_times_more():
+    from xtts_finetune.train.recipe import plan_steps
+
+    for clips, batch, accum, ranks in [(5, 2, 1, 2), (37, 3, 2, 4), (10, 2, 5, 3), (4, 4, 1, 2)]:
+        settings = TrainSettings(epochs=3, grad_accum=accum)
+        many, one = plan_steps(settings, clips, batch, ranks), plan_steps(TrainSettings(epochs=3, grad_accum=accum * ranks),
+                                                                        clips, batch)
+        assert many[0] * ranks >= min(one[0], accum * ranks) and many[1:] == one[1:], (clips, batch, accum, ranks)

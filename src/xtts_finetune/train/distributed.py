@@ -64,11 +64,15 @@ class World:
         """Skip the all-reduce on batches that only accumulate gradients."""
         return model.no_sync() if self.distributed and accumulating else nullcontext()
 
-    def sum(self, values: list[float], device: str = "cpu") -> list[float]:
+    @property
+    def _device(self) -> str:
+        return "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
+
+    def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum over ranks."""
         if not self.distributed:
             return values
-        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self._device)
         dist.all_reduce(tensor)
         return tensor.tolist()
 
@@ -76,7 +80,7 @@ class World:
         """The least `value` over the ranks (a batch size every rank's GPU fits)."""
         if not self.distributed:
             return value
-        tensor = torch.tensor([value], device="cuda" if torch.cuda.is_available() else "cpu")
+        tensor = torch.tensor([value], device=self._device)
         dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
         return int(tensor.item())
 
@@ -163,10 +167,11 @@ def launch(devices: int, workspace: Path, base, settings, *, resume=False, run_n
         env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}  # as torchrun would
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         threading.Thread(target=_forward_stop, args=(proc, stop_event), daemon=True).start()
-        tail: list[str] = []
-        for line in proc.stdout:
-            (on_line or _echo)(line.rstrip("\n"))
-            tail = (tail + [line.rstrip()])[-60:]
+        try:
+            tail = _relay(proc, on_line or _echo)
+        except KeyboardInterrupt:  # Ctrl-C: the ranks stop at the same batch and save; show them doing it
+            proc.send_signal(signal.SIGINT)
+            tail = _relay(proc, on_line or _echo)
         code = proc.wait()
         result = Path(scratch) / "result.json"
         if not result.is_file():
@@ -182,6 +187,15 @@ def _forward_stop(proc: subprocess.Popen, stop_event: threading.Event | None) ->
         if stop_event.wait(0.5):
             proc.send_signal(signal.SIGINT)
             return
+
+
+def _relay(proc: subprocess.Popen, on_line) -> list[str]:
+    """Hand on torchrun's output line by line; the last lines are kept for the failure report."""
+    tail: list[str] = []
+    for line in proc.stdout:
+        on_line(line.rstrip("\n"))
+        tail = (tail + [line.rstrip()])[-60:]
+    return tail
 
 
 def _echo(line: str) -> None:
