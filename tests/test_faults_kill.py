@@ -13,7 +13,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -95,7 +94,7 @@ def test_dataset_create_killed_then_run_again(corpus, tmp_path):
 
 
 def test_speak_text_file_killed_then_run_again(tiny_export, tmp_path):
-    lines = ["Hello there.", "Good morning.", "Goodbye now."]
+    lines = ["Hello.", "Goodbye."]
     text_file, out = tmp_path / "lines.txt", tmp_path / "out"
     text_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     cmd = cli("speak", str(tiny_export), "--text-file", str(text_file), "--out-dir", str(out), "--seed", "3",
