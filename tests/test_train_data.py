@@ -97,3 +97,16 @@ def test_fp16_steps_with_a_grad_scaler_run_on_cpu(coqui_dataset, tiny_xtts, tmp_
     assert changed and all(torch.isfinite(v).all() for v in recipe.gpt.state_dict().values())
     state = torch.load(saved_pairs(run_dir)[-1].state, weights_only=True)
     assert state["scaler"]["scale"] > 0 and recipe.precision.dtype is torch.float16
+
+
+def test_the_8bit_optimizer_needs_bitsandbytes_and_says_so():
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        from xtts_finetune.errors import UserError
+
+        with pytest.raises(UserError, match="bitsandbytes") as err:
+            adamw(torch.nn.Linear(2, 2), 1e-3, 0.01, device="cpu", eight_bit=True)
+        assert "--optimizer-8bit" in err.value.fix
+    else:
+        assert type(adamw(torch.nn.Linear(2, 2), 1e-3, 0.01, device="cuda", eight_bit=True)).__name__ == "AdamW8bit"
