@@ -95,24 +95,26 @@ def load_gpt(base_dir: Path):
     config = XttsConfig()
     config.load_json(str(base_dir / "config.json"))
     a, tokenizer = config.model_args, VoiceBpeTokenizer(str(base_dir / "vocab.json"))
-    gpt = GPT(
-        layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
-        start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
-        stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
-        max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
-        max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
-        num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
-        stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
-        code_stride_len=a.gpt_code_stride_len,
-    )
-    load_weights(gpt, torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"], base_dir)
-    return gpt, tokenizer, config
+    with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
+        gpt = GPT(
+            layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
+            start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
+            stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
+            max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
+            max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
+            num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
+            stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
+            code_stride_len=a.gpt_code_stride_len,
+        )
+    state = torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"]
+    load_weights(gpt, state, base_dir, assign=True)
+    return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
 
 
-def load_weights(gpt, state: dict, source) -> None:
+def load_weights(gpt, state: dict, source, assign: bool = False) -> None:
     """Load release-named ("gpt.*") weights into `gpt`; a missing weight is an error, not a random init."""
     weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
-    missing = [k for k in gpt.load_state_dict(weights, strict=False).missing_keys if "lora_" not in k]
+    missing = gpt.load_state_dict(weights, strict=False, assign=assign).missing_keys
     if missing:
         raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
                         fix="use a complete XTTS v2 model")

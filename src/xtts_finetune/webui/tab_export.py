@@ -85,7 +85,8 @@ def start_evaluation(ui: UI, target: str | None, sentences: str = "", whisper_mo
         result = evaluate(folder, sentences=params["sentences"], whisper_model=params["whisper_model"],
                           speaker_model=params["speaker_model"], progress=ctx.progress)
         best = f"; recommended checkpoint {result.recommended}" if result.recommended else ""
-        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentence(s){best}."
+        notes = "".join(f"\nNote: {note}" for note in result.notes)
+        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentence(s){best}.{notes}"
         return {"target": target}
 
     return start_job(ui, "evaluate", work, params)
