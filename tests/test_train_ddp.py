@@ -134,3 +134,14 @@ def test_n_ranks_plan_the_steps_of_one_process_accumulating_n_times_more():
         many, one = plan_steps(settings, clips, batch, ranks), plan_steps(TrainSettings(epochs=3, grad_accum=accum * ranks),
                                                                         clips, batch)
         assert many[0] * ranks >= min(one[0], accum * ranks) and many[1:] == one[1:], (clips, batch, accum, ranks)
+
+
+@pytest.mark.parametrize("gpus", [0, 2])
+def test_the_train_tab_offers_a_gpu_count_only_on_a_machine_with_several(gpus, tmp_path, monkeypatch):
+    from xtts_finetune.webui import tab_train
+    from xtts_finetune.webui.app import build_app
+
+    monkeypatch.setattr(tab_train, "gpu_count", lambda: gpus)  # the hardware probe, not a stage
+    app = build_app(tmp_path / "ws")
+    [choice] = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "tr-devices"]
+    assert choice.visible == (gpus > 1) and [c[1] for c in choice.choices] == [str(n) for n in range(1, max(gpus, 1) + 1)]
