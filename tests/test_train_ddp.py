@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -145,3 +146,26 @@ def test_the_train_tab_offers_a_gpu_count_only_on_a_machine_with_several(gpus, t
     app = build_app(tmp_path / "ws")
     [choice] = [b for b in app.blocks.values() if getattr(b, "elem_id", None) == "tr-devices"]
     assert choice.visible == (gpus > 1) and [c[1] for c in choice.choices] == [str(n) for n in range(1, max(gpus, 1) + 1)]
+
+
+def test_a_stop_reaches_every_rank_and_the_run_resumes_on_two(coqui_dataset, tiny_xtts, tmp_path):
+    from xtts_finetune.train import checkpoint
+    from xtts_finetune.train.distributed import launch
+
+    workspace, stop, lines = make_workspace(coqui_dataset, tmp_path / "ws"), threading.Event(), []
+
+    def stop_after_first_save():
+        while not stop.is_set() and not (workspace / "runs" / "stopped" / "state_2.pt").is_file():
+            time.sleep(0.02)
+        stop.set()
+
+    threading.Thread(target=stop_after_first_save, daemon=True).start()
+    settings = TrainSettings(**{**SETTINGS, "epochs": 4})
+    first = launch(2, workspace, tiny_xtts, settings, run_name="stopped", stop_event=stop, on_line=lines.append)
+    assert first.status == "stopped" and 2 <= first.steps < 12, lines[-20:]
+    assert checkpoint.saved_pairs(first.run_dir)[-1].step == first.steps  # saved where every rank stopped
+
+    resumed = launch(2, workspace, None, None, resume="stopped", on_line=lines.append)
+    assert resumed.status == "finished" and resumed.steps == 12
+    steps = [e["step"] for e in read_events(first.run_dir) if e["type"] == "step"]
+    assert steps == sorted(set(steps)) and steps[-1] == 12  # rounds continue; none replayed
