@@ -32,8 +32,8 @@ def _writes(args) -> bool:
     return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
 
 
-from xtts_finetune.train import TrainSettings, checkpoint, train  # noqa: E402
-from xtts_finetune.train.recipe import Recipe  # noqa: E402
+from xtts_finetune.train import TrainSettings, checkpoint, train
+from xtts_finetune.train.recipe import Recipe
 
 trained = {}
 loop = Recipe.train

@@ -23,8 +23,8 @@ from xtts_finetune.train import TrainSettings, list_runs, read_events, train
 
 HERE = Path(__file__).parent
 # 5 train clips at batch 2: 3 batches an epoch, so a round of 2 ranks and then a round with one batch.
-SETTINGS = dict(epochs=2, batch_size=2, lr=1e-4, scheduler="constant", warmup_steps=0, save_every_steps=2,
-                early_stopping_patience=None)
+SETTINGS = {"epochs": 2, "batch_size": 2, "lr": 1e-4, "scheduler": "constant", "warmup_steps": 0,
+            "save_every_steps": 2, "early_stopping_patience": None}
 TOLERANCE = 1e-5  # absolute, on weights after 4 AdamW steps of lr 1e-4: a tenth of one step's size
 
 
@@ -39,7 +39,7 @@ def _torchrun(*args) -> list[str]:
 def test_two_ranks_step_together_like_one_process_on_the_same_global_batch(coqui_dataset, tiny_xtts, tmp_path):
     workspace, out = make_workspace(coqui_dataset, tmp_path / "ws"), tmp_path / "ranks"
     done = subprocess.run(_torchrun(str(HERE / "ddp_rank.py"), str(workspace), str(tiny_xtts), str(out),
-                                    json.dumps(SETTINGS)), env=_env(), capture_output=True, text=True, timeout=600)
+                                    json.dumps(SETTINGS)), env=_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
     weights = [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
@@ -104,7 +104,7 @@ def test_a_killed_rank_ends_the_job_with_its_error_and_the_run_resumes_on_one_de
     notes = [e["message"] for e in read_events(run_dir) if e["type"] == "warning"]
     assert any("resumed on 1 device(s) after 2" in n for n in notes), notes
     steps = [e["step"] for e in read_events(run_dir) if e["type"] == "step"]
-    at = int([e for e in read_events(run_dir) if "resumed at step" in e.get("message", "")][0]["message"]
+    at = int(next(e for e in read_events(run_dir) if "resumed at step" in e.get("message", ""))["message"]
              .split("resumed at step ")[1].split()[0])
     assert at >= 2 and steps[-(12 - at):] == list(range(at + 1, 13))  # one device: one batch a step, none replayed
 

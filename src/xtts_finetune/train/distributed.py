@@ -117,10 +117,10 @@ class World:
 
 def join(device: str) -> World:
     """The World torchrun's environment describes, its process group joined (gloo on CPU, NCCL on GPUs)."""
-    size = int(os.environ.get("WORLD_SIZE", 1))
+    size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
         return World()
-    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", 0)))
+    world = World(int(os.environ["RANK"]), size, int(os.environ.get("LOCAL_RANK", "0")))
     if device == "cuda":
         torch.cuda.set_device(world.local_rank)  # "cuda" now means this rank's GPU
     if not dist.is_initialized():

@@ -21,7 +21,7 @@ def main(request_file: str) -> None:
     settings = TrainSettings.from_dict(req["settings"]) if req["settings"] else None
     result = train(req["workspace"], req["base"], settings, resume=req["resume"], run_name=req["run_name"],
                    progress=ConsoleProgress(sys.stdout))
-    if int(os.environ.get("RANK", 0)) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         Path(req["result"]).write_text(json.dumps({
             "run_dir": str(result.run_dir), "best_checkpoint": result.best_checkpoint and str(result.best_checkpoint),
             "best_eval_loss": result.best_eval_loss, "steps": result.steps, "stopped_early": result.stopped_early,

@@ -25,8 +25,8 @@ from xtts_finetune.basemodels import base_model_version, resolve_base_model, tra
 from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback
 from xtts_finetune.train import checkpoint
-from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
+from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
 from xtts_finetune.train.precision import Precision, adamw, resolve_precision
@@ -135,8 +135,8 @@ def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
 class Recipe:
     """One run: `setup()` (and `restore()` to resume) then `train()`; `save_checkpoint()` at any batch."""
 
-    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None, world: World = World()):
-        self.cfg, self.run_dir, self.events, self.world = config, run_dir, events, world
+    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None, world: World | None = None):
+        self.cfg, self.run_dir, self.events, self.world = config, run_dir, events, world or World()
         self.settings = config.train_settings
         # batches done (by all ranks), current epoch, batches done in it, batches in the gradients not yet stepped
         self.step = self.epoch = self.position = self.pending = 0
