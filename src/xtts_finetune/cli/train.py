@@ -55,6 +55,11 @@ def register(sub) -> None:
     train.add_argument(
         "--optimizer-8bit", action="store_true", help="AdamW with 8-bit state (needs bitsandbytes; NVIDIA GPUs)"
     )
+    train.add_argument("--vocab", choices=["auto", "base", "script", "phonemes"], default="auto",
+                       help="how text reaches the tokenizer: base (XTTS's languages), script (extend the vocabulary "
+                            "with the dataset's script), phonemes (G2P in Latin letters); auto: base for XTTS's 17, "
+                            "else script")
+    train.add_argument("--new-tokens", type=int, default=1000, help="--vocab script: BPE tokens to add")
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
     train.add_argument(
         "--resume",
@@ -99,6 +104,8 @@ def _settings(args):
         evaluate_every=args.evaluate_every,
         evaluate_whisper_model=args.evaluate_whisper_model,
         evaluate_speaker_model=args.evaluate_speaker_model,
+        vocab=args.vocab,
+        new_tokens=args.new_tokens,
     ).validate()
 
 
