@@ -55,19 +55,23 @@ def ordinal_words(n: int) -> str:
 
 
 def ethiopic_value(numeral: str) -> int:
-    """The value of an Ethiopic numeral: ፻ multiplies the pair before it by 100 (alone: 100), ፼ everything
-    before it by 10,000 (alone: 10,000), so ፼፻ = 10,100, ፳፻፲፮ = 2016 and ፼፼ = 10^8."""
-    total = group = pair = 0
+    """The value of an Ethiopic numeral: a sequence of terms, each a pair (1..99, absent: 1) and the marks
+    after it, ፻ (first) for x100 and each ፼ for x10,000: ፼፻ = 10,000 + 100, ፳፻፲፮ = 2016, ፻፼ = 10^6, ፼፼ = 10^8."""
+    total = pair = power = 0
     for char in numeral:
         if char in ETHIOPIC_DIGITS:
+            if power:  # a new term starts
+                total, pair, power = total + (pair or 1) * 100**power, 0, 0
             pair += ETHIOPIC_DIGITS[char]
-        elif char == ETHIOPIC_HUNDRED:
-            group, pair = group + (pair or 1) * 100, 0
+        elif char == ETHIOPIC_HUNDRED:  # ፻ opens a term's marks: after ፼ it is a new term, an implicit 1
+            if power:
+                total, pair, power = total + (pair or 1) * 100**power, 0, 0
+            power = 1
         elif char == ETHIOPIC_MYRIAD:
-            total, group, pair = ((total + group + pair) or 1) * 10_000, 0, 0
+            power += 2
         else:
             raise ValueError(f"{char!r} is not an Ethiopic numeral")
-    return total + group + pair
+    return total + ((pair or 1) * 100**power if power else pair)
 
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
