@@ -83,32 +83,52 @@ def resize_text_rows(state: dict, rows: int, seed: int = 0) -> dict:
     return state
 
 
-def load_tokenizer(vocab: str | Path, language: str, mode: str = "base"):
-    """coqui's `VoiceBpeTokenizer` on `vocab` (a file, or tokenizer JSON text) reading `language` through its
-    front end in `mode`; every other language as coqui reads it. Put it on a loaded `Xtts` as
-    `model.tokenizer` and coqui's own `inference` speaks the language."""
-    from tokenizers import Tokenizer
+def _voice_bpe_tokenizer():
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
+    return VoiceBpeTokenizer
+
+
+class FrontEndTokenizer(_voice_bpe_tokenizer()):
+    """coqui's tokenizer, reading one language through its front end (script and phonemes modes).
+
+    It pickles: coqui's caches a MeCab tagger (cutlet -> fugashi) for Japanese, a C object that cannot be
+    pickled, so handing the tokenizer to a spawned worker process (DataLoader workers on Windows and macOS,
+    any process pool) failed and the parent waited for workers that never started; here each process
+    builds its own tagger on first use.
+    """
+
+    language, mode = "", "base"
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "katsu"}
+
+    def _ours(self, lang: str) -> bool:
+        from xtts_finetune.languages import normalize_language
+
+        return self.mode != "base" and normalize_language(lang) == self.language
+
+    def preprocess_text(self, txt, lang):
+        return prepare_text(txt, self.language, self.mode).text if self._ours(lang) else super().preprocess_text(txt, lang)
+
+    def encode(self, txt, lang):
+        if not self._ours(lang):
+            return super().encode(txt, lang)
+        text = f"[{token_language(self.language, self.mode)}]{self.preprocess_text(txt, lang)}".replace(" ", "[SPACE]")
+        return self.tokenizer.encode(text).ids
+
+
+def load_tokenizer(vocab: str | Path, language: str, mode: str = "base") -> FrontEndTokenizer:
+    """The tokenizer of `vocab` (a file, or tokenizer JSON text) reading `language` through its front end in
+    `mode`; every other language as coqui reads it. Put it on a loaded `Xtts` as `model.tokenizer` and coqui's
+    own `inference` speaks the language."""
+    from tokenizers import Tokenizer
+
     from xtts_finetune.languages import normalize_language
-
-    code = normalize_language(language)
-
-    class FrontEndTokenizer(VoiceBpeTokenizer):
-        def preprocess_text(self, txt, lang):
-            if normalize_language(lang) == code and (mode != "base"):
-                return prepare_text(txt, code, mode).text
-            return super().preprocess_text(txt, lang)
-
-        def encode(self, txt, lang):
-            if normalize_language(lang) != code or mode == "base":
-                return super().encode(txt, lang)
-            text = f"[{token_language(code, mode)}]{self.preprocess_text(txt, lang)}".replace(" ", "[SPACE]")
-            return self.tokenizer.encode(text).ids
 
     tokenizer = FrontEndTokenizer()
     text = str(vocab)
     tokenizer.tokenizer = Tokenizer.from_str(text) if text.lstrip().startswith("{") else Tokenizer.from_file(text)
-    tokenizer.char_limits.setdefault(code, 250)
-    tokenizer.language, tokenizer.mode = code, mode
+    tokenizer.language, tokenizer.mode = normalize_language(language), mode
+    tokenizer.char_limits.setdefault(tokenizer.language, 250)
     return tokenizer
