@@ -111,3 +111,20 @@ def test_builtin_g2p_on_our_lexicon(word):
 def test_romanised_phones_use_only_latin_letters_and_marks():
     text = romanize_ipa(amharic_g2p("ጫማ ቋንቋ አማርኛ ክፍል"))
     assert text == "ch'ama k'wank'wa amarnya kïfïl"
+
+
+def test_g2p_scoring_counts_phone_and_word_errors_under_each_convention(tmp_path):
+    from xtts_finetune.text.g2p_score import phones, read_lexicon, score
+
+    assert phones("tʃʼama kʷa bːə") == ["tʃʼ", "a", "m", "a", "kʷ", "a", "bː", "ə"]
+    lexicon = tmp_path / "lex.tsv"
+    lexicon.write_text("ሰላም\tsəlaːm\nቤት\tbet\nልጅ\tʔɨlɨdʒ\n", encoding="utf-8")
+    pairs = read_lexicon(lexicon)
+    predicted = {"ሰላም": "səlam", "ቤት": "bet", "ልጅ": "ɨlɨdʒ"}.get
+    strict = score(pairs, predicted)
+    assert strict.words == 3 and strict.word_error_rate == pytest.approx(2 / 3)
+    assert strict.phone_error_rate == pytest.approx(2 / 13)  # aː vs a, a missing ʔ; 5 + 3 + 5 reference phones
+    loose = score(pairs, predicted, length=False, optional_glottal=True)
+    assert loose.phone_error_rate == 0 and loose.word_error_rate == 0
+    builtin = score(sorted(LEXICON.items()), lambda w: amharic_g2p(normalize_amharic(w)))
+    assert builtin.word_error_rate == 0
