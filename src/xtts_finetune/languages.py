@@ -71,8 +71,9 @@ def check_language(code: str) -> str:
                     fix="use a 2- or 3-letter code such as en, am, sw, ti, yo (xtts-finetune text --list-languages)")
 
 
-def language_choices() -> list[tuple[str, str]]:
-    """(label, code) for pickers: the 17 XTTS languages first (marked), then every ISO 639 language by name."""
+def language_choices(two_letter_only: bool = False) -> list[tuple[str, str]]:
+    """(label, code) for pickers: the 17 XTTS languages first (marked), then ISO 639 languages by name."""
     known = [(f"{name} ({code}) - known to XTTS", code) for code, name in XTTS_LANGUAGES.items()]
-    others = {code: name for code, name in _iso().values() if code not in XTTS_LANGUAGES}
+    others = {code: name for code, name in _iso().values()
+              if code not in XTTS_LANGUAGES and (len(code) == 2 or not two_letter_only)}
     return known + sorted(((f"{name} ({code})", code) for code, name in others.items()), key=lambda c: c[0].lower())
