@@ -128,3 +128,9 @@ def test_g2p_scoring_counts_phone_and_word_errors_under_each_convention(tmp_path
     assert loose.phone_error_rate == 0 and loose.word_error_rate == 0
     builtin = score(sorted(LEXICON.items()), lambda w: amharic_g2p(normalize_amharic(w)))
     assert builtin.word_error_rate == 0
+
+
+def test_evaluation_scores_amharic_through_its_front_end():
+    from xtts_finetune.evaluate.metrics import error_rates
+
+    assert error_rates("ሠላም ነው። 2 ልጆች", "ሰላም ነው ሁለት ልጆች", "am") == (0.0, 0.0)
