@@ -54,6 +54,7 @@ _VOWELS = ["ə", "u", "i", "a", "e", "", "o", "ʷa"]  # the seven orders, then t
 _LABIO_VOWELS = {0: "ə", 2: "i", 3: "a", 4: "e", 5: ""}
 _H_ROWS = (0x1200, 0x1210, 0x1280)  # ሀ ሐ ኀ: the first order is said /ha/, not /hə/
 EPENTHETIC = "ɨ"
+_SONORANTS = ("r", "l", "m", "n")
 
 
 def _segment(char: str) -> tuple[str, str | None] | None:
@@ -75,13 +76,15 @@ def _segment(char: str) -> tuple[str, str | None] | None:
 def _word_phones(syllables: list[tuple[str, str | None]]) -> str:
     """Join a word's syllables, giving a bare consonant ɨ where Amharic cannot leave it without a vowel:
     word-initially before a consonant, after another bare consonant (no three-consonant clusters), and
-    before a word-final bare consonant that would otherwise end in two (ክፍል -> kɨfɨl)."""
+    before a word-final bare consonant that would otherwise end in two (ክፍል -> kɨfɨl), unless the first is a
+    sonorant or the last an s (ትምህርት -> tɨmhɨrt, ልብስ -> lɨbs)."""
     out, bare_before = [], False
     for i, (consonant, vowel) in enumerate(syllables):
         last = i == len(syllables) - 1
         if vowel is None and not last:
             next_bare_final = i + 2 == len(syllables) and syllables[-1][1] is None
-            if i == 0 or bare_before or next_bare_final:
+            final_cluster_ok = consonant in _SONORANTS or syllables[-1][0] == "s"  # -rt, -nt, -ls, -bs stay
+            if i == 0 or bare_before or (next_bare_final and not final_cluster_ok):
                 vowel = EPENTHETIC
         if consonant == "ʔ" and (i == 0 or vowel is None):
             consonant = ""  # a glottal stop is not heard word-initially or before a consonant
