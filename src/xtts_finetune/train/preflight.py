@@ -147,10 +147,6 @@ def inspect_dataset(
             problems.append(Problem(clip.audio_file, "has an empty transcript", "write its text or remove its line"))
         elif language:
             tokens = tokenizer.encode(clip.text, tokenizer_language(language))
-            unknown = tokenizer.tokenizer.token_to_id("[UNK]")
-            if unknown is not None and unknown in tokens:
-                problems.append(Problem(clip.audio_file, "reads as [UNK] tokens with this vocabulary",
-                                        "rewrite the transcript, or train with --vocab script"))
             if len(tokens) > settings.max_text_length:
                 problems.append(
                     Problem(
