@@ -52,3 +52,15 @@ def test_any_iso_code_is_accepted(code, name, capsys):
     assert name in language_name(code)
     assert main(["text", "--language", code, "--json", "Habari"]) == 0
     assert _json_lines(capsys)[0]["normalized"]
+
+
+def test_ui_preview_and_language_picker_show_the_same_front_end():
+    from xtts_finetune.webui.common import LANGUAGE_CHOICES
+    from xtts_finetune.webui.tab_dataset import text_preview
+
+    shown = text_preview("ሠላም ነው። 3ኛ", "am")
+    assert "`ሰላም ነው. ሶስተኛ`" in shown and "səlam" in shown and "script" in shown
+    assert "not an ISO 639" in text_preview("x", "qqqq")
+    codes = [code for _, code in LANGUAGE_CHOICES]
+    assert codes[:17] == list(__import__("xtts_finetune.languages").languages.XTTS_LANGUAGES)
+    assert {"am", "sw", "ti", "yo"} <= set(codes) and "known to XTTS" in LANGUAGE_CHOICES[0][0]
