@@ -118,6 +118,7 @@ def test_g2p_scoring_counts_phone_and_word_errors_under_each_convention(tmp_path
     from xtts_finetune.text.g2p_score import phones, read_lexicon, score
 
     assert phones("tʃʼama kʷa bːə") == ["tʃʼ", "a", "m", "a", "kʷ", "a", "bː", "ə"]
+    assert phones("t͡ʃʼa") == phones("tʃʼa") == ["tʃʼ", "a"]
     lexicon = tmp_path / "lex.tsv"
     lexicon.write_text("ሰላም\tsəlaːm\nቤት\tbet\nልጅ\tʔɨlɨdʒ\n", encoding="utf-8")
     pairs = read_lexicon(lexicon)

@@ -24,8 +24,9 @@ class G2PScore:
 
 
 def phones(ipa: str) -> list[str]:
-    """IPA as phones: affricates whole, modifiers (ʼ ʷ ː) and combining marks kept on their phone."""
-    ipa = unicodedata.normalize("NFD", ipa.replace(" ", "").replace(".", ""))
+    """IPA as phones: affricates whole (tie bars dropped: t͡ʃ is tʃ), modifiers (ʼ ʷ ː) and combining marks kept on
+    their phone."""
+    ipa = unicodedata.normalize("NFD", ipa.replace(" ", "").replace(".", "").replace("\u0361", "").replace("\u035c", ""))
     out: list[str] = []
     i = 0
     while i < len(ipa):
