@@ -46,3 +46,40 @@ def test_japanese_is_prepared_in_two_spawned_data_loader_workers(tiny_xtts):
     assert got == expected
     assert all(ids and ids[0] == tokenizer.tokenizer.token_to_id("[ja]") for ids in got)
     assert tokenizer.preprocess_text("猫が好きです。", "ja") == "neko ga suki desu."  # romanised, as XTTS reads ja
+
+
+def _kanji_value(kanji: str) -> int:
+    """The test's own reading of kanji numerals: digits, then 十百千 within a group, 万億兆 between groups."""
+    digits = {c: i for i, c in enumerate("〇一二三四五六七八九")}
+    small, large = {"十": 10, "百": 100, "千": 1000}, {"万": 10**4, "億": 10**8, "兆": 10**12}
+    total = group = digit = 0
+    for char in kanji:
+        if char in digits:
+            digit = digits[char]
+        elif char in small:
+            group += (digit or 1) * small[char]
+            digit = 0
+        else:
+            total += (group + digit) * large[char]
+            group = digit = 0
+    return total + group + digit
+
+
+def test_japanese_digits_become_kanji_that_read_back_as_the_number():
+    import random
+
+    from xtts_finetune.text.japanese import japanese_digits, kanji_number
+
+    rng = random.Random(3)
+    for n in [0, 1, 10, 11, 100, 1000, 10_000, 2024] + [rng.randrange(10**rng.randint(1, 15)) for _ in range(200)]:
+        assert _kanji_value(kanji_number(n)) == n
+    assert japanese_digits("3.5キロ、1,000円") == "三点五キロ、千円"
+
+
+def test_cjk_cleaning_keeps_working():
+    from xtts_finetune.text.frontends import prepare_text
+
+    assert prepare_text("猫が3匹います。", "ja").text.startswith("neko ga san")
+    assert "san1" in prepare_text("我有3只猫。", "zh").text
+    assert prepare_text("Ich habe 3 Katzen.", "de").text == "ich habe drei katzen."
+    assert "3" not in prepare_text("고양이 3마리", "ko").text

@@ -35,9 +35,9 @@ def _vocab_symbols(vocab: str) -> frozenset[str]:
 
 @lru_cache(maxsize=1)
 def _xtts_tokenizer():
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from xtts_finetune.text.vocab import FrontEndTokenizer
 
-    return VoiceBpeTokenizer()  # no vocab: used only for its per-language text cleaning
+    return FrontEndTokenizer()  # no vocab: used only for its per-language text cleaning (Japanese digits too)
 
 
 def tokenizer_text(text: str, language: str, mode: str = "base") -> str:

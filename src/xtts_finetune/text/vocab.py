@@ -109,7 +109,13 @@ class FrontEndTokenizer(_voice_bpe_tokenizer()):
         return self.mode != "base" and normalize_language(lang) == self.language
 
     def preprocess_text(self, txt, lang):
-        return prepare_text(txt, self.language, self.mode).text if self._ours(lang) else super().preprocess_text(txt, lang)
+        if self._ours(lang):
+            return prepare_text(txt, self.language, self.mode).text
+        if lang.split("-")[0] == "ja":  # digits as kanji, which cutlet reads out
+            from xtts_finetune.text.japanese import japanese_digits
+
+            txt = japanese_digits(txt)
+        return super().preprocess_text(txt, lang)
 
     def encode(self, txt, lang):
         if not self._ours(lang):
