@@ -99,18 +99,19 @@ def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en"
     config.load_json(str(base_dir / "config.json"))
     vocab = vocab_json or (base_dir / "vocab.json")
     a, tokenizer = config.model_args, load_tokenizer(vocab, language, vocab_mode)
-    gpt = GPT(
-        layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
-        start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
-        stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
-        max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
-        max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
-        num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
-        stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
-        code_stride_len=a.gpt_code_stride_len,
-    )
-    load_weights(gpt, base_weights(base_dir, gpt.number_text_tokens), base_dir)
-    return gpt, tokenizer, config
+    with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
+        gpt = GPT(
+            layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
+            start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
+            stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
+            max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
+            max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
+            num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
+            stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
+            code_stride_len=a.gpt_code_stride_len,
+        )
+    load_weights(gpt, base_weights(base_dir, gpt.number_text_tokens), base_dir, assign=True)
+    return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
 
 
 def base_weights(base_dir: Path, text_rows: int) -> dict:
@@ -119,10 +120,10 @@ def base_weights(base_dir: Path, text_rows: int) -> dict:
     return resize_text_rows(state, text_rows)
 
 
-def load_weights(gpt, state: dict, source) -> None:
+def load_weights(gpt, state: dict, source, assign: bool = False) -> None:
     """Load release-named ("gpt.*") weights into `gpt`; a missing weight is an error, not a random init."""
     weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
-    missing = [k for k in gpt.load_state_dict(weights, strict=False).missing_keys if "lora_" not in k]
+    missing = gpt.load_state_dict(weights, strict=False, assign=assign).missing_keys
     if missing:
         raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
                         fix="use a complete XTTS v2 model")
