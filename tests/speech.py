@@ -17,7 +17,7 @@ def espeak(text: str, out: Path, voice: str = "en", speed: int = 160) -> Path:
     return out
 
 
-def make_training_set(root: Path, sentences: list[str], speaker: str = "speaker") -> Path:
+def make_training_set(root: Path, sentences: list[str], speaker: str = "speaker", voice: str = "en") -> Path:
     """A minimal Coqui-format dataset folder (wavs/ + metadata CSVs), the last sentence for eval."""
     import numpy as np
     import soundfile as sf
@@ -26,7 +26,7 @@ def make_training_set(root: Path, sentences: list[str], speaker: str = "speaker"
 
     rows = []
     for i, sentence in enumerate(sentences):
-        raw = espeak(sentence, root / "raw" / f"{i}.wav")
+        raw = espeak(sentence, root / "raw" / f"{i}.wav", voice=voice)
         audio, sr = sf.read(raw, dtype="float32")
         audio = AF.resample(torch.from_numpy(audio), sr, 22050).numpy()
         (root / "wavs").mkdir(parents=True, exist_ok=True)

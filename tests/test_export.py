@@ -52,7 +52,8 @@ def test_train_export_load_and_synthesize(trained, tiny_xtts):
 
     card = json.loads((folder / "model_card.json").read_text())
     assert CARD_KEYS <= set(card)
-    assert card["language"] == "en" and "en" in card["languages"] and card["text_frontend"] == "default"
+    assert card["language"] == "en" and "en" in card["languages"] and card["text_frontend"] == {
+        "name": "xtts", "version": "1", "vocab": "base", "token_language": "en"}
     assert card["best_eval_loss"] == pytest.approx(trained.best_eval_loss)
     assert card["dataset"]["train_clips"] == 5 and card["settings"]["epochs"] == 1
     # The espeak clips are all ~2 s: the fallback picks the best of them and says so.

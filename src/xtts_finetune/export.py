@@ -19,6 +19,8 @@ from xtts_finetune import __version__
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback, report
+from xtts_finetune.text.frontends import token_language
+from xtts_finetune.text.vocab import number_of_tokens
 from xtts_finetune.train.events import read_best
 from xtts_finetune.train.preflight import dataset_clips
 from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint, read_run_settings
@@ -26,6 +28,13 @@ from xtts_finetune.utils import atomic_torch_save, atomic_write_text, disk_full,
 
 REFERENCE_SECONDS = (6.0, 12.0)
 MAX_REFERENCES = 3
+
+
+def _run_config(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # runs of older versions: base vocabulary, XTTS's own front end
 
 
 def pick_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
@@ -159,7 +168,8 @@ def export_model(
             f"the base model this run was trained from, {base_dir}, is gone (export needs its config.json)",
             fix=f"put it back, or download it again: xtts-finetune models download {run['base'].get('version', 'VERSION')}",
         )
-    vocab = base_dir / "vocab.json"  # the tokenizer the run trained with
+    vocab = run_dir / "vocab.json" if (run_dir / "vocab.json").is_file() else base_dir / "vocab.json"  # the run's tokenizer
+    run_config = _run_config(run_dir)
     models = workspace / "models"
     models.mkdir(parents=True, exist_ok=True)
     sweep_partial_writes(models)  # what an export killed before left behind
@@ -173,7 +183,9 @@ def export_model(
         config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
         language = tokenizer_language(dataset["language"])
         config["languages"] = sorted(set(config.get("languages", [])) | {language})
-        config.setdefault("model_args", {})["tokenizer_file"] = ""  # load_checkpoint uses the folder's vocab.json
+        args = config.setdefault("model_args", {})
+        args["tokenizer_file"] = ""  # load_checkpoint uses the folder's vocab.json
+        args["gpt_number_text_tokens"] = number_of_tokens(vocab.read_text(encoding="utf-8"))
         atomic_write_text(staging / "config.json", json.dumps(config, indent=2))
         shutil.copyfile(vocab, staging / "vocab.json")
 
@@ -206,7 +218,9 @@ def export_model(
             "base": {"version": run["base"]["version"], "path": str(base_dir)},
             "language": language,
             "languages": config["languages"],
-            "text_frontend": "default",
+            "text_frontend": {**(run_config.get("frontend") or {"name": "xtts", "version": "1"}),
+                              "vocab": run_config.get("vocab_mode", "base"),
+                              "token_language": token_language(language, run_config.get("vocab_mode", "base"))},
             "speaker": dataset["speaker"],
             "dataset": dataset["summary"],
             "settings": run["settings"],

@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -30,9 +30,9 @@ GAP_SECONDS = 0.2  # silence between sentences
 FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
 SEAM_SECONDS = 0.005  # crossfade where two blocks of one sentence meet
 
-# Text front ends by the name an export records in model_card.json: applied to text before XTTS's
-# own cleaning, so a model is spoken to the way it was trained. Stages that add one register it here.
-TEXT_FRONTENDS: dict[str, Callable[[str, str], str]] = {"default": lambda text, language: text}
+# Text front ends by the name an export records in model_card.json (text/frontends.py); "default" is
+# what exports of earlier versions recorded: XTTS's own cleaning, the base vocabulary.
+KNOWN_FRONTENDS = ("default", "xtts", "basic", "amharic")
 
 
 @dataclass
@@ -71,17 +71,22 @@ class Synthesizer:
         self.model_dir = check_model_folder(model_dir)
         self.card = _read_card(self.model_dir)
         frontend = self.card.get("text_frontend") or "default"
-        if frontend not in TEXT_FRONTENDS:
+        frontend = frontend if isinstance(frontend, dict) else {"name": frontend}
+        if frontend.get("name") not in KNOWN_FRONTENDS:
             raise UserError(
-                f"{self.model_dir / 'model_card.json'} asks for text front end {frontend!r}, which this version does not have",
-                fix=f"update xtts-finetune, or set text_frontend to one of: {', '.join(TEXT_FRONTENDS)}",
+                f"{self.model_dir / 'model_card.json'} asks for text front end {frontend.get('name')!r}, which this version does not have",
+                fix=f"update xtts-finetune, or set text_frontend to one of: {', '.join(KNOWN_FRONTENDS)}",
             )
-        self.frontend = TEXT_FRONTENDS[frontend]
+        self.vocab_mode = frontend.get("vocab", "base")
         self.max_chars = max_chars
         self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise UserError(f"device {device!r} asked for, but torch sees no CUDA GPU", fix="use --device cpu (or auto)")
         self.config, self.model = _load_model(self.model_dir, self.device)
+        if self.vocab_mode != "base":  # the model's language is read through its front end, as in training
+            from xtts_finetune.text.vocab import load_tokenizer
+
+            self.model.tokenizer = load_tokenizer(self.model_dir / "vocab.json", self.card["language"], self.vocab_mode)
         self.references = sorted((self.model_dir / "references").glob("*.wav"))
         manager = getattr(self.model, "speaker_manager", None)
         self.speakers: dict = dict(manager.speakers) if manager is not None else {}
@@ -118,7 +123,6 @@ class Synthesizer:
         if len(text) > self.max_chars:
             raise UserError(f"the text has {len(text)} characters; the limit is {self.max_chars}",
                             fix="split it into several requests")
-        text = self.frontend(text, language)
         self._check_characters(text, language)
         _check_range("temperature", temperature, 0.01, 5.0)
         _check_range("top_k", top_k, 1, 10_000)
@@ -237,7 +241,8 @@ class Synthesizer:
         from xtts_finetune.text.coverage import find_unknown_characters
 
         try:
-            unknown = find_unknown_characters([("input", text)], self.model_dir / "vocab.json", language)
+            mode = self.vocab_mode if normalize_language(self.card.get("language", "")) == language else "base"
+            unknown = find_unknown_characters([("input", text)], self.model_dir / "vocab.json", language, mode=mode)
         except ImportError as err:  # XTTS cleans zh, ja, ko with optional packages
             raise UserError(f"speaking {language} needs a package that is not installed: {err}",
                             fix=f"install it (e.g. pip install \"coqui-tts[{language}]\")") from err

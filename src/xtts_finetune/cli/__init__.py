@@ -16,7 +16,7 @@ from xtts_finetune import __version__
 from xtts_finetune.errors import UserError
 
 # Modules under xtts_finetune.cli that each define `register(subparsers)`.
-COMMAND_MODULES = ["system", "dataset", "models", "train", "evaluate", "speak", "ui"]
+COMMAND_MODULES = ["system", "dataset", "models", "train", "evaluate", "speak", "text", "ui"]
 
 
 def build_parser() -> argparse.ArgumentParser:

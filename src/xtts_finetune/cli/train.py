@@ -61,6 +61,11 @@ def register(sub) -> None:
         help="train on N GPUs of this machine (N CPU processes where there is none) through torchrun; "
         "--batch-size is per device, so the global batch is batch x grad-accum x N",
     )
+    train.add_argument("--vocab", choices=["auto", "base", "script", "phonemes"], default="auto",
+                       help="how text reaches the tokenizer: base (XTTS's languages), script (extend the vocabulary "
+                            "with the dataset's script), phonemes (G2P in Latin letters); auto: base for XTTS's 17, "
+                            "else script")
+    train.add_argument("--new-tokens", type=int, default=1000, help="--vocab script: BPE tokens to add")
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
     train.add_argument(
         "--resume",
@@ -105,6 +110,8 @@ def _settings(args):
         evaluate_every=args.evaluate_every,
         evaluate_whisper_model=args.evaluate_whisper_model,
         evaluate_speaker_model=args.evaluate_speaker_model,
+        vocab=args.vocab,
+        new_tokens=args.new_tokens,
     ).validate()
 
 

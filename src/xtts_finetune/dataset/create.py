@@ -27,7 +27,7 @@ from xtts_finetune.dataset.segment import Clip, Span, plan_clips, uncovered_soun
 from xtts_finetune.dataset.slicer import iter_pieces
 from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
 from xtts_finetune.errors import UserError
-from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language
+from xtts_finetune.languages import XTTS_LANGUAGES, check_language, language_name
 from xtts_finetune.progress import report
 from xtts_finetune.text.normalize import normalize_transcript
 from xtts_finetune.utils import file_sha256
@@ -339,14 +339,15 @@ def create_dataset(
 ) -> DatasetReport:
     """Add new sources to WORKSPACE/dataset (creating it), skipping content already there."""
     workspace = Path(workspace)
-    language = normalize_language(language)
+    language = check_language(language)  # any ISO 639 code; a typo is an error, not a new language
     speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
     manifest, settings = _open_manifest(workspace, language, speaker, settings)
     # evaluate transcribes with the same Whisper (issue 18)
     manifest.settings["whisper_model"] = getattr(transcriber, "model_name", None) or whisper_model
     out = DatasetReport()
     if language not in XTTS_LANGUAGES:
-        out.warnings.append(f"{language!r} is not one of XTTS's 17 languages: training must add it to the tokenizer")
+        out.warnings.append(f"{language!r} ({language_name(language)}) is not one of XTTS's 17 languages: training "
+                            "extends the vocabulary with its script (--vocab script, the default) or uses phonemes")
     jobs = _plan_jobs(audio, subtitles, corpus, urls, language, out)
     manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:

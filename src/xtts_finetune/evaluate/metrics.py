@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xtts_finetune.languages import normalize_language
+from xtts_finetune.languages import is_known_to_xtts, normalize_language
 from xtts_finetune.text.normalize import normalize_transcript
 
 SILENCE_DB = 35.0  # frames this far below the clip's loud speech count as silence
@@ -23,6 +23,10 @@ def scoring_text(text: str, language: str) -> str:
 
     language = normalize_language(language)
     text = normalize_transcript(text, language)
+    if not is_known_to_xtts(language):  # the language's own front end: numbers read out, letter rows folded
+        from xtts_finetune.text.frontends import prepare_text
+
+        text = prepare_text(text, language, "script").text
     try:
         text = multilingual_cleaners(text, "zh-cn" if language == "zh" else language)
     except (KeyError, NotImplementedError):  # ja, hi: XTTS has no number expansion for them

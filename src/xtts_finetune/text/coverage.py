@@ -27,34 +27,40 @@ class UnknownCharacter:
 
 
 @lru_cache(maxsize=8)
-def _vocab_symbols(vocab_path: str) -> frozenset[str]:
-    data = json.loads(Path(vocab_path).read_text(encoding="utf-8"))
+def _vocab_symbols(vocab: str) -> frozenset[str]:
+    """Symbols of a vocab.json path, or of tokenizer JSON text."""
+    data = json.loads(vocab if vocab.lstrip().startswith("{") else Path(vocab).read_text(encoding="utf-8"))
     return frozenset(data["model"]["vocab"])
 
 
 @lru_cache(maxsize=1)
 def _xtts_tokenizer():
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+    from xtts_finetune.text.vocab import FrontEndTokenizer
 
-    return VoiceBpeTokenizer()  # no vocab: used only for its per-language text cleaning
+    return FrontEndTokenizer()  # no vocab: used only for its per-language text cleaning (Japanese digits too)
 
 
-def tokenizer_text(text: str, language: str) -> str:
-    """The text as XTTS's tokenizer sees it: cleaned, lower-cased, numbers expanded, per language."""
+def tokenizer_text(text: str, language: str, mode: str = "base") -> str:
+    """The text as XTTS's tokenizer sees it: cleaned, lower-cased, numbers expanded, per language
+    (through the language's front end when the vocabulary mode is script or phonemes)."""
     language = normalize_language(language)
-    if language in XTTS_LANGUAGES:
+    if language in XTTS_LANGUAGES and mode == "base":
         return _xtts_tokenizer().preprocess_text(text, language)
-    return " ".join(text.lower().split())
+    from xtts_finetune.text.frontends import prepare_text
+
+    return prepare_text(text, language, mode).text
 
 
 def find_unknown_characters(
-    items: Iterable[tuple[str, str]], vocab_path: str | Path, language: str, max_examples: int = 3
+    items: Iterable[tuple[str, str]], vocab: str | Path, language: str, max_examples: int = 3, mode: str = "base"
 ) -> list[UnknownCharacter]:
-    """For `(clip_id, text)` pairs, every character the vocabulary cannot encode, most frequent first."""
-    symbols = _vocab_symbols(str(Path(vocab_path).resolve()))
+    """For `(clip_id, text)` pairs, every character the vocabulary (a vocab.json or its JSON text) cannot
+    encode, most frequent first."""
+    vocab = str(vocab)
+    symbols = _vocab_symbols(vocab if vocab.lstrip().startswith("{") else str(Path(vocab).resolve()))
     found: dict[str, UnknownCharacter] = {}
     for clip_id, text in items:
-        for char in tokenizer_text(text, language):
+        for char in tokenizer_text(text, language, mode):
             if char.isspace() or char in symbols:
                 continue
             entry = found.setdefault(char, UnknownCharacter(char))

@@ -47,6 +47,9 @@ class DatasetInfo:
     speaker: str
     clips: list[Clip] = field(default_factory=list)
     max_audio_seconds: float = RECIPE_MAX_AUDIO_SECONDS
+    vocab_mode: str = "base"  # base | script | phonemes (text/frontends.py)
+    frontend: dict = field(default_factory=dict)  # name and version of the language's text front end
+    vocab_json: str = field(default="", repr=False)  # the tokenizer trained with (extended in script mode)
 
     @property
     def train(self) -> list[Clip]:
@@ -65,7 +68,7 @@ class DatasetInfo:
         }
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "clips": None, "summary": self.summary()}
+        return {**asdict(self), "clips": None, "vocab_json": None, "summary": self.summary()}
 
 
 def _read_split(dataset: Path, split: str, problems: list[Problem]) -> list[Clip]:
@@ -91,11 +94,14 @@ def dataset_clips(dataset: Path) -> list[Clip]:
 
 
 def inspect_dataset(
-    workspace: str | Path, base_dir: str | Path, settings: TrainSettings
+    workspace: str | Path, base_dir: str | Path, settings: TrainSettings, vocab_json: str | None = None
 ) -> tuple[DatasetInfo, list[Problem]]:
-    """Read WORKSPACE/dataset and list every problem that would make training drop or crash on a clip."""
+    """Read WORKSPACE/dataset and list every problem that would make training drop or crash on a clip.
+
+    Also decides the vocabulary: `settings.vocab` (auto: base for XTTS's languages, script for others), the
+    base vocab.json extended with the dataset's script in script mode (or `vocab_json`, a run's, on resume).
+    """
     import soundfile as sf
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
     dataset = Path(workspace) / "dataset"
     if not dataset.is_dir():
@@ -110,17 +116,10 @@ def inspect_dataset(
     clips = _read_split(dataset, "train", problems) + _read_split(dataset, "eval", problems)
     info = DatasetInfo(str(dataset), language, clips[0].speaker if clips else "speaker", clips)
 
-    vocab = Path(base_dir) / "vocab.json"
-    tokenizer = VoiceBpeTokenizer(str(vocab))
-    if language and f"[{tokenizer_language(language)}]" not in tokenizer.tokenizer.get_vocab():
-        problems.append(
-            Problem(
-                None,
-                f"the base model's {vocab} has no token for language {language!r}",
-                "pick a base model that speaks this language",
-            )
-        )
-        language = ""
+    tokenizer = None
+    if language:
+        tokenizer = _choose_vocab(info, Path(base_dir), settings, vocab_json, problems)
+        language = info.language if tokenizer else ""
 
     for clip in clips:
         audio = dataset / clip.audio_file
@@ -160,7 +159,7 @@ def inspect_dataset(
     if language:
         unknown_by_clip: dict[str, list[str]] = {}
         for unknown in find_unknown_characters(
-            ((c.audio_file, c.text) for c in clips), vocab, language, max_examples=10**6
+            ((c.audio_file, c.text) for c in clips), info.vocab_json, language, max_examples=10**6, mode=info.vocab_mode
         ):
             for clip in unknown.examples:
                 unknown_by_clip.setdefault(clip, []).append(f"{unknown.char!r} ({unknown.codepoint})")
@@ -195,6 +194,34 @@ def inspect_dataset(
             )
     info.max_audio_seconds = limit
     return info, problems
+
+
+def _choose_vocab(info: DatasetInfo, base_dir: Path, settings: TrainSettings, vocab_json: str | None,
+                  problems: list[Problem]):
+    """The run's tokenizer (None, with a problem, when the language cannot be trained this way)."""
+    from xtts_finetune.text.frontends import check_vocab_mode, frontend_for, prepare_text
+    from xtts_finetune.text.vocab import extend_vocab, load_tokenizer
+
+    try:
+        info.vocab_mode = check_vocab_mode(settings.vocab, info.language)
+    except UserError as err:
+        problems.append(Problem(None, str(err).splitlines()[0], err.fix or ""))
+        return None
+    info.frontend = frontend_for(info.language).record()
+    base_json = (base_dir / "vocab.json").read_text(encoding="utf-8")
+    if vocab_json:
+        info.vocab_json = vocab_json
+    elif info.vocab_mode == "script":
+        texts = [prepare_text(c.text, info.language, "script").text for c in info.clips if c.text.strip()]
+        info.vocab_json = extend_vocab(base_json, texts, tokenizer_language(info.language), settings.new_tokens)
+    else:
+        info.vocab_json = base_json
+    tokenizer = load_tokenizer(info.vocab_json, info.language, info.vocab_mode)
+    if info.vocab_mode == "base" and f"[{tokenizer_language(info.language)}]" not in tokenizer.tokenizer.get_vocab():
+        problems.append(Problem(None, f"the base model's {base_dir / 'vocab.json'} has no token for language "
+                                f"{info.language!r}", "train with --vocab script, or pick a base model that speaks it"))
+        return None
+    return tokenizer
 
 
 def preflight(workspace: str | Path, base_dir: str | Path, settings: TrainSettings) -> list[Problem]:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ from xtts_finetune import __version__
 from xtts_finetune.basemodels import base_model_version, resolve_base_model, training_assets
 from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback
+from xtts_finetune.text.vocab import load_tokenizer, resize_text_rows
 from xtts_finetune.train import checkpoint
 from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
@@ -76,6 +77,8 @@ class RecipeConfig:
     warmup_steps: int
     precision: str  # fp32 | fp16 | bf16
     device: str
+    vocab_mode: str = "base"  # base | script (RUN/vocab.json extends the base's) | phonemes
+    frontend: dict = field(default_factory=dict)  # the language's text front end: name, version
 
     @property
     def train_settings(self) -> TrainSettings:
@@ -86,15 +89,18 @@ class RecipeConfig:
         return math.ceil(len(self.train_clips) / self.batch_size)
 
 
-def load_gpt(base_dir: Path):
-    """coqui's GPT with the base model's shape and weights, and its tokenizer; nothing else of Xtts."""
+def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en", vocab_mode: str = "base"):
+    """coqui's GPT with the base model's shape and weights, and its tokenizer; nothing else of Xtts.
+
+    `vocab_json`: an extended vocabulary (script mode); the text rows grow to its size, base rows kept.
+    """
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.gpt import GPT
-    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 
     config = XttsConfig()
     config.load_json(str(base_dir / "config.json"))
-    a, tokenizer = config.model_args, VoiceBpeTokenizer(str(base_dir / "vocab.json"))
+    vocab = vocab_json or (base_dir / "vocab.json")
+    a, tokenizer = config.model_args, load_tokenizer(vocab, language, vocab_mode)
     with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
         gpt = GPT(
             layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
@@ -106,9 +112,14 @@ def load_gpt(base_dir: Path):
             stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
             code_stride_len=a.gpt_code_stride_len,
         )
-    state = torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"]
-    load_weights(gpt, state, base_dir, assign=True)
+    load_weights(gpt, base_weights(base_dir, gpt.number_text_tokens), base_dir, assign=True)
     return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
+
+
+def base_weights(base_dir: Path, text_rows: int) -> dict:
+    """The base model's weights, text embedding and head grown to `text_rows` (base rows bit-exact)."""
+    state = torch.load(Path(base_dir) / "model.pth", map_location="cpu", weights_only=True)["model"]
+    return resize_text_rows(state, text_rows)
 
 
 def load_weights(gpt, state: dict, source, assign: bool = False) -> None:
@@ -135,8 +146,10 @@ def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
 class Recipe:
     """One run: `setup()` (and `restore()` to resume) then `train()`; `save_checkpoint()` at any batch."""
 
-    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None, world: World | None = None):
+    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None, world: World | None = None,
+                 vocab_json: str = ""):
         self.cfg, self.run_dir, self.events, self.world = config, run_dir, events, world or World()
+        self.vocab_json = vocab_json or None
         self.settings = config.train_settings
         # batches done (by all ranks), current epoch, batches done in it, batches in the gradients not yet stepped
         self.step = self.epoch = self.position = self.pending = 0
@@ -146,7 +159,7 @@ class Recipe:
     def setup(self, cache_root: Path | None = None) -> None:
         """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
         base = Path(self.cfg.base_dir)
-        self.gpt, tokenizer, xtts_config = load_gpt(base)
+        self.gpt, tokenizer, xtts_config = load_gpt(base, self.vocab_json, self.cfg.language, self.cfg.vocab_mode)
         assets = training_assets(base)
         a = xtts_config.model_args
         self.crop = CondCrop(masking=a.gpt_use_masking_gt_prompt_approach)
@@ -172,8 +185,7 @@ class Recipe:
     def start_fresh(self, batch_size: int) -> None:
         """Sampler, optimizer, schedule and scaler for `batch_size`, from the base weights (after a probe)."""
         if hasattr(self, "optimizer"):  # a probe trained: back to the base weights
-            load_weights(self.gpt, torch.load(Path(self.cfg.base_dir) / "model.pth", map_location="cpu",
-                                              weights_only=True)["model"], self.cfg.base_dir)
+            load_weights(self.gpt, base_weights(Path(self.cfg.base_dir), self.gpt.number_text_tokens), self.cfg.base_dir)
         self.cfg.batch_size = batch_size
         self.cfg.grad_accum, self.cfg.optimizer_steps, self.cfg.warmup_steps = plan_steps(
             self.settings, len(self.cfg.train_clips), batch_size, self.world.size)
@@ -426,7 +438,16 @@ def _new_config(workspace: Path, base_dir: Path, settings: TrainSettings, info) 
         train_clips=pairs["train"], eval_clips=pairs["eval"], settings=settings.to_dict(), batch_size=batch,
         grad_accum=accum, optimizer_steps=total, warmup_steps=warmup,
         precision=resolve_precision(settings.precision, device).name, device=device,
+        vocab_mode=info.vocab_mode, frontend=info.frontend,
     )
+
+
+def _vocab_note(config: RecipeConfig) -> str:
+    """Says how the text is read: an unknown language gets the script mode by default, and the user is told."""
+    front = config.frontend or {"name": "xtts", "version": "1"}
+    how = {"base": "the base vocabulary", "script": "the base vocabulary extended with the dataset's script "
+           "(RUN/vocab.json)", "phonemes": "G2P phonemes in the base vocabulary's letters"}[config.vocab_mode]
+    return f"text front end {front['name']} v{front['version']}, {how} (--vocab {config.vocab_mode})"
 
 
 def _read_config(run_dir: Path) -> RecipeConfig:
@@ -459,6 +480,7 @@ def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | Non
     }
     atomic_write_text(run_dir / "settings.json", json.dumps(run, indent=2))
     atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
+    atomic_write_text(run_dir / "vocab.json", info.vocab_json)  # the tokenizer this run trains with
 
 
 def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, world: World):
@@ -470,16 +492,18 @@ def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, worl
         run_dir = world.share(find_run_to_resume(workspace, resume) if world.main else None)
         config = _read_config(run_dir)
         base_dir, settings = Path(config.base_dir), config.train_settings
+        run_vocab = run_dir / "vocab.json"
+        vocab_json = run_vocab.read_text(encoding="utf-8") if run_vocab.is_file() else None
     else:
         settings = (settings or TrainSettings()).validate()
         base_dir = resolve_base_model(base) if world.main else None
-        base_dir = world.share(base_dir)
-    info, problems = inspect_dataset(workspace, base_dir, settings)
+        base_dir, vocab_json = world.share(base_dir), None
+    info, problems = inspect_dataset(workspace, base_dir, settings, vocab_json)
     if problems:
         raise problems_error(problems)
     if not resume:
         config = _new_config(workspace, base_dir, settings, info)
-    recipe = Recipe(config, None, world=world)
+    recipe = Recipe(config, None, world=world, vocab_json=info.vocab_json)
     recipe.setup(cache_root=cache_root)
     if not resume:
         if settings.batch_size == "auto" and config.device == "cuda":
@@ -545,7 +569,8 @@ def _run(recipe: Recipe, resume, info) -> str:
         devices = f"{world.size} processes on {config.device}" if world.distributed else config.device
         emit("status", status="running", message=f"{where} in {recipe.run_dir} on {devices} "
              f"({config.precision}); padding {recipe.padding:.0%} of the audio in a batch; "
-             f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed")
+             f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed; "
+             f"{_vocab_note(config)}")
         try:
             status = recipe.train()
             message = "training finished" if status == "finished" else (

@@ -44,6 +44,8 @@ class TrainSettings:
     evaluate_every: int = 0  # epochs between light evaluations (CER, similarity); 0: none
     evaluate_whisper_model: str | None = None  # None: the one the dataset was transcribed with
     evaluate_speaker_model: str | None = None  # None: evaluate.speaker's default
+    vocab: str = "auto"  # auto | base | script | phonemes: how text reaches the tokenizer (text/frontends.py)
+    new_tokens: int = 1000  # script mode: BPE tokens learned from the dataset and appended to the vocabulary
 
     def validate(self) -> "TrainSettings":
         def bad(name, fix):
@@ -65,6 +67,10 @@ class TrainSettings:
             bad("precision", "use auto, fp32, fp16 or bf16")
         if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
             bad("evaluate_every", "use a whole number of epochs >= 0 (0: no evaluation during training)")
+        if self.vocab not in ("auto", "base", "script", "phonemes"):
+            bad("vocab", "use auto, base, script or phonemes")
+        if not isinstance(self.new_tokens, int) or self.new_tokens < 0:
+            bad("new_tokens", "use a whole number of tokens >= 0")
         if self.save_every_steps < 1 or self.keep_checkpoints < 1:
             bad("save_every_steps" if self.save_every_steps < 1 else "keep_checkpoints", "use a whole number >= 1")
         return self

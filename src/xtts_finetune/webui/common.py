@@ -16,11 +16,12 @@ from typing import Any, Callable
 import gradio as gr
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.languages import XTTS_LANGUAGES
+from xtts_finetune.languages import language_choices
 from xtts_finetune.utils import safe_join
 from xtts_finetune.webui.jobs import Job, JobRunner
 
-LANGUAGE_CHOICES = [(f"{name} ({code})", code) for code, name in XTTS_LANGUAGES.items()]
+# Searchable: the 17 XTTS languages first (marked), then every ISO 639-1 language; a typed ISO 639-3 code works too.
+LANGUAGE_CHOICES = language_choices(two_letter_only=True)
 # The browser's own audio player: plays anywhere, and its <audio> element carries the clip's URL.
 PLAYER = gr.WaveformOptions(show_recording_waveform=False)
 STATUS_WORDS = {

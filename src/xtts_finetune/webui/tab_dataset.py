@@ -16,6 +16,25 @@ WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tin
 CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State"]
 
 
+def text_preview(sentence: str, language: str) -> str:
+    """The `text` command's view of a sentence (front end, G2P, what the tokenizer reads) as Markdown."""
+    if not (sentence or "").strip() or not language:
+        return ""
+    from xtts_finetune.text.frontends import default_vocab_mode
+    from xtts_finetune.text.preview import preview_text
+
+    try:
+        result = preview_text(sentence, language, g2p="builtin" if language == "am" else None)
+    except UserError as err:
+        return f"**{err}**"
+    lines = [f"- normalised: `{result.normalized}`", f"- front end: {result.frontend}, vocabulary "
+             f"{default_vocab_mode(result.language)} by default"]
+    if result.g2p:
+        lines.append(f"- phonemes ({result.g2p_backend}): `{result.g2p}`")
+    lines.append(f"- the tokenizer reads: `{result.text}`")
+    return "\n".join(lines)
+
+
 def _dataset_language(ui: UI) -> str:
     lang = ui.workspace / "dataset" / "lang.txt"
     return lang.read_text(encoding="utf-8").strip() if lang.is_file() else "en"
@@ -101,8 +120,13 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                                     "(talk.srt or talk.en.srt for talk.mp4); their text is used instead of Whisper's",
                                     file_count="multiple")
             with gr.Row():
-                language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language")
+                language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language", filterable=True,
+                                       allow_custom_value=True, elem_id="ds-language",
+                                       info="Type to search; any ISO 639 code works (XTTS knows 17: the rest get new tokens).")
                 speaker = gr.Textbox("speaker", label="Speaker name")
+            with gr.Accordion("Text preview: what the model will read", open=False):
+                sample = gr.Textbox(label="A sentence", elem_id="ds-text-sample")
+                preview = gr.Markdown(elem_id="ds-text-preview")
             whisper = gr.Dropdown(WHISPER_CHOICES, value="large-v3", allow_custom_value=True, label="Whisper model",
                                   info="A model name, or the path of a local CTranslate2 Whisper folder.",
                                   elem_id="ds-whisper")
@@ -199,6 +223,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return _clip_rows(ui, only), rows, image
 
     create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
+    sample.submit(text_preview, [sample, language], [preview])
+    language.change(text_preview, [sample, language], [preview])
     outputs = [status, log, stats, histogram, clips, source, shown]
     timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
     demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")

@@ -119,6 +119,10 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             devices = gr.Dropdown([str(n) for n in range(1, max(gpus, 1) + 1)], value="1", label="GPUs",
                                   visible=gpus > 1, elem_id="tr-devices",
                                   info="Train on several GPUs at once; batch size is per GPU.")
+            vocab = gr.Dropdown(["auto", "base", "script", "phonemes"], value=defaults.vocab, label="Text and vocabulary",
+                                elem_id="tr-vocab",
+                                info="auto: base for XTTS's 17 languages, script (new tokens for the dataset's script) for "
+                                     "any other; phonemes: the language's G2P in letters the base model knows.")
             evaluate_every = gr.Number(0, label="Evaluate every N epochs", precision=0, minimum=0, elem_id="tr-eval-every",
                                        info="CER and speaker similarity of a checkpoint, plotted beside the loss; 0: never.")
             with gr.Row():
@@ -139,14 +143,14 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     shown = gr.State(())
     timer = gr.Timer(1.0)
 
-    def settings_from(ep, bs, acc, rate, max_s, prec, every) -> TrainSettings:
+    def settings_from(ep, bs, acc, rate, max_s, prec, voc, every) -> TrainSettings:
         try:
             batch_size = "auto" if str(bs).strip() == "auto" else int(bs)
         except ValueError:
             fail(UserError(f"Batch size {bs!r} is not a number.", fix="Use a whole number such as 2, or 'auto'."))
         settings = TrainSettings(epochs=int(ep or 1), batch_size=batch_size, grad_accum=int(acc or 1), lr=float(rate or defaults.lr),
                                  max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto",
-                                 evaluate_every=int(every or 0))
+                                 evaluate_every=int(every or 0), vocab=voc or "auto")
         try:
             return settings.validate()
         except UserError as err:
@@ -208,7 +212,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         curves = gr.update(value=loss_frame(run_dir), title=f"Loss · {run_dir.name}" if run_dir else "Loss")
         return job_html(job, "No training job yet."), curves, evaluation_frame(run_dir), log_tail(run_dir, job), sig
 
-    inputs = [base, epochs, batch, accum, lr, max_audio, precision, evaluate_every]
+    inputs = [base, epochs, batch, accum, lr, max_audio, precision, vocab, evaluate_every]
     start.click(on_start, [base, devices, *inputs[1:]], [status])
     resume.click(on_resume, [devices], [status])
     stop.click(on_stop, None, [status])
@@ -223,7 +227,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             return (gr.skip(),) * len(inputs)
         return (job.params.get("base") or gr.skip(), saved.get("epochs"), str(saved.get("batch_size")),
                 saved.get("grad_accum"), saved.get("lr"), saved.get("max_audio_seconds") or 0, saved.get("precision"),
-                saved.get("evaluate_every") or 0)
+                saved.get("vocab") or "auto", saved.get("evaluate_every") or 0)
 
     demo.load(restore_form, None, inputs, show_progress="hidden")
     tab.select(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")

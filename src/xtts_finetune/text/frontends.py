@@ -1,0 +1,141 @@
+"""Text front ends: per language, normalisation -> optional G2P -> the text the tokenizer reads.
+
+One front end (name + version, recorded in the run and the model card) serves dataset checks, training
+and synthesis, so a model always reads text prepared the way it was trained on. The vocabulary mode
+says what reaches the tokenizer: `base` (a language XTTS knows, its own cleaning), `script` (the
+normalised text, for a vocabulary extended with the script's tokens) or `phonemes` (the G2P output in
+Latin letters the base vocabulary has, read with the `[en]` token).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Callable
+
+from xtts_finetune.errors import UserError
+from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language, tokenizer_language
+from xtts_finetune.text.normalize import normalize_transcript
+
+log = logging.getLogger(__name__)
+VOCAB_MODES = ("base", "script", "phonemes")
+G2P_BACKENDS = ("builtin", "epitran", "transphone")
+PHONEMES_TOKEN_LANGUAGE = "en"  # romanised phones are Latin letters: read them as the base model reads Latin
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    name: str
+    version: str
+    normalize: Callable[[str], str]
+    builtin_g2p: Callable[[str], str] | None = None  # normalised text -> IPA
+    romanize: Callable[[str], str] | None = None  # IPA -> base-vocabulary letters
+
+    def record(self) -> dict:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass
+class Prepared:
+    normalized: str
+    g2p: str | None  # IPA, when a G2P ran
+    text: str  # what the tokenizer reads
+    g2p_backend: str | None = None
+
+
+def _basic(text: str) -> str:
+    return " ".join(normalize_transcript(text, "und").lower().split())
+
+
+def _amharic() -> FrontEnd:
+    from xtts_finetune.text.amharic import amharic_g2p, normalize_amharic, romanize_ipa
+
+    return FrontEnd("amharic", "1", normalize_amharic, amharic_g2p, romanize_ipa)
+
+
+@lru_cache(maxsize=None)
+def frontend_for(language: str) -> FrontEnd:
+    """The front end of a language: a dedicated one, XTTS's own for its 17, else basic cleaning."""
+    code = normalize_language(language)
+    if code == "am":
+        return _amharic()
+    if code in XTTS_LANGUAGES:
+        return FrontEnd("xtts", "1", lambda text: normalize_transcript(text, code))
+    return FrontEnd("basic", "1", _basic)
+
+
+def default_vocab_mode(language: str) -> str:
+    """`base` for XTTS's languages, `script` for any other (its characters need tokens of their own)."""
+    return "base" if normalize_language(language) in XTTS_LANGUAGES else "script"
+
+
+def check_vocab_mode(mode: str, language: str) -> str:
+    if mode == "auto":
+        return default_vocab_mode(language)
+    if mode not in VOCAB_MODES:
+        raise UserError(f"unknown vocabulary mode {mode!r}", fix=f"use one of: auto, {', '.join(VOCAB_MODES)}")
+    if mode == "base" and normalize_language(language) not in XTTS_LANGUAGES:
+        raise UserError(f"the base vocabulary has no token for language {language!r}",
+                        fix="use --vocab script (extend the vocabulary) or --vocab phonemes")
+    return mode
+
+
+def token_language(language: str, mode: str) -> str:
+    """The language token the text is read with."""
+    return PHONEMES_TOKEN_LANGUAGE if mode == "phonemes" else tokenizer_language(language)
+
+
+def prepare_text(text: str, language: str, mode: str = "base", g2p: str | None = None) -> Prepared:
+    """Normalise `text`, run G2P where the mode (or an explicit `g2p` backend) asks for it."""
+    code = normalize_language(language)
+    frontend = frontend_for(code)
+    if mode == "base" and code in XTTS_LANGUAGES:
+        from xtts_finetune.text.coverage import tokenizer_text
+
+        normalized = frontend.normalize(text)
+        return Prepared(normalized, None, tokenizer_text(normalized, code))
+    normalized = frontend.normalize(text)
+    if mode != "phonemes" and not g2p:
+        return Prepared(normalized, None, normalized.lower())
+    ipa, backend = run_g2p(normalized, code, g2p or "builtin")
+    romanize = frontend.romanize or _default_romanize()
+    return Prepared(normalized, ipa, romanize(ipa) if mode == "phonemes" else normalized.lower(), backend)
+
+
+def _default_romanize():
+    from xtts_finetune.text.amharic import romanize_ipa
+
+    return romanize_ipa
+
+
+def run_g2p(text: str, language: str, backend: str = "builtin") -> tuple[str, str]:
+    """(IPA, backend used): the asked backend, or the built-in converter when it is not installed (logged)."""
+    if backend not in G2P_BACKENDS:
+        raise UserError(f"unknown G2P backend {backend!r}", fix=f"use one of: {', '.join(G2P_BACKENDS)}")
+    builtin = frontend_for(language).builtin_g2p
+    if backend != "builtin":
+        try:
+            return _external_g2p(text, language, backend), backend
+        except (ImportError, OSError) as err:  # not installed, or its model files could not be fetched
+            log.warning("G2P backend %s is not available (%s); using the built-in converter", backend, err)
+    if builtin is None:
+        raise UserError(f"there is no G2P for language {language!r}",
+                        fix="use --vocab script, or install epitran or transphone for it")
+    return builtin(text), "builtin"
+
+
+@lru_cache(maxsize=4)
+def _epitran(code: str):
+    import epitran  # optional: pip install epitran
+
+    return epitran.Epitran({"am": "amh-Ethi-pp"}.get(code, code))
+
+
+def _external_g2p(text: str, language: str, backend: str) -> str:
+    if backend == "epitran":
+        return " ".join(_epitran(normalize_language(language)).transliterate(w) for w in text.split())
+    from transphone import read_tokenizer  # optional: downloads its model files on first use
+
+    g2p = read_tokenizer({"am": "amh"}.get(language, language))
+    return " ".join("".join(g2p.tokenize(w)) for w in text.split())

@@ -1,0 +1,138 @@
+"""The Amharic front end: numbers (expected values derived here by separate arithmetic), normalisation, G2P."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from xtts_finetune.text.amharic import amharic_g2p, normalize_amharic, romanize_ipa
+from xtts_finetune.text.amharic_numbers import ethiopic_value, expand_numbers, ordinal_words
+from xtts_finetune.text.sentences import split_sentences
+
+# The test's own reading of Amharic number words back into integers (values of the words, then the
+# arithmetic of scales): not the converter's tables.
+_WORD_VALUES = {"አንድ": 1, "ሁለት": 2, "ሦስት": 3, "አራት": 4, "አምስት": 5, "ስድስት": 6, "ሰባት": 7, "ስምንት": 8,
+                "ዘጠኝ": 9, "አሥር": 10, "አሥራ": 10, "ሃያ": 20, "ሠላሳ": 30, "አርባ": 40, "ሃምሳ": 50, "ስልሳ": 60,
+                "ሰባ": 70, "ሰማንያ": 80, "ዘጠና": 90, "ዜሮ": 0}
+_SCALES = {"ሺ": 10**3, "ሚሊዮን": 10**6, "ቢሊዮን": 10**9, "ትሪሊዮን": 10**12}
+
+
+def words_value(words: str) -> int:
+    total = current = 0
+    for word in words.split():
+        if word in _WORD_VALUES:
+            current += _WORD_VALUES[word]
+        elif word == "መቶ":
+            current = (current or 1) * 100
+        else:
+            total += (current or 1) * _SCALES[word]
+            current = 0
+    return total + current
+
+
+def to_ethiopic(n: int) -> str:
+    """The test's own writer of Ethiopic numerals: base-100 groups, ፻ on odd places, ፼ per two places; a group
+    of 1 is written as its marks alone when it leads (፻, ፼), else with ፩ (so ፼፼፼ is never ambiguous)."""
+    ones = "፩፪፫፬፭፮፯፰፱"
+    tens = "፲፳፴፵፶፷፸፹፺"
+    out, place = [], 0
+    while n:
+        n, group = divmod(n, 100)
+        if group:
+            marks = ("፻" if place % 2 else "") + "፼" * (place // 2)
+            pair = (tens[group // 10 - 1] if group >= 10 else "") + (ones[group % 10 - 1] if group % 10 else "")
+            out.append(("" if group == 1 and place and not n else pair) + marks)
+        place += 1
+    return "".join(reversed(out))
+
+
+@pytest.mark.parametrize("n", [0, 7, 10, 11, 19, 20, 99, 100, 101, 110, 999, 1000, 1001, 2016, 10100, 100000,
+                               1_000_000, 1_234_567, 10**9, 10**12, 999_999_999_999_999])
+def test_digits_read_as_the_number(n):
+    assert words_value(expand_numbers(str(n))) == n
+
+
+def test_random_numbers_up_to_a_trillion_in_digits_and_ethiopic_numerals():
+    rng = random.Random(17)
+    for n in [rng.randrange(1, 10**rng.randint(1, 13)) for _ in range(300)]:
+        words = expand_numbers(str(n))
+        assert words_value(words) == n, (n, words)
+        assert expand_numbers(to_ethiopic(n)).strip() == words, (n, to_ethiopic(n))
+
+
+def test_standard_ethiopic_readings():
+    assert ethiopic_value("፼፻") == 10_000 + 100
+    assert ethiopic_value("፳፻፲፮") == 20 * 100 + 16
+    assert ethiopic_value("፻፼") == 100 * 10_000
+    assert ethiopic_value("፼፼") == 10_000 * 10_000
+    assert ethiopic_value("፭፻፼፫፼") == 5 * 100 * 10_000 + 3 * 10_000
+
+
+def test_decimals_ordinals_money_percent_dates():
+    assert expand_numbers("3.25") == "ሦስት ነጥብ ሁለት አምስት"
+    assert expand_numbers("1,250") == expand_numbers("1250")
+    assert words_value(expand_numbers("1,250")) == 1250
+    assert ordinal_words(1) == "አንደኛ" and ordinal_words(3) == "ሦስተኛ" and ordinal_words(20) == "ሃያኛ"
+    assert expand_numbers("5ኛ") == "አምስተኛ"
+    assert expand_numbers("12.50 ብር") == "አሥራ ሁለት ብር ከሃምሳ ሳንቲም"
+    assert expand_numbers("$3") == "ሦስት ዶላር"
+    assert expand_numbers("25%") == "ሃያ አምስት በመቶ"
+    assert expand_numbers("12/05/2016").startswith("ጥር ")  # month 5 of the Ethiopian calendar
+    assert words_value(expand_numbers("12/05/2016").split(" ", 1)[1].replace("ሁለት ሺ", "|ሁለት ሺ").split("|")[1]) == 2016
+
+
+def test_normalisation_folds_letters_maps_punctuation_and_expands_abbreviations():
+    assert normalize_amharic("ሠላም") == normalize_amharic("ሰላም") == "ሰላም"
+    assert normalize_amharic("ሐሳብ") == normalize_amharic("ኀሳብ") == "ሀሳብ"
+    assert normalize_amharic("ዐይን") == "አይን" and normalize_amharic("ፀሐይ") == "ጸሀይ"
+    assert normalize_amharic("ሰላም ነው። እንዴት ነህ፧ አዎ፣ ጥሩ") == "ሰላም ነው. እንዴት ነህ? አዎ, ጥሩ"
+    assert normalize_amharic("ዶ/ር አበበ ት/ቤት") == "ዶክተር አበበ ትምህርት ቤት"
+    assert "ዓ.ም" not in normalize_amharic("በ2016 ዓ.ም. ተወለደ")
+
+
+def test_ethiopic_punctuation_ends_sentences():
+    assert split_sentences("ሰላም ነው። እንዴት ነህ፧ ደህና ነኝ") == ["ሰላም ነው።", "እንዴት ነህ፧", "ደህና ነኝ"]
+
+
+# Our own small lexicon (word, IPA), written for this test from Amharic phonology.
+LEXICON = {
+    "ሰላም": "səlam", "ልጅ": "lɨdʒ", "ቤት": "bet", "ሀገር": "haɡər", "ቋንቋ": "kʼʷankʼʷa", "አማርኛ": "amarɲa",
+    "ክፍል": "kɨfɨl", "ጤና": "tʼena", "ውሃ": "wɨha", "ቡና": "buna", "ምግብ": "mɨɡɨb", "ዶሮ": "doro", "ኢትዮጵያ": "itjopʼja",
+    "ጫማ": "tʃʼama", "ሸማ": "ʃəma", "ዛፍ": "zaf", "ኮከብ": "kokəb", "ጓደኛ": "ɡʷadəɲa", "እናት": "ɨnat", "አባት": "abat",
+    "ትምህርት": "tɨmhɨrt", "ልብስ": "lɨbs", "ሀሳብ": "hasab", "ጸሐይ": "sʼəhaj",
+}
+
+
+@pytest.mark.parametrize("word", sorted(LEXICON))
+def test_builtin_g2p_on_our_lexicon(word):
+    assert amharic_g2p(normalize_amharic(word)) == LEXICON[word]
+
+
+def test_romanised_phones_use_only_latin_letters_and_marks():
+    text = romanize_ipa(amharic_g2p("ጫማ ቋንቋ አማርኛ ክፍል"))
+    assert text == "ch'ama k'wank'wa amarnya kïfïl"
+
+
+def test_g2p_scoring_counts_phone_and_word_errors_under_each_convention(tmp_path):
+    from xtts_finetune.text.g2p_score import phones, read_lexicon, score
+
+    assert phones("tʃʼama kʷa bːə") == ["tʃʼ", "a", "m", "a", "kʷ", "a", "bː", "ə"]
+    assert phones("t͡ʃʼa") == phones("tʃʼa") == ["tʃʼ", "a"]
+    lexicon = tmp_path / "lex.tsv"
+    lexicon.write_text("ሰላም\tsəlaːm\nቤት\tbet\nልጅ\tʔɨlɨdʒ\n", encoding="utf-8")
+    pairs = read_lexicon(lexicon)
+    predicted = {"ሰላም": "səlam", "ቤት": "bet", "ልጅ": "ɨlɨdʒ"}.get
+    strict = score(pairs, predicted)
+    assert strict.words == 3 and strict.word_error_rate == pytest.approx(2 / 3)
+    assert strict.phone_error_rate == pytest.approx(2 / 13)  # aː vs a, a missing ʔ; 5 + 3 + 5 reference phones
+    loose = score(pairs, predicted, length=False, optional_glottal=True)
+    assert loose.phone_error_rate == 0 and loose.word_error_rate == 0
+    builtin = score(sorted(LEXICON.items()), lambda w: amharic_g2p(normalize_amharic(w)))
+    assert builtin.word_error_rate == 0
+
+
+def test_evaluation_scores_amharic_through_its_front_end():
+    from xtts_finetune.evaluate.metrics import error_rates
+
+    assert error_rates("ሠላም ነው። 2 ልጆች", "ሰላም ነው ሁለት ልጆች", "am") == (0.0, 0.0)
