@@ -37,7 +37,7 @@ def ui_words(text: str) -> str:
     """A library message with its command-line advice said in the page's words."""
     for pattern, words in CLI_TO_UI:
         text = pattern.sub(words, text)
-    return re.sub(r"\s+\n|\s{2,}(?=\S)", lambda m: "\n" if "\n" in m.group() else " ", text).strip()
+    return "\n".join(re.sub(r"(?<=\S) {2,}", " ", line).rstrip() for line in text.strip().splitlines())
 
 
 def split_fix(text: str) -> tuple[str, str]:
