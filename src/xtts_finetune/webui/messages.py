@@ -20,8 +20,11 @@ CLI_TO_UI = [
     (re.compile(r"--base (\S+)"), r"base model \1"),
     (re.compile(r"pass the path of a local faster-whisper model folder"),
      "type the path of a local faster-whisper model folder into the Whisper model field"),
-    (re.compile(r"xtts-finetune models download (\S+)"), r"choose the release \1 again when online"),
+    (re.compile(r"unset HF_HUB_OFFLINE and run: xtts-finetune models download (\S+?);"),
+     r"go online (HF_HUB_OFFLINE must be unset) and start again, so \1 downloads;"),
+    (re.compile(r"xtts-finetune models download (\S+?)\b"), r"choose the release \1 again when online"),
     (re.compile(r"give --audio FILES_OR_FOLDERS.*"), "upload recordings or type a folder path"),
+    (re.compile(r"run the same command again"), "start it again"),
 ]
 NETWORK_ERRORS = ("ConnectError", "ConnectTimeout", "ConnectionError", "ReadTimeout", "Timeout", "gaierror",
                   "LocalEntryNotFoundError", "OfflineModeIsEnabled", "ProxyError", "NameResolutionError")
