@@ -48,6 +48,11 @@ def _reload(page, tab: str) -> None:
     _tab(page, tab)
 
 
+def _wait_value(page, selector: str, value: str) -> None:
+    """Until the field shows `value` (a reloaded form is filled by the page's load event, a moment later)."""
+    page.wait_for_function("([sel, v]) => document.querySelector(sel)?.value === v", arg=[selector, value], timeout=20_000)
+
+
 def _no_error_badges(page, *elem_ids: str) -> None:
     """Gradio marks a component an event failed on with an error badge; these fields must carry none."""
     for elem_id in elem_ids:
@@ -82,8 +87,8 @@ def test_failures_are_visible_and_leave_good_state_alone(offline_app, tiny_whisp
 
         # 2. Whisper cannot be downloaded offline: red, with the fix in the UI's words ...
         _reload(page, "Dataset")
-        assert page.locator("#ds-whisper input").input_value() == str(tiny_whisper)  # the form survived
-        assert page.locator("#ds-speaker :is(input, textarea)").first.input_value() == "anna"
+        _wait_value(page, "#ds-whisper input", str(tiny_whisper))  # the form survived
+        _wait_value(page, "#ds-speaker :is(input, textarea)", "anna")
         other = espeak("The quick brown fox jumps over the lazy dog.", tmp_path / "up2" / "fox.wav")
         page.locator("#ds-media input[type=file]").set_input_files(str(other))
         page.locator("#ds-media").get_by_text("fox").wait_for()
@@ -95,7 +100,7 @@ def test_failures_are_visible_and_leave_good_state_alone(offline_app, tiny_whisp
         assert "fox.wav" in panel and "Whisper model field" in panel and "--" not in panel
         # ... and the reloaded form comes from the last job that worked, not the failed one.
         _reload(page, "Dataset")
-        assert page.locator("#ds-whisper input").input_value() == str(tiny_whisper)
+        _wait_value(page, "#ds-whisper input", str(tiny_whisper))
 
         # 3. Training from a release with no network: red, a fix, no stale curves; the form keeps no failed base.
         _tab(page, "Train")
@@ -121,7 +126,7 @@ def test_failures_are_visible_and_leave_good_state_alone(offline_app, tiny_whisp
         _tab(page, "Speak")
         page.wait_for_function("() => document.querySelector('#sp-model-info')?.innerText.includes('tiny-voice')")
         page.locator("#sp-text textarea").fill("Hello there.")
-        assert "12 / 4,000 characters" in page.locator("#sp-count").inner_text()
+        page.locator("#sp-count", has_text="12 / 4,000 characters").wait_for()  # counted as you type
         page.locator("#sp-speak").click()
         page.wait_for_function("() => document.querySelector('#sp-audio audio')?.src", timeout=120_000)
         page.locator("#sp-status", has_text="Spoke 1 sentence").wait_for()
@@ -148,7 +153,7 @@ def test_failures_are_visible_and_leave_good_state_alone(offline_app, tiny_whisp
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(f"{url}?__theme=dark")
         phone.wait_for_selector("#ds-create")
-        phone.locator("#ds-clips div[role=row]").nth(1).wait_for()
+        phone.locator("#ds-stats .xf-stats").wait_for()
         assert all(phone.get_by_role("tab", name=n).is_visible() for n in ("Dataset", "Train", "Export", "Speak"))
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         assert phone.evaluate("document.body.classList.contains('dark') || document.querySelector('.dark') !== null")

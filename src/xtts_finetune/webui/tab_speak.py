@@ -73,13 +73,9 @@ def max_chars() -> int:
 
 
 def count_html(n: int) -> str:
-    """The counter under the text box (the browser keeps it current as you type, with COUNT_JS)."""
+    """The counter under the text box, kept current as you type."""
     over = " xf-over" if n > max_chars() else ""
     return f'<span class="xf-count{over}" aria-live="polite">{n:,} / {max_chars():,} characters</span>'
-
-
-COUNT_JS = """(t) => { const n = (t || '').length, max = %d;
-  return `<span class="xf-count${n > max ? ' xf-over' : ''}" aria-live="polite">${n.toLocaleString('en')} / ${max.toLocaleString('en')} characters</span>`; }"""
 
 
 def check_references(clips: list[Path]) -> list[Path]:
@@ -245,7 +241,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
     model.change(on_model, [model], [voice, language, model_info])
     source.change(on_source, [source], [voice, clip, upload], show_progress="hidden")
-    text.input(None, [text], [count], js=COUNT_JS % max_chars())
+    text.change(lambda words: count_html(len(words or "")), [text], [count], show_progress="hidden",
+                trigger_mode="always_last", queue=False)
     speak.click(on_speak, [model, source, voice, clip, upload, text, language, seed, temperature, speed, top_k, top_p, penalty],
                 [status, audio], show_progress="hidden")
     cancel.click(on_cancel, None, None, show_progress="hidden")
