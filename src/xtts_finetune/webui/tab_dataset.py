@@ -163,7 +163,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             suspects_only = gr.Checkbox(label="Only suspect clips", elem_id="ds-suspects-only")
             exclude_all = gr.Button("Exclude all suspect clips", size="sm", elem_id="ds-exclude-suspects")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
-                             column_widths=["15%", "7%", "8%", "6%", "50%", "14%"], wrap=True)
+                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px"], wrap=True)  # px: scrolls sideways on a phone
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
                               waveform_options=PLAYER)
