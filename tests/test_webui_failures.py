@@ -154,6 +154,10 @@ def test_failures_are_visible_and_leave_good_state_alone(offline_app, tiny_whisp
         phone.goto(f"{url}?__theme=dark")
         phone.wait_for_selector("#ds-create")
         phone.locator("#ds-stats .xf-stats").wait_for()
+        phone.locator("#ds-histogram :is(canvas, svg)").first.wait_for()  # a native plot, drawn in the dark theme
+        right = phone.evaluate("(() => { const i = document.querySelector('#ds-whisper input');"
+                               " return parseFloat(getComputedStyle(i).paddingRight); })()")
+        assert right > 10  # a long value ends in an ellipsis before the arrow, not under it
         assert all(phone.get_by_role("tab", name=n).is_visible() for n in ("Dataset", "Train", "Export", "Speak"))
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
         assert phone.evaluate("document.body.classList.contains('dark') || document.querySelector('.dark') !== null")

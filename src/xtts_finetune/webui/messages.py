@@ -87,6 +87,7 @@ def problems(failed: list[tuple[str, str]], empty: list[str] = ()) -> list[dict]
         name = Path(source).name or source
         reason, fix = split_fix(ui_words(str(why)))
         reason = reason.replace(str(source), name)  # the file is named once, in its column
+        reason = reason[len(name) + 2:] if reason.lower().startswith(f"{name.lower()}: ") else reason
         grouped.setdefault((reason, fix), []).append(name)
     for label in empty:
         grouped.setdefault(("No speech found in it.", "Check that it is a recording of the voice."), []).append(

@@ -120,7 +120,7 @@ def _durations(seconds: list[float]):
     frame = pd.DataFrame({"seconds": seconds, "clips": [1] * len(seconds)})
     if not seconds:
         return frame, "No clips yet."
-    return frame, (f"Histogram of {plural(len(seconds), 'clip')}' lengths, from {min(seconds):.1f} s to "
+    return frame, (f"Clip durations: {plural(len(seconds), 'clip')} from {min(seconds):.1f} s to "
                    f"{max(seconds):.1f} s, median {sorted(seconds)[len(seconds) // 2]:.1f} s.")
 
 
@@ -154,7 +154,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             gr.Markdown("### Statistics")
             stats = gr.HTML(stats_html([]), elem_id="ds-stats")
             histogram = gr.BarPlot(None, x="seconds", y="clips", x_bin=1, y_aggregate="sum", height=240,
-                                   title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram")
+                                   title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram",
+                                   y_axis_format="d")
             histogram_alt = gr.HTML("", elem_id="ds-histogram-alt", elem_classes="xf-note")
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
