@@ -100,12 +100,21 @@ read_plan() {  # read_plan [--probe]: installer.py's KEY=value lines become shel
   done <<<"$plan"
 }
 
+sync_env() {  # sync_env [uv sync flags]: the locked environment, with Whisper's CUDA 12 libraries on NVIDIA Linux
+  # CTranslate2 (faster-whisper) links cuBLAS 12 / cuDNN 9; torch's CUDA 13 build does not ship them.
+  if [ "${TORCH_DEVICE:-}" = cuda ] && [ "$(uname -s)" = Linux ]; then
+    "$UV" sync --frozen --project "$XTTS_ROOT" --extra whisper-gpu "$@"
+  else
+    "$UV" sync --frozen --project "$XTTS_ROOT" "$@"
+  fi
+}
+
 install_torch_build() {
   local venv_python="$XTTS_ROOT/.venv/bin/python"
   [ "$TORCH_REINSTALL" = 1 ] || return 0
   if [ -z "$TORCH_INDEX" ]; then
     say "putting back the torch build uv.lock pins (installed: $TORCH_INSTALLED)"
-    "$UV" sync --frozen --project "$XTTS_ROOT" --reinstall-package torch --reinstall-package torchaudio
+    sync_env --reinstall-package torch --reinstall-package torchaudio
   elif [ "$TORCH_INDEX_REACHABLE" != 1 ]; then
     say "warning: cannot reach $TORCH_INDEX; keeping torch $TORCH_INSTALLED from PyPI."
     if [ "$TORCH_DEVICE" = cpu ]; then
@@ -119,7 +128,7 @@ install_torch_build() {
       --reinstall-package torch --reinstall-package torchaudio \
       "torch==$TORCH_VERSION" "torchaudio==$TORCH_VERSION"; then
       say "warning: installing from $TORCH_INDEX failed; putting back the PyPI build of torch"
-      "$UV" sync --frozen --project "$XTTS_ROOT" --reinstall-package torch --reinstall-package torchaudio
+      sync_env --reinstall-package torch --reinstall-package torchaudio
     fi
   fi
 }
@@ -133,7 +142,7 @@ install_all() {  # install_all [--test]; sets UV
   [ "$TORCH_SUPPORTED" = 1 ] || die "$TORCH_REASON"
   if [ "$SYNC_NEEDED" = 1 ]; then
     say "installing the Python environment into $XTTS_ROOT/.venv (uv sync --frozen)"
-    "$UV" sync --frozen --project "$XTTS_ROOT"
+    sync_env
     python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" --mark-synced
   fi
   read_plan --probe

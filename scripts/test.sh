@@ -5,5 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
 install_all --test
 cd "$XTTS_ROOT"
+# Many tests start the CLI in a process of its own: let Python keep compiled bytecode, or each one spends
+# ~10 s of CPU recompiling torch, transformers and gradio (some environments set PYTHONDONTWRITEBYTECODE).
+unset PYTHONDONTWRITEBYTECODE
 # --no-sync: a plain `uv run` would sync, putting back the PyPI torch in place of the CUDA build chosen above.
 exec "$UV" run --no-sync pytest "$@"

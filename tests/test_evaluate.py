@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 
 import pytest
 import soundfile as sf
@@ -82,6 +83,20 @@ def test_evaluate_a_run_from_the_cli_and_export_the_recommended_checkpoint(run, 
     assert card["checkpoint"] == run_report["recommended"]
 
 
+def test_evaluate_the_export_from_the_cli(run, run_report, tiny_models, tmp_path, capsys):
+    sentences = tmp_path / "one.txt"
+    sentences.write_text("Yes, of course.\n", encoding="utf-8")
+    model = run.parent.parent / "models" / "picked"
+    assert main(["evaluate", str(model), "--sentences", str(sentences), *scoring_args(tiny_models)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["model", "CER", "WER", "similarity", "pace", "babble"]
+    assert [line.split()[0] for line in table[2:5]] == ["picked", "base", "real"]
+    assert table[-1] == f"details, audio and chart: {model / 'evaluation'}"
+    card = json.loads((model / "model_card.json").read_text(encoding="utf-8"))
+    assert card["evaluation"]["models"]["picked"]["cer"] == json.loads(
+        (model / "evaluation" / "evaluation.json").read_text(encoding="utf-8"))["models"]["picked"]["cer"]
+
+
 def test_evaluate_the_export_from_the_web_ui(run, run_report, tiny_models):
     from xtts_finetune.webui.common import UI
     from xtts_finetune.webui.jobs import JobRunner
@@ -94,7 +109,8 @@ def test_evaluate_the_export_from_the_web_ui(run, run_report, tiny_models):
     assert "recommended" in checkpoint_choices(ui, run.name)  # the run was evaluated
     assert {("model picked", "models/picked"), (f"run {run.name} (its checkpoints)", f"runs/{run.name}")} <= set(
         evaluation_targets(ui))
-    assert evaluation_view(ui, "models/picked") == ([], None, [])  # nothing to show before an evaluation
+    shutil.rmtree(workspace / "models" / "picked" / "evaluation")  # as before any evaluation
+    assert evaluation_view(ui, "models/picked") == ([], None, []) == evaluation_view(ui, None)
     job = start_evaluation(ui, "models/picked", "Hello there, my friend.\n", str(tiny_models["whisper"]),
                            str(tiny_models["speaker"]))
     job = ui.jobs.wait(job.id, timeout=600)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -60,7 +59,7 @@ def test_a_killed_run_is_interrupted_not_running(tmp_path):
             with run_lock(run):
                 pass
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
         proc.wait(30)
         proc.stdout.close()
     assert run_info(run).status == "interrupted"
@@ -148,7 +147,7 @@ def test_manifest_writes_wait_for_the_dataset_lock(tmp_path):
         writer.join(1.0)
         assert writer.is_alive() and not (tmp_path / "dataset" / "dataset.json").exists()  # waiting, not writing
     finally:
-        proc.send_signal(signal.SIGKILL)  # its owner dies: the OS frees the lock
+        proc.kill()  # its owner dies: the OS frees the lock
         proc.wait(30)
         proc.stdout.close()
     writer.join(30)

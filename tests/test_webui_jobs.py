@@ -166,3 +166,21 @@ def test_one_gpu_job_at_a_time_others_queued_and_shown_as_queued(tmp_path):
     assert runner.wait(third.id, 10).status == "stopped"
     with runner.gpu("speak", wait=False):  # free again
         pass
+
+
+def test_speak_waits_for_another_speak_but_not_for_a_job(tmp_path):
+    runner = JobRunner(tmp_path)
+    held, done = threading.Event(), []
+
+    def first_speak():
+        with runner.gpu("speak", wait=False):
+            held.set()
+            time.sleep(0.5)  # loading a model
+
+    thread = threading.Thread(target=first_speak)
+    thread.start()
+    assert held.wait(10)
+    with runner.gpu("speak", wait=False):  # the page's second call waits its turn
+        done.append(not thread.is_alive())
+    thread.join()
+    assert done == [True]

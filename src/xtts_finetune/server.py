@@ -5,7 +5,8 @@ admitted (running or waiting), the rest get 503 with Retry-After, so a burst nev
 The text front end runs on that thread too, inside the admitted work, so `/health` and open streams
 never wait for it. Before any body is read, the Host header (DNS rebinding) and the token are
 checked, and the body is counted as it arrives (chunked too). A client that leaves stops its work.
-Every error is JSON in OpenAI's shape, {"error": {"message", "type"}}, and bad input is never a 500.
+Every error is JSON in OpenAI's shape, {"error": {"message", "type"}}, and bad input is never a 500
+(a Host header off the allow-list, a browser's rebinding attempt rather than a client, gets a plain 400).
 """
 
 from __future__ import annotations

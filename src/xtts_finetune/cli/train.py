@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,6 +55,11 @@ def register(sub) -> None:
     )
     train.add_argument(
         "--optimizer-8bit", action="store_true", help="AdamW with 8-bit state (needs bitsandbytes; NVIDIA GPUs)"
+    )
+    train.add_argument(
+        "--devices", type=int, default=1, metavar="N",
+        help="train on N GPUs of this machine (N CPU processes where there is none) through torchrun; "
+        "--batch-size is per device, so the global batch is batch x grad-accum x N",
     )
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
     train.add_argument(
@@ -121,14 +127,16 @@ def _train(args) -> int:
     if args.resume and args.base:
         print("note: --resume continues the run with the base model and settings it started with; --base is not used",
               file=sys.stderr)
-    result = train(
-        args.workspace,
-        args.base,
-        None if args.resume else _settings(args),
-        resume=args.resume,
-        run_name=args.run_name,
-        progress=ConsoleProgress(),
-    )
+    settings = None if args.resume else _settings(args)
+    if args.devices != 1 and "WORLD_SIZE" not in os.environ:  # not yet under torchrun: start it
+        from xtts_finetune.train.distributed import launch
+
+        result = launch(args.devices, args.workspace, args.base, settings, resume=args.resume, run_name=args.run_name)
+    else:
+        result = train(args.workspace, args.base, settings, resume=args.resume, run_name=args.run_name,
+                       progress=ConsoleProgress())
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+            return 0 if result.status in ("finished", "early_stopped") else 1
     loss = f"{result.best_eval_loss:.4f}" if result.best_eval_loss is not None else "none"
     size = sum(p.stat().st_size for p in result.run_dir.rglob("*") if p.is_file())
     print(f"run {result.status.replace('_', ' ')} after {result.steps} steps: {result.run_dir}")

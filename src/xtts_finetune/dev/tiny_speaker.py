@@ -26,8 +26,14 @@ def make_tiny_speaker(out_dir: str | Path, seed: int = 0) -> Path:
         tdnn_dim=(32, 32, 64), tdnn_kernel=(5, 3, 1), tdnn_dilation=(1, 2, 1), xvector_output_dim=16,
         num_buckets=32, max_bucket_distance=100,
     )
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent) as staging:
         WavLMForXVector(config).eval().save_pretrained(staging)
+        if bars:
+            transformers_logging.enable_progress_bar()
         Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
                                  return_attention_mask=True).save_pretrained(staging)
         if out.exists():

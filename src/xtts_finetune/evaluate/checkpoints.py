@@ -7,7 +7,6 @@ through export, so when the checkpoint format changes, export changes and evalua
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path

@@ -71,7 +71,7 @@ TABLE_HEADERS = ["model", "CER", "WER", "similarity", "pace", "babble"]
 def format_table(evaluation: Evaluation) -> str:
     rows = [TABLE_HEADERS, *table_rows(evaluation)]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(TABLE_HEADERS))]
-    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     if evaluation.recommended:

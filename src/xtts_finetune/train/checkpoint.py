@@ -37,7 +37,7 @@ class Saved:
 def model_weights(gpt: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The GPT weights under their release names (what export puts into model.pth)."""
     state = gpt.state_dict()
-    return {f"gpt.{k}": v.detach().clone() for k, v in state.items() if not k.startswith("gpt_inference")}
+    return {f"gpt.{k}": v for k, v in state.items() if not k.startswith("gpt_inference")}
 
 
 def saved_pairs(run_dir: Path) -> list[Saved]:

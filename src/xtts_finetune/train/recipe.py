@@ -14,6 +14,7 @@ import math
 import random
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from xtts_finetune.languages import tokenizer_language
 from xtts_finetune.progress import ProgressCallback
 from xtts_finetune.train import checkpoint
 from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
+from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
 from xtts_finetune.train.precision import Precision, adamw, resolve_precision
@@ -93,24 +95,26 @@ def load_gpt(base_dir: Path):
     config = XttsConfig()
     config.load_json(str(base_dir / "config.json"))
     a, tokenizer = config.model_args, VoiceBpeTokenizer(str(base_dir / "vocab.json"))
-    gpt = GPT(
-        layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
-        start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
-        stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
-        max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
-        max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
-        num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
-        stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
-        code_stride_len=a.gpt_code_stride_len,
-    )
-    load_weights(gpt, torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"], base_dir)
-    return gpt, tokenizer, config
+    with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
+        gpt = GPT(
+            layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
+            start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
+            stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
+            max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
+            max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
+            num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
+            stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
+            code_stride_len=a.gpt_code_stride_len,
+        )
+    state = torch.load(base_dir / "model.pth", map_location="cpu", weights_only=True)["model"]
+    load_weights(gpt, state, base_dir, assign=True)
+    return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
 
 
-def load_weights(gpt, state: dict, source) -> None:
+def load_weights(gpt, state: dict, source, assign: bool = False) -> None:
     """Load release-named ("gpt.*") weights into `gpt`; a missing weight is an error, not a random init."""
     weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
-    missing = [k for k in gpt.load_state_dict(weights, strict=False).missing_keys if "lora_" not in k]
+    missing = gpt.load_state_dict(weights, strict=False, assign=assign).missing_keys
     if missing:
         raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
                         fix="use a complete XTTS v2 model")
@@ -131,11 +135,13 @@ def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
 class Recipe:
     """One run: `setup()` (and `restore()` to resume) then `train()`; `save_checkpoint()` at any batch."""
 
-    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None):
-        self.cfg, self.run_dir, self.events = config, run_dir, events
+    def __init__(self, config: RecipeConfig, run_dir: Path, events: EventLog | None = None, world: World | None = None):
+        self.cfg, self.run_dir, self.events, self.world = config, run_dir, events, world or World()
         self.settings = config.train_settings
-        self.step = self.epoch = self.position = 0  # batches done, current epoch, batches done in it
+        # batches done (by all ranks), current epoch, batches done in it, batches in the gradients not yet stepped
+        self.step = self.epoch = self.position = self.pending = 0
         self.resume_notes: list[str] = []
+        self.stop_event = None  # distributed: a stop asked of any rank, agreed on by all
 
     def setup(self, cache_root: Path | None = None) -> None:
         """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
@@ -153,6 +159,9 @@ class Recipe:
             return load_clips([(dataset / f, t) for f, t in pairs], lambda t: tokenizer.encode(t, self.cfg.language),
                               self.cache)
 
+        if self.world.distributed:  # each rank computes the codes of its share of the clips, then all read them
+            clips(self.cfg.train_clips[self.world.rank :: self.world.size])
+            self.world.barrier()
         self.train_clips, self.eval_clips = clips(self.cfg.train_clips), clips(self.cfg.eval_clips)
         self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
         self.gpt.to(self.device)
@@ -167,7 +176,7 @@ class Recipe:
                                               weights_only=True)["model"], self.cfg.base_dir)
         self.cfg.batch_size = batch_size
         self.cfg.grad_accum, self.cfg.optimizer_steps, self.cfg.warmup_steps = plan_steps(
-            self.settings, len(self.cfg.train_clips), batch_size)
+            self.settings, len(self.cfg.train_clips), batch_size, self.world.size)
         lengths = [c.samples for c in self.train_clips]
         self.sampler = BucketSampler(lengths, batch_size, seed=self.settings.seed)
         self.padding = padding_share(self.sampler.epoch(0), lengths)
@@ -185,40 +194,72 @@ class Recipe:
         return {k: None if v is None else _to_device(v, self.device) for k, v in batch.items()}
 
     def train(self) -> str:
-        """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save)."""
-        total_epochs, accum = self.settings.epochs, self.cfg.grad_accum
-        while self.epoch < total_epochs:
+        """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save).
+
+        Each round, rank r trains on the batch at position + r (one rank: one batch a round); an optimizer
+        step comes after grad_accum rounds and at the epoch's end, gradients averaged over the ranks.
+        """
+        ranks, rank = self.world.size, self.world.rank
+        self.model = self.world.wrap(self.gpt, self.device)
+        while self.epoch < self.settings.epochs:
             self.gpt.train()
             batches = self.sampler.epoch(self.epoch)
-            for index, picked in self.sampler.iter_from(self.epoch, self.position):
-                seed = self.settings.seed
-                torch.manual_seed(seed * 1_000_003 + self.step)  # dropout and crops: functions of the step
-                batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{self.step}"))
-                with self.precision.autocast():
-                    losses = gpt_losses(self.gpt, batch)
-                loss = losses["loss"] / accum
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            while self.position < len(batches):
+                done = min(ranks, len(batches) - self.position)  # batches in this round
+                self.pending += done
+                stepping = self.pending >= self.cfg.grad_accum * ranks or self.position + done == len(batches)
+                with self.world.no_sync(self.model, accumulating=not stepping):
+                    losses = self._forward_backward(batches[self.position + min(rank, done - 1)], rank < done)
                 lr = self.optimizer.param_groups[0]["lr"]
-                if (index + 1) % accum == 0 or index + 1 == len(batches):
+                if stepping:
                     self._optimizer_step()
-                self.step, self.position = self.step + 1, index + 1
-                if self.step % self.settings.save_every_steps == 0:
+                    self.pending = 0
+                self.step, self.position = self.step + done, self.position + done
+                if self.step // self.settings.save_every_steps > (self.step - done) // self.settings.save_every_steps:
                     self.save_checkpoint()
-                if self.events:
-                    self.events.step(self.step, self.epoch, {k: float(v.detach()) for k, v in losses.items()}, lr)
+                self._log_step(losses, rank < done, lr)
             self.epoch, self.position = self.epoch + 1, 0
             eval_loss = self.evaluate()
+            early = False
             if self.events:
                 if self.events.improves(eval_loss):
                     checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
                 try:
                     self.events.evaluated(self.step, self.epoch - 1, eval_loss)
                 except EarlyStop:
-                    self.save_checkpoint(final=True)
-                    return "early_stopped"
-                self._light_evaluation()
+                    early = True
+            if self.world.share(early):  # rank 0 decides for all
+                self.save_checkpoint(final=True)
+                return "early_stopped"
+            self._light_evaluation()
         self.save_checkpoint(final=True)
         return "finished"
+
+    def _forward_backward(self, picked: list[int], real: bool) -> dict[str, torch.Tensor]:
+        """One batch's losses and gradients; a rank with no batch left in the round adds zero gradients.
+
+        Each batch is weighted 1/grad_accum and DDP averages over ranks, so a step is the mean over its
+        batches, as one process with grad_accum x ranks would take it. Seeds are the batch's global index.
+        """
+        seed, at = self.settings.seed, self.step + (self.world.rank if real else 0)
+        torch.manual_seed(seed * 1_000_003 + at)  # dropout and crops: functions of the batch
+        batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{at}"))
+        with self.precision.autocast():
+            losses = gpt_losses(self.model, batch)
+        loss = losses["loss"] * ((1.0 if real else 0.0) / self.cfg.grad_accum)
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        return losses
+
+    def _log_step(self, losses: dict[str, torch.Tensor], real: bool, lr: float) -> None:
+        """Log the round's losses, averaged over the ranks' batches; stop if any rank was asked to."""
+        names = list(losses)
+        stop = self.stop_event is not None and self.stop_event.is_set()
+        totals = self.world.sum([float(losses[k].detach()) * real for k in names] + [float(real), float(stop)])
+        if self.events:
+            self.events.step(self.step, self.epoch,
+                             {k: totals[i] / totals[-2] for i, k in enumerate(names)}, lr)
+        if totals[-1]:
+            raise StopRequested
 
     def _light_evaluation(self) -> None:
         """`--evaluate-every N`: save, then score this epoch's checkpoint (CER, similarity) into evaluation.jsonl."""
@@ -228,6 +269,8 @@ class Recipe:
         from xtts_finetune.evaluate import during_training
 
         self.save_checkpoint(final=self.epoch == self.settings.epochs)
+        if not self.world.main:
+            return
         latest = checkpoint.saved_pairs(self.run_dir)[-1].weights
         during_training(self.run_dir, latest, self.epoch, self.step, whisper_model=self.settings.evaluate_whisper_model,
                         speaker_model=self.settings.evaluate_speaker_model)
@@ -251,38 +294,48 @@ class Recipe:
 
     @torch.no_grad()
     def evaluate(self) -> float:
-        """Mean loss over the eval batches (in CSV order, fixed conditioning crops), as coqui averages it."""
+        """Mean loss over the eval batches (in CSV order, fixed conditioning crops), as coqui averages it.
+
+        Rank r scores every r-th batch; the sum and count are reduced over the ranks.
+        """
         self.gpt.eval()
         size, losses = self.cfg.batch_size, []
-        for start in range(0, len(self.eval_clips), size):
+        for start in range(0, len(self.eval_clips), size)[self.world.rank :: self.world.size]:
             batch = self._batch(self.eval_clips[start : start + size], None)
             with self.precision.autocast():
                 losses.append(float(gpt_losses(self.gpt, batch)["loss"]))
         self.gpt.train()
-        return sum(losses) / len(losses)
+        total, count = self.world.sum([sum(losses), len(losses)])
+        return total / count
 
     def save_checkpoint(self, final: bool = False) -> None:
         """Weights and resumable state for the current position (gradients too, mid-accumulation).
 
-        `final`: the run is over and cannot resume, so only the weights are written.
+        `final`: the run is over and cannot resume, so only the weights are written. Distributed: every rank
+        calls it (partial gradients are averaged, which leaves the step to come unchanged); rank 0 writes.
         """
+        if self.pending and not final:
+            self.world.average_grads(self.gpt)
+        if not self.world.main:
+            return
         pairs = checkpoint.saved_pairs(self.run_dir)
         if pairs and pairs[-1].step == self.step:
             return
         state = {
-            "step": self.step, "epoch": self.epoch, "position": self.position,
+            "step": self.step, "epoch": self.epoch, "position": self.position, "pending": self.pending,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "best_loss": self.events.best_loss if self.events else None,
             "evals_since_best": self.events.evals_since_best if self.events else 0,
-            "rng": torch.get_rng_state(),
+            "rng": torch.get_rng_state(), "ranks": self.world.size,
             "grads": [p.grad for p in self.gpt.parameters()],
         }
         weights = checkpoint.model_weights(self.gpt)
         checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints)
 
     def restore(self) -> None:
-        found = checkpoint.load_latest(self.run_dir)
+        with self.world.main_first():  # rank 0 sets damaged pairs aside; all then read the same newest pair
+            found = checkpoint.load_latest(self.run_dir)
         if found is None:
             raise UserError(
                 f"run {self.run_dir.name} has no readable checkpoint to resume from",
@@ -296,12 +349,26 @@ class Recipe:
         if self.scaler and state["scaler"]:
             self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.position = state["step"], state["epoch"], state["position"]
+        self.pending = state.get("pending", self.position % self.cfg.grad_accum)  # older states: one device
         torch.set_rng_state(state["rng"])
         for param, grad in zip(self.gpt.parameters(), state["grads"]):
             param.grad = None if grad is None else grad.to(self.device)
         if self.events and state["best_loss"] is not None:
             self.events.best_loss, self.events.evals_since_best = state["best_loss"], state["evals_since_best"]
         self.resumed_from = saved
+        if state.get("ranks", 1) != self.world.size:
+            self._replan(state.get("ranks", 1))
+
+    def _replan(self, ranks_before: int) -> None:
+        """Resumed on another number of devices: the same batches continue from the same position, N a round;
+        the schedule's length becomes the steps done plus the steps left at the new size."""
+        rounds = math.ceil(len(self.sampler) / self.world.size)
+        left_now = math.ceil(math.ceil((len(self.sampler) - self.position) / self.world.size) / self.cfg.grad_accum)
+        left = left_now + (self.settings.epochs - self.epoch - 1) * math.ceil(rounds / self.cfg.grad_accum)
+        self.cfg.optimizer_steps = self.scheduler.last_epoch + left
+        self.resume_notes.append(f"resumed on {self.world.size} device(s) after {ranks_before}: the batches continue "
+                                 f"from batch {self.position} of epoch {self.epoch + 1}, {self.cfg.optimizer_steps} "
+                                 f"optimizer steps in all")
 
 
 def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
@@ -311,10 +378,11 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def plan_steps(settings: TrainSettings, num_train: int, batch_size: int) -> tuple[int, int, int]:
-    """(grad_accum, optimizer steps, warm-up steps) of a run."""
-    accum = effective_grad_accum(settings, num_train, batch_size)
-    total = optimizer_steps(num_train, batch_size, accum, settings.epochs)
+def plan_steps(settings: TrainSettings, num_train: int, batch_size: int, ranks: int = 1) -> tuple[int, int, int]:
+    """(grad_accum, optimizer steps, warm-up steps) of a run; a step takes grad_accum batches on each rank."""
+    rounds = math.ceil(math.ceil(num_train / batch_size) / ranks)  # rounds of batches an epoch
+    accum = effective_grad_accum(settings, rounds, 1)
+    total = optimizer_steps(rounds, 1, accum, settings.epochs)
     warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.1 * total))
     return accum, total, min(warmup, total)
 
@@ -372,13 +440,14 @@ def _read_config(run_dir: Path) -> RecipeConfig:
         ) from None
 
 
-def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | None, info) -> None:
+def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | None, info, devices: int = 1) -> None:
     base_dir = Path(config.base_dir)
     version = base_model_version(base_dir)
     resolved = {k: getattr(config, k) for k in ("batch_size", "grad_accum", "warmup_steps", "optimizer_steps")}
     resolved |= {
         "steps": config.settings["epochs"] * config.batches_per_epoch, "max_audio_seconds": info.max_audio_seconds,
         "mixed_precision": config.precision != "fp32", "precision": config.precision, "device": config.device,
+        "devices": devices, "global_batch": config.batch_size * config.grad_accum * devices,
     }
     run = {
         "settings": config.settings,
@@ -392,27 +461,36 @@ def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | Non
     atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
 
 
-def _prepare(workspace: Path, base, settings, resume, run_name, cache_root) -> tuple[Path, Recipe, object]:
-    """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder."""
+def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, world: World):
+    """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder.
+
+    Rank 0 picks (or makes) the run folder and writes its files; the other ranks are told its name.
+    """
     if resume:
-        run_dir = find_run_to_resume(workspace, resume)
+        run_dir = world.share(find_run_to_resume(workspace, resume) if world.main else None)
         config = _read_config(run_dir)
         base_dir, settings = Path(config.base_dir), config.train_settings
     else:
         settings = (settings or TrainSettings()).validate()
-        base_dir = resolve_base_model(base)
+        base_dir = resolve_base_model(base) if world.main else None
+        base_dir = world.share(base_dir)
     info, problems = inspect_dataset(workspace, base_dir, settings)
     if problems:
         raise problems_error(problems)
     if not resume:
         config = _new_config(workspace, base_dir, settings, info)
-    recipe = Recipe(config, None)
+    recipe = Recipe(config, None, world=world)
     recipe.setup(cache_root=cache_root)
     if not resume:
         if settings.batch_size == "auto" and config.device == "cuda":
-            probe_batch_size(recipe)
-        run_dir = new_run_dir(workspace, run_name)  # the folder appears only once the run can start
-        _write_run_files(run_dir, config, base, info)
+            size = probe_batch_size(recipe)
+            if world.distributed and (smallest := world.smallest(size)) != size:
+                recipe.start_fresh(smallest)
+        run_dir = None
+        if world.main:
+            run_dir = new_run_dir(workspace, run_name)  # the folder appears only once the run can start
+            _write_run_files(run_dir, config, base, info, world.size)
+        run_dir = world.share(run_dir)
     return run_dir, recipe, info
 
 
@@ -427,44 +505,65 @@ def train(
     stop_event: threading.Event | None = None,
     cache_root: Path | None = None,
 ) -> RunResult:
-    """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`)."""
-    run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root)
-    config, settings = recipe.cfg, recipe.settings
-    events = EventLog(run_dir, total_steps=settings.epochs * config.batches_per_epoch, epochs=settings.epochs,
-                      batch_size=config.batch_size, patience=settings.early_stopping_patience,
-                      progress=progress, stop_event=stop_event)
-    recipe.run_dir, recipe.events = run_dir, events
-    status, message = "failed", ""
-    with run_lock(run_dir):
-        try:
-            if resume:
-                recipe.restore()
-            for note in recipe.resume_notes:
-                events.emit("warning", message=note)
-            where = f"resumed at step {recipe.step}" if resume else "started"
-            events.emit("status", status="running", message=f"{where} in {run_dir} on {config.device} "
-                        f"({config.precision}); padding {recipe.padding:.0%} of the audio in a batch; "
-                        f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed")
-            try:
-                status = recipe.train()
-                message = "training finished" if status == "finished" else (
-                    f"eval loss did not improve for {settings.early_stopping_patience} evaluations")
-            except (StopRequested, KeyboardInterrupt) as stop:
-                recipe.save_checkpoint()
-                status, message = "stopped", f"stopped at step {recipe.step}; resume with --resume"
-                if isinstance(stop, KeyboardInterrupt):
-                    raise
-        except Exception as err:
-            if is_out_of_memory(err):
-                oom = out_of_memory_error(config.batch_size, config.grad_accum, info.max_audio_seconds)
-                message = str(oom)
-                raise oom from err
-            message = message or f"{type(err).__name__}: {err}"
-            raise
-        finally:
-            events.emit("status", status=status, message=message)
-            events.close()
+    """Fine-tune `base` on WORKSPACE/dataset in a new run folder (or continue one with `resume`).
+
+    Started by torchrun (WORLD_SIZE > 1), every rank calls this; they train one run together.
+    """
+    world = join("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root, world)
+        config, settings = recipe.cfg, recipe.settings
+        events = None
+        if world.main:
+            events = EventLog(run_dir, total_steps=settings.epochs * config.batches_per_epoch, epochs=settings.epochs,
+                              batch_size=config.batch_size, patience=settings.early_stopping_patience,
+                              progress=progress, stop_event=None if world.distributed else stop_event)
+        recipe.run_dir, recipe.events = run_dir, events
+        if world.distributed:
+            recipe.stop_event = stop_event or stop_on_signals()
+        with run_lock(run_dir) if world.main else nullcontext():
+            status = _run(recipe, resume, info)
+    finally:
+        leave(world)
     best_path = run_dir / "best_model.pth"
-    return RunResult(run_dir, best_path if best_path.is_file() else None,
-                     events.best_loss if math.isfinite(events.best_loss) else None,
+    best = events.best_loss if events else math.inf
+    return RunResult(run_dir, best_path if best_path.is_file() else None, best if math.isfinite(best) else None,
                      recipe.step, status == "early_stopped", status)
+
+
+def _run(recipe: Recipe, resume, info) -> str:
+    """Restore if resuming, train, and log the outcome as the run's last status event (rank 0)."""
+    config, settings, events, world = recipe.cfg, recipe.settings, recipe.events, recipe.world
+    emit = events.emit if events else lambda *args, **fields: None
+    status, message = "failed", ""
+    try:
+        if resume:
+            recipe.restore()
+        for note in recipe.resume_notes:
+            emit("warning", message=note)
+        where = f"resumed at step {recipe.step}" if resume else "started"
+        devices = f"{world.size} processes on {config.device}" if world.distributed else config.device
+        emit("status", status="running", message=f"{where} in {recipe.run_dir} on {devices} "
+             f"({config.precision}); padding {recipe.padding:.0%} of the audio in a batch; "
+             f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed")
+        try:
+            status = recipe.train()
+            message = "training finished" if status == "finished" else (
+                f"eval loss did not improve for {settings.early_stopping_patience} evaluations")
+        except (StopRequested, KeyboardInterrupt) as stop:
+            recipe.save_checkpoint()
+            status, message = "stopped", f"stopped at step {recipe.step}; resume with --resume"
+            if isinstance(stop, KeyboardInterrupt):
+                raise
+    except Exception as err:
+        if is_out_of_memory(err):
+            oom = out_of_memory_error(config.batch_size, config.grad_accum, info.max_audio_seconds)
+            message = str(oom)
+            raise oom from err
+        message = message or f"{type(err).__name__}: {err}"
+        raise
+    finally:
+        emit("status", status=status, message=message)
+        if events:
+            events.close()
+    return status

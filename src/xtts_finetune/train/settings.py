@@ -82,7 +82,7 @@ class TrainSettings:
 
 
 def choose_precision(setting: str, cuda: bool, bf16_supported: bool) -> tuple[bool, str]:
-    """(mixed_precision, precision) for coqui's Trainer: bf16 where the GPU has it, else fp16; fp32 on CPU."""
+    """(mixed_precision, precision): bf16 where the GPU has it natively, else fp16; fp32 on a CPU."""
     if not cuda or setting == "fp32":
         return False, "fp32"
     if setting == "auto":

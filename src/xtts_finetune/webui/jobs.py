@@ -217,9 +217,9 @@ class JobRunner:
 
     @contextmanager
     def gpu(self, who: str, stop: Optional[threading.Event] = None, wait: bool = True):
-        """Hold the GPU for `who`; waits (until `stop` is set) or, with wait=False, refuses with a UserError."""
-        while not self._gpu.acquire(timeout=0.2 if wait else 0):
-            if not wait:
+        """Hold the GPU for `who`; waits (until `stop` is set), or with wait=False refuses while a job holds it."""
+        while not self._gpu.acquire(timeout=0.2):
+            if not wait and self._gpu_holder in self._jobs:  # another Speak call is short: that one is waited for
                 raise UserError(f"The GPU is busy with {self._gpu_user()}.",
                                 fix="Wait for it to finish (or stop it) and try again; one model uses the GPU at a time.")
             if stop is not None and stop.is_set():

@@ -98,7 +98,8 @@ def start_evaluation(ui: UI, target: str | None, sentences: str = "", whisper_mo
         result = evaluate(folder, sentences=params["sentences"], whisper_model=params["whisper_model"],
                           speaker_model=params["speaker_model"], progress=ctx.progress)
         best = f"; recommended checkpoint {result.recommended}" if result.recommended else ""
-        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentence(s){best}."
+        notes = "".join(f"\nNote: {note}" for note in result.notes)
+        ctx.summary = f"Evaluated {target} on {len(result.sentences)} sentence(s){best}.{notes}"
         return {"target": target}
 
     return start_job(ui, "evaluate", work, params)
@@ -154,30 +155,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", scale=3)
                 prepare = gr.Button("Prepare zip", scale=1, elem_id="ex-zip")
             download = gr.HTML("", elem_id="ex-download")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, elem_classes="xf-section"):
-            gr.Markdown("### Evaluate")
-            target = gr.Dropdown(evaluation_targets(ui), label="Model or run", elem_id="ev-target",
-                                 info="A run scores its kept checkpoints and recommends one.")
-            with gr.Accordion("Sentences and scoring models", open=False):
-                sentences = gr.Textbox(label="Sentences, one a line", lines=3, elem_id="ev-sentences",
-                                       placeholder="empty: the dataset's eval texts and built-in sentences")
-                whisper = gr.Textbox(label="Whisper model", placeholder="the dataset's (large-v3)", elem_id="ev-whisper")
-                speaker = gr.Textbox(label="Speaker model", placeholder="microsoft/wavlm-base-plus-sv", elem_id="ev-speaker")
-            evaluate = gr.Button("Evaluate", elem_id="ev-start")
-            ev_status = gr.HTML(job_html(None, "No evaluation job yet."), elem_id="ev-job")
-            sentence = gr.Dropdown([], label="Listen: the same sentence, base vs fine-tuned", elem_id="ev-sentence")
-            with gr.Row():
-                base_audio = gr.Audio(label="Base", type="filepath", interactive=False, elem_id="ev-base")
-                tuned_audio = gr.Audio(label="Fine-tuned", type="filepath", interactive=False, elem_id="ev-tuned")
-        with gr.Column(scale=3, elem_classes="xf-section"):
-            table = gr.Dataframe([], headers=TABLE_HEADERS, interactive=False, elem_id="ev-table")
-            gr.Markdown("CER: characters Whisper got wrong (lower is better). Similarity: cosine of speaker embeddings "
-                        "against held-out real clips (higher is better). Pace 1.0 = the speaker's own. Babble: share of "
-                        "outputs with sound after the last word. *: the recommended checkpoint. See the README.")
-            chart = gr.Image(label="Evaluation", type="filepath", interactive=False, elem_id="ev-chart")
     shown = gr.State(())
     timer = gr.Timer(1.0)
+    build_evaluation(ui, tab, timer)  # below the export row: timers and states show nothing
 
     def on_export(run_name, ckpt, model_name, half):
         from xtts_finetune.export import export_model
@@ -233,6 +213,32 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     demo.load(restore_name, None, [name], show_progress="hidden")
 
     tab.select(on_open, None, [run, models, pick], show_progress="hidden")
+
+
+def build_evaluation(ui: UI, tab: gr.Tab, timer: gr.Timer) -> None:
+    """Evaluate a model or run: the table and chart of its last evaluation, base vs fine-tuned to listen to."""
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, elem_classes="xf-section"):
+            gr.Markdown("### Evaluate")
+            target = gr.Dropdown(evaluation_targets(ui), label="Model or run", elem_id="ev-target",
+                                 info="A run scores its kept checkpoints and recommends one.")
+            with gr.Accordion("Sentences and scoring models", open=False):
+                sentences = gr.Textbox(label="Sentences, one a line", lines=3, elem_id="ev-sentences",
+                                       placeholder="empty: the dataset's eval texts and built-in sentences")
+                whisper = gr.Textbox(label="Whisper model", placeholder="the dataset's (large-v3)", elem_id="ev-whisper")
+                speaker = gr.Textbox(label="Speaker model", placeholder="microsoft/wavlm-base-plus-sv", elem_id="ev-speaker")
+            evaluate = gr.Button("Evaluate", elem_id="ev-start")
+            ev_status = gr.HTML(job_html(None, "No evaluation job yet."), elem_id="ev-job")
+            sentence = gr.Dropdown([], label="Listen: the same sentence, base vs fine-tuned", elem_id="ev-sentence")
+            with gr.Row():
+                base_audio = gr.Audio(label="Base", type="filepath", interactive=False, elem_id="ev-base")
+                tuned_audio = gr.Audio(label="Fine-tuned", type="filepath", interactive=False, elem_id="ev-tuned")
+        with gr.Column(scale=3, elem_classes="xf-section"):
+            table = gr.Dataframe([], headers=TABLE_HEADERS, interactive=False, elem_id="ev-table")
+            gr.Markdown("CER: characters Whisper got wrong (lower is better). Similarity: cosine of speaker embeddings "
+                        "against held-out real clips (higher is better). Pace 1.0 = the speaker's own. Babble: share of "
+                        "outputs with sound after the last word. *: the recommended checkpoint. See the README.")
+            chart = gr.Image(label="Evaluation", type="filepath", interactive=False, elem_id="ev-chart")
 
     def show(choice):
         rows, png, sentences = evaluation_view(ui, choice)

@@ -33,6 +33,12 @@ def base_choices(ui: UI) -> list[tuple[str, str]]:
     return choices
 
 
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def _latest_run(ui: UI) -> Path | None:
     """The most recently updated run, from file times alone (listing runs would parse every events file)."""
     root = ui.workspace / "runs"
@@ -119,6 +125,10 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             with gr.Row():
                 max_audio = gr.Number(0, label="Max audio seconds", info="0: the longest clip, at most 11.6 s")
                 precision = gr.Dropdown(PRECISIONS, value=defaults.precision, label="Precision")
+            gpus = gpu_count()
+            devices = gr.Dropdown([str(n) for n in range(1, max(gpus, 1) + 1)], value="1", label="GPUs",
+                                  visible=gpus > 1, elem_id="tr-devices",
+                                  info="Train on several GPUs at once; batch size is per GPU.")
             evaluate_every = gr.Number(0, label="Evaluate every N epochs", precision=0, minimum=0, elem_id="tr-eval-every",
                                        info="CER and speaker similarity of a checkpoint, plotted beside the loss; 0: never.")
             with gr.Row():
@@ -152,18 +162,25 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         except UserError as err:
             fail(err)
 
-    def run_training(spec: str | None, settings: TrainSettings | None, resume_run: bool):
+    def run_training(spec: str | None, settings: TrainSettings | None, resume_run: bool, gpus: int = 1):
         from xtts_finetune.basemodels import resolve_base_model
         from xtts_finetune.train import train
+        from xtts_finetune.train.distributed import launch
 
-        params = {"base": spec, "settings": settings.to_dict() if settings else None, "resume": resume_run}
+        params = {"base": spec, "settings": settings.to_dict() if settings else None, "resume": resume_run,
+                  "devices": gpus}
 
         def work(ctx):
             base_dir = None
             if not resume_run:  # a resumed run trains on the base and settings it was started with
                 base_dir = resolve_base_model(spec, progress=ctx.progress)
                 ctx.log(f"base model: {base_dir}")
-            result = train(ui.workspace, base_dir, settings, resume=resume_run, progress=ctx.progress, stop_event=ctx.stop_event)
+            if gpus > 1:  # torchrun, one process per GPU; rank 0's progress lines go to the job's log
+                result = launch(gpus, ui.workspace, base_dir, settings, resume=resume_run, stop_event=ctx.stop_event,
+                                on_line=ctx.log)
+            else:
+                result = train(ui.workspace, base_dir, settings, resume=resume_run, progress=ctx.progress,
+                               stop_event=ctx.stop_event)
             loss = f", best eval loss {result.best_eval_loss:.4f}" if result.best_eval_loss is not None else ""
             ctx.summary = f"Run {result.run_dir.name} {result.status.replace('_', ' ')} after {result.steps} steps{loss}."
             ctx.hint = f"Next: open the 3 · Export tab and export run {result.run_dir.name} as a model you can use."
@@ -171,7 +188,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
         return job_html(start_job(ui, "train", work, params))
 
-    def on_start(spec, *values):
+    def on_start(spec, gpus, *values):
         from xtts_finetune.basemodels import RELEASES
 
         if not spec:
@@ -182,16 +199,16 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 ui.server_path(spec)
             except UserError as err:
                 fail(err)
-        return run_training(spec, settings_from(*values), False)
+        return run_training(spec, settings_from(*values), False, int(gpus or 1))
 
-    def on_resume():
+    def on_resume(gpus):
         from xtts_finetune.train.runs import find_run_to_resume
 
         try:  # checked here, so a run with nothing to resume never becomes a failed job
             find_run_to_resume(ui.workspace, True)
         except UserError as err:
             fail(err)
-        return run_training(None, None, True)
+        return run_training(None, None, True, int(gpus or 1))
 
     def on_stop():
         job = ui.jobs.latest("train")
@@ -209,8 +226,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return job_html(job, "No training job yet."), curves, evaluation_frame(run_dir), log_tail(run_dir, job), sig
 
     inputs = [base, epochs, batch, accum, lr, max_audio, precision, evaluate_every]
-    start.click(on_start, inputs, [status])
-    resume.click(on_resume, None, [status])
+    start.click(on_start, [base, devices, *inputs[1:]], [status])
+    resume.click(on_resume, [devices], [status])
     stop.click(on_stop, None, [status])
     timer.tick(refresh, [shown], [status, plot, eval_plot, log, shown], show_progress="hidden")
     demo.load(refresh, [gr.State(None)], [status, plot, eval_plot, log, shown], show_progress="hidden")
