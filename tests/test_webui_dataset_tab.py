@@ -29,13 +29,14 @@ def test_suspects_filter_exclude_and_remove_source(tmp_path, coqui_dataset):
     assert all("suspect: CER" in r[5] for r in suspects)
 
     demo = build_app(ws)
-    table, _, _ = _handler(demo, "on_exclude_suspects")(True)
+    table, stats, _, _ = _handler(demo, "on_exclude_suspects")(True)
     assert {s.id for s in list_segments(ws) if s.excluded} == {r[0] for r in suspects}
     assert all(r[5].startswith("excluded; suspect") for r in table)
+    assert "Excluded by you" in stats and "<td>2</td>" in stats  # the statistics redraw with the table
 
     choices = _source_choices(ui)
     assert len(choices) == 6 and all(value in label for label, value in ((l, v[:8]) for l, v in choices))
     gone = choices[0][1]
-    table, _, _, dropdown = _handler(demo, "on_remove")(gone, False)
+    table, _, _, _, dropdown = _handler(demo, "on_remove")(gone, False)
     assert len(table) == 5 and gone not in {s.hash for s in load_manifest(ws).sources}
     assert gone not in [value for _, value in dropdown["choices"]]

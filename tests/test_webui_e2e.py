@@ -172,6 +172,7 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         page.locator("#tr-start").click()
         page.wait_for_function(f"() => document.querySelector('#tr-job .xf-job')?.dataset.job !== {job_id!r}")
         _wait_status(page, "#tr-job", {"finished"})
+        assert "3 · Export" in page.locator("#tr-job").inner_text()  # the panel points to the next step
         page.wait_for_function("document.querySelectorAll('#tr-plot canvas, #tr-plot svg').length > 0")
         trainer_log = page.locator("#tr-log textarea").input_value()
         assert "loss" in trainer_log.lower() and "\x1b[" not in trainer_log
@@ -187,9 +188,12 @@ def test_whole_journey_in_the_browser(app, tiny_xtts, tiny_whisper, tmp_path):
         page.locator("#ex-name input, #ex-name textarea").first.fill("e2e-voice")
         page.locator("#ex-export").click()
         _wait_status(page, "#ex-job", {"finished"})
+        assert "4 · Speak" in page.locator("#ex-job").inner_text()  # the panel points to the next step
+        assert not (workspace / "exports_zip").exists()  # a zip is built only when asked for
+        page.locator("#ex-zip").click()
         link = page.locator("#ex-download a[href]").first
         link.wait_for()
-        archive = page.request.get(link.get_attribute("href"))
+        archive = page.request.get(link.evaluate("a => a.href"))  # the link, resolved as the browser follows it
         assert archive.ok and "e2e-voice/model.pth" in zipfile.ZipFile(BytesIO(archive.body())).namelist()
         _shot(page, "3-export")
 

@@ -85,7 +85,7 @@ def test_errors_become_readable_messages(tmp_path):
 
     failed = runner.wait(runner.start("dataset", bad_input).id, 10)
     assert failed.status == "failed"
-    assert failed.message == "No audio in /data/x.txt.\n  fix: Upload wav, mp3 or flac files."
+    assert failed.message == "No audio in /data/x.txt." and failed.hint == "Fix: Upload wav, mp3 or flac files."
     crashed = runner.wait(runner.start("export", crash).id, 10)
     assert crashed.status == "failed" and crashed.message == "Unexpected error: KeyError: 'missing'"
     assert "Traceback" not in crashed.message and "Traceback" in (tmp_path / "jobs" / f"{crashed.id}.log").read_text()

@@ -43,6 +43,7 @@ STREAMED_FORMATS = ("wav", "pcm")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 OPEN_PATHS = ("/health",)  # everything else, /docs and /openapi.json included, needs the token
 TOKEN_ENV = "XTTS_FINETUNE_TOKEN"
+MAX_INPUT_CHARS = 4000  # characters one request may speak; the web UI's Speak tab keeps the same limit
 _DONE = object()
 
 
@@ -86,7 +87,7 @@ class Worker:
 
 
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
-               max_chars: int = 4000, synthesizer: Synthesizer | None = None, device: str = "auto",
+               max_chars: int = MAX_INPUT_CHARS, synthesizer: Synthesizer | None = None, device: str = "auto",
                latents_cache_dir: Path | None = None, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
     """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI).
 
@@ -292,7 +293,7 @@ def check_binding(host: str, token: str | None) -> None:
 
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, token: str | None = None, *,
-          max_queue: int = 4, max_chars: int = 4000, device: str = "auto", log_level: str = "info",
+          max_queue: int = 4, max_chars: int = MAX_INPUT_CHARS, device: str = "auto", log_level: str = "info",
           allowed_hosts: tuple[str, ...] | None = None) -> None:
     """Load the model and serve until interrupted. On loopback only loopback Host names are accepted by default."""
     import uvicorn

@@ -39,13 +39,14 @@ def build_app(workspace: str | Path, allowed_roots: tuple[Path, ...] | None = No
     workspace = Path(workspace).expanduser().resolve()
     workspace.mkdir(parents=True, exist_ok=True)
     ui = UI(workspace=workspace, jobs=JobRunner(workspace), allowed_roots=allowed_roots)
-    with gr.Blocks(title="xtts-finetune", analytics_enabled=False) as demo:
+    # Gradio's copies of outputs (spoken audio, clips played) are dropped after a day, checked hourly.
+    with gr.Blocks(title="xtts-finetune", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.HTML(
             f'<div class="xf-header"><div><h1>xtts-finetune</h1>'
             f"<p>Recordings of a voice in, a fine-tuned XTTS v2 voice out.</p></div>"
             f'<div class="xf-ws">workspace <code>{html.escape(str(workspace))}</code><br>v{__version__}</div></div>'
         )
-        with gr.Tabs():
+        with gr.Tabs(overflow_behavior="wrap"):  # on a phone all four stay in view, on two rows if need be
             for label, module in (("1 · Dataset", tab_dataset), ("2 · Train", tab_train),
                                   ("3 · Export", tab_export), ("4 · Speak", tab_speak)):
                 name = module.__name__.rsplit("_", 1)[-1]

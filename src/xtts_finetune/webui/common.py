@@ -19,6 +19,7 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.languages import language_choices
 from xtts_finetune.utils import safe_join
 from xtts_finetune.webui.jobs import Job, JobRunner
+from xtts_finetune.webui.messages import split_fix, ui_words
 
 # Searchable: the 17 XTTS languages first (marked), then every ISO 639-1 language; a typed ISO 639-3 code works too.
 LANGUAGE_CHOICES = language_choices(two_letter_only=True)
@@ -26,8 +27,9 @@ LANGUAGE_CHOICES = language_choices(two_letter_only=True)
 PLAYER = gr.WaveformOptions(show_recording_waveform=False)
 STATUS_WORDS = {
     "queued": "Queued", "running": "Running", "stopping": "Stopping", "finished": "Finished", "failed": "Failed",
-    "stopped": "Stopped", "interrupted": "Interrupted",
+    "partial": "Finished with problems", "stopped": "Stopped", "interrupted": "Interrupted",
 }
+SHOWN_PROBLEMS = 8  # more are in the job log
 
 
 @dataclass
@@ -114,8 +116,29 @@ def copy_uploads(ui: UI, files, folder: str) -> list[Path]:
 
 
 def fail(err: Exception):
-    """Raise a readable page error for a user mistake (never a traceback)."""
-    raise gr.Error(str(err).replace("\n  fix:", "\nFix:"), print_exception=False)
+    """Raise a readable page error for a user mistake (never a traceback), in the page's words."""
+    reason, fix = split_fix(ui_words(str(err)))
+    raise gr.Error(f"{reason}\nFix: {fix}" if fix else reason, print_exception=False)
+
+
+def message_html(text: str, tone: str = "failed", elem: str = "") -> str:
+    """A one-off result or error in the same panel look as a job (the Speak tab's, a refused Resume)."""
+    reason, fix = split_fix(ui_words(text))
+    hint = f'<div class="xf-hint">Fix: {html.escape(fix)}</div>' if fix else ""
+    return (f'<div class="xf-job xf-{tone}" data-status="{tone}" role="status" aria-live="polite">'
+            f'<div class="xf-msg">{html.escape(reason)}</div>{hint}</div>')
+
+
+def _problems_html(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    items = "".join(
+        f'<li><b>{html.escape(r["file"])}</b>: {html.escape(r["reason"])}'
+        + (f'<br><span class="xf-fix">Fix: {html.escape(r["fix"])}</span>' if r.get("fix") else "") + "</li>"
+        for r in rows[:SHOWN_PROBLEMS])
+    more = f"<li>... and {len(rows) - SHOWN_PROBLEMS} more in the job log</li>" if len(rows) > SHOWN_PROBLEMS else ""
+    return f'<ul class="xf-problems">{items}{more}</ul>'
+
 
 
 def _duration(seconds: float) -> str:
@@ -140,12 +163,14 @@ def job_html(job: Job | None, idle: str = "No job yet.") -> str:
     message = html.escape(job.message or "").replace("\n", "<br>")
     hint = f'<div class="xf-hint">{html.escape(job.hint)}</div>' if job.hint else ""
     busy = " xf-busy" if job.active and job.progress is None else ""
+    value = "" if busy else f' aria-valuenow="{fraction * 100:.0f}"'
     return (
         f'<div class="xf-job xf-{job.status}" data-job="{html.escape(job.id)}" data-status="{job.status}"'
-        f' title="{html.escape(job.kind)} job {html.escape(job.id)}">'
+        f' title="{html.escape(job.kind)} job {html.escape(job.id)}" role="status" aria-live="polite">'
         f'<div class="xf-job-head"><span class="xf-badge">{" · ".join(bits)}</span></div>'
-        f'<div class="xf-bar{busy}"><div style="width:{fraction * 100:.1f}%"></div></div>'
-        f'<div class="xf-msg">{message}</div>{hint}</div>'
+        f'<div class="xf-bar{busy}" role="progressbar" aria-label="{html.escape(job.kind)} progress"'
+        f' aria-valuemin="0" aria-valuemax="100"{value}><div style="width:{fraction * 100:.1f}%"></div></div>'
+        f'<div class="xf-msg">{message}</div>{_problems_html(job.problems)}{hint}</div>'
     )
 
 
@@ -177,4 +202,5 @@ def job_signature(job: Job | None) -> tuple:
     """Changes whenever what the page shows about a job changes; lets timers skip idle updates."""
     if job is None:
         return ()
-    return (job.id, job.status, job.progress, job.message, len(job.log), job.eta_s is None)
+    tick = int(time.time()) if job.active else None  # "elapsed" keeps counting while a model loads
+    return (job.id, job.status, job.progress, job.message, len(job.log), job.eta_s is None, tick)

@@ -26,6 +26,7 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.locks import process_started
 from xtts_finetune.progress import Progress
 from xtts_finetune.utils import atomic_write_text
+from xtts_finetune.webui.messages import split_fix, ui_words, unexpected
 
 ACTIVE = ("queued", "running", "stopping")
 GPU_KINDS = ("dataset", "train", "export")  # the kinds that load models (Whisper, XTTS)
@@ -45,7 +46,7 @@ class Job:
 
     id: str
     kind: str
-    status: str = "running"  # queued | running | stopping | finished | failed | stopped | interrupted
+    status: str = "running"  # queued | running | stopping | finished | partial | failed | stopped | interrupted
     progress: Optional[float] = None  # fraction 0..1, None while the amount of work is unknown
     stage: str = ""
     message: str = ""
@@ -57,6 +58,7 @@ class Job:
     params: dict = field(default_factory=dict)
     pid: int = 0
     hint: str = ""
+    problems: list[dict] = field(default_factory=list)  # what failed, listed in the panel: file, reason, fix
 
     @property
     def active(self) -> bool:
@@ -71,6 +73,9 @@ class JobContext:
     stop_event: threading.Event
     log: Callable[[str], None]
     summary: str = ""  # the finished job's message, when the work sets one
+    hint: str = ""  # what to do next, shown under the finished job's message
+    problems: list[dict] = field(default_factory=list)  # files that failed: the job ends amber ("partial")
+    nothing_done: bool = False  # with problems: nothing at all succeeded, the job ends red ("failed")
 
 
 def _jsonable(value):
@@ -260,14 +265,20 @@ class JobRunner:
         ctx = JobContext(progress=lambda p: self._progress(job, p), stop_event=stop, log=lambda line: self._log(job, line))
         try:
             result = work(ctx)
-            status, message = ("stopped", "Stopped.") if stop.is_set() else ("finished", ctx.summary or job.message or "Done.")
-            self._finish(job, status, message, result=_jsonable(result), progress=None if stop.is_set() else 1.0)
+            outcome = "failed" if ctx.nothing_done else "partial"
+            status = "stopped" if stop.is_set() else outcome if ctx.problems else "finished"
+            message = "Stopped." if stop.is_set() else ctx.summary or job.message or "Done."
+            job.problems = ctx.problems
+            self._finish(job, status, message, result=_jsonable(result), progress=None if stop.is_set() else 1.0,
+                         hint=ctx.hint if status == "finished" else "")
         except UserError as err:
-            self._finish(job, "failed", str(err))
+            reason, fix = split_fix(ui_words(str(err)))
+            self._finish(job, "failed", reason, hint=f"Fix: {fix}" if fix else "")
         except Exception as err:  # noqa: BLE001 - the page shows a short message; details go to the log file
             log_file = self.dir / f"{job.id}.log"
             log_file.write_text(traceback.format_exc(), encoding="utf-8")
-            self._finish(job, "failed", f"Unexpected error: {type(err).__name__}: {err}", hint=f"Details are in {log_file}.")
+            message, fix = unexpected(err, job.kind)
+            self._finish(job, "failed", message, hint=f"Fix: {fix} (details: {log_file})" if fix else f"Details are in {log_file}.")
         finally:
             logging.getLogger().removeHandler(handler)
             with self._lock:
@@ -281,6 +292,8 @@ class JobRunner:
                 job.progress = progress
             job.eta_s = None
             self._log(job, message, save=False)
+            for row in job.problems:
+                self._log(job, f"failed: {row['file']}: {row['reason']}", save=False)
             self._save(job)
 
     def _progress(self, job: Job, p: Progress) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import (
     LANGUAGE_CHOICES, PLAYER, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
 )
+from xtts_finetune.webui.messages import dataset_summary, duration_text, form_source, plural, problems
 
 WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
 CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State"]
@@ -76,31 +79,68 @@ def _source_choices(ui: UI) -> list[tuple[str, str]]:
         return []
 
 
+STAT_HELP = {
+    "Language": "The language the clips are transcribed and trained in.",
+    "Clips (train / eval)": "Usable clips; the eval clips are held out to measure training, never trained on.",
+    "Total duration": "Speech in the usable clips. Ten minutes or more gives a recognisable voice.",
+    "Clip length min / mean / max": "XTTS trains on clips of up to about 11.6 s; 3-10 s clips work best.",
+    "Speaking rate (median)": "Characters of transcript per second of audio, the middle value over all clips.",
+    "Excluded by you": "Clips you excluded from training in the table below.",
+    "Speaking-rate outliers": "Clips whose transcript is much longer or shorter than their audio suggests: "
+                              "often a wrong or cut transcript. Play them and fix the text or exclude them.",
+    "Clipping": "Clips whose loudest samples hit full scale: the recording distorted. Exclude them if audible.",
+    "Near-silent": "Clips with almost no sound: usually a cut in the wrong place. Exclude them.",
+    "Missing audio": "Clips whose wav file is gone from the dataset folder; they cannot be trained on.",
+    "Same text": "Clips with identical transcripts: often the same take twice, or a repeated caption.",
+}
+REJECTED_HELP = "Clips the dataset step left out for this reason; they are not trained on."
+
+
 def _stats(ui: UI):
-    """(table rows, histogram path) for the dataset, or empty when there is none yet."""
+    """(statistics HTML, durations for the histogram) for the dataset, or empty when there is none yet."""
     if not (ui.workspace / "dataset" / "dataset.json").is_file():
-        return [], None
+        return stats_html([]), _durations([])
     from xtts_finetune.dataset import dataset_stats
 
     try:
         st = dataset_stats(ui.workspace)
     except UserError as err:
-        return [["Error", str(err)]], None
-    rows = [
-        ["Language", st.language],
-        ["Clips (train / eval)", f"{st.clips} ({st.train_clips} / {st.eval_clips})"],
-        ["Total duration", f"{st.total_seconds / 60:.1f} min"],
-        ["Clip length min / mean / max", f"{st.min_seconds:.1f} / {st.mean_seconds:.1f} / {st.max_seconds:.1f} s"],
-        ["Speaking rate (median)", f"{st.chars_per_second:.1f} characters/s"],
-        ["Excluded by you", str(st.excluded)],
-    ]
-    rows += [[f"Rejected: {why}", str(n)] for why, n in st.rejected.items()]
+        return stats_html([("Error", str(err), "")]), _durations([])
+    rows = [(name, value, STAT_HELP.get(name, "")) for name, value in (
+        ("Language", st.language),
+        ("Clips (train / eval)", f"{st.clips} ({st.train_clips} / {st.eval_clips})"),
+        ("Total duration", duration_text(st.total_seconds)),
+        ("Clip length min / mean / max", f"{st.min_seconds:.1f} / {st.mean_seconds:.1f} / {st.max_seconds:.1f} s"),
+        ("Speaking rate (median)", f"{st.chars_per_second:.1f} characters/s"),
+        ("Excluded by you", str(st.excluded)))]
+    rows += [(f"Rejected: {why}", str(n), REJECTED_HELP) for why, n in st.rejected.items()]
     issues = {"Speaking-rate outliers": [o["id"] for o in st.rate_outliers], "Clipping": st.clipping,
               "Near-silent": st.near_silent, "Missing audio": st.missing_audio,
               "Same text": [", ".join(ids) for ids in st.duplicate_texts]}
-    rows += [[name, f"{len(ids)}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}"] for name, ids in issues.items() if ids]
-    image = st.histogram_png if st.histogram_png and Path(st.histogram_png).is_file() else None
-    return rows, image
+    rows += [(name, f"{len(ids)}: {', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''}", STAT_HELP[name])
+             for name, ids in issues.items() if ids]
+    return stats_html(rows), _durations([s.duration for s in _segments(ui) if s.active])
+
+
+def stats_html(rows: list[tuple[str, str, str]]) -> str:
+    """The statistics as a table that wraps instead of cutting; each name carries its explanation."""
+    if not rows:
+        return '<div class="xf-idle">No dataset yet.</div>'
+    body = "".join(
+        f'<tr><th scope="row">{html.escape(name)}'
+        + (f' <span class="xf-help" tabindex="0" role="img" aria-label="{html.escape(help_)}" title="{html.escape(help_)}">?</span>'
+           if help_ else "") + f"</th><td>{html.escape(value)}</td></tr>"
+        for name, value, help_ in rows)
+    return f'<table class="xf-stats">{body}</table>'
+
+
+def _durations(seconds: list[float]):
+    """Clip lengths for the histogram (a native plot, so it follows the light or dark theme) and its alt text."""
+    frame = pd.DataFrame({"seconds": seconds, "clips": [1] * len(seconds)})
+    if not seconds:
+        return frame, "No clips yet."
+    return frame, (f"Clip durations: {plural(len(seconds), 'clip')} from {min(seconds):.1f} s to "
+                   f"{max(seconds):.1f} s, median {sorted(seconds)[len(seconds) // 2]:.1f} s.")
 
 
 def _clip_path(ui: UI, segment) -> str | None:
@@ -116,14 +156,14 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             folder = gr.Textbox(label="…or a folder on this computer", placeholder="/path/to/recordings",
                                 info="Read in place; nothing in it is changed.")
             with gr.Accordion("Subtitles (optional)", open=False):
-                subtitles = gr.File(label=".srt / .vtt / .ass / .ssa / .sub files, matched to the media by name "
-                                    "(talk.srt or talk.en.srt for talk.mp4); their text is used instead of Whisper's",
-                                    file_count="multiple")
+                gr.Markdown(".srt, .vtt, .ass, .ssa or .sub files, matched to the media by name (talk.srt or "
+                            "talk.en.srt for talk.mp4); their text is used instead of Whisper's.", elem_classes="xf-note")
+                subtitles = gr.File(label="Subtitle files", file_count="multiple", elem_id="ds-subtitles")
             with gr.Row():
                 language = gr.Dropdown(LANGUAGE_CHOICES, value=_dataset_language(ui), label="Language", filterable=True,
                                        allow_custom_value=True, elem_id="ds-language",
                                        info="Type to search; any ISO 639 code works (XTTS knows 17: the rest get new tokens).")
-                speaker = gr.Textbox("speaker", label="Speaker name")
+                speaker = gr.Textbox("speaker", label="Speaker name", elem_id="ds-speaker")
             with gr.Accordion("Text preview: what the model will read", open=False):
                 sample = gr.Textbox(label="A sentence", elem_id="ds-text-sample")
                 preview = gr.Markdown(elem_id="ds-text-preview")
@@ -136,9 +176,11 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 log = gr.Textbox(lines=8, max_lines=8, show_label=False, elem_classes="xf-log", autoscroll=True)
         with gr.Column(scale=2, elem_classes="xf-section"):
             gr.Markdown("### Statistics")
-            stats = gr.Dataframe(headers=["Metric", "Value"], interactive=False, elem_id="ds-stats",
-                                 column_widths=["55%", "45%"], max_height=340)
-            histogram = gr.Image(label="Clip durations", interactive=False, height=280, buttons=["fullscreen"])
+            stats = gr.HTML(stats_html([]), elem_id="ds-stats")
+            histogram = gr.BarPlot(None, x="seconds", y="clips", x_bin=1, y_aggregate="sum", height=240,
+                                   title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram",
+                                   y_axis_format="d")
+            histogram_alt = gr.HTML("", elem_id="ds-histogram-alt", elem_classes="xf-note")
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
         with gr.Row():
@@ -146,7 +188,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             suspects_only = gr.Checkbox(label="Only suspect clips", elem_id="ds-suspects-only")
             exclude_all = gr.Button("Exclude all suspect clips", size="sm", elem_id="ds-exclude-suspects")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
-                             column_widths=["15%", "7%", "8%", "6%", "50%", "14%"], wrap=True)
+                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px"], wrap=True)  # px: scrolls sideways on a phone
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
                               waveform_options=PLAYER)
@@ -182,9 +224,12 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
         def work(ctx):
             report = create_dataset(ui.workspace, **params, progress=ctx.progress)
-            for line in report.summary().splitlines():
+            for line in report.summary().splitlines()[1:]:  # the first is the summary, logged as the job ends
                 ctx.log(line)
-            ctx.summary = report.summary().splitlines()[0].capitalize() + "."
+            ctx.summary = dataset_summary(report)
+            ctx.problems = problems(report.failed, [w.split(": ")[0] for w in report.warnings if w.endswith(": no speech found")])
+            ctx.nothing_done = not report.added and not report.skipped
+            ctx.hint = "Next: check the clips below, then train on the 2 · Train tab."
             return report
 
         return job_html(start_job(ui, "dataset", work, params))
@@ -193,11 +238,10 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         job = ui.jobs.latest("dataset")
         sig = job_signature(job)
         if sig == last:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
-        tables = (gr.skip(),) * 4
+            return (gr.skip(),) * 7 + (last,)
+        tables = (gr.skip(),) * 5
         if job is None or not job.active:
-            rows, image = _stats(ui)
-            tables = (rows, image, _clip_rows(ui, only), gr.update(choices=_source_choices(ui)))
+            tables = (*_tables(ui, only), gr.update(choices=_source_choices(ui)))
         return job_html(job, "No dataset job yet."), job_log(job), *tables, sig
 
     def on_select(evt: gr.SelectData):
@@ -214,27 +258,45 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
         if not seg_id:
             fail(UserError("No clip selected.", fix="Select a row in the clip table first."))
+        before = {s.id: s.split for s in _segments(ui)}
         try:
             edit_segment(ui.workspace, seg_id, text=new_text, excluded=exclude)
         except UserError as err:
             fail(err)
-        gr.Info(f"Saved clip {seg_id}.")
-        rows, image = _stats(ui)
-        return _clip_rows(ui, only), rows, image
+        moved = [s.id for s in _segments(ui) if s.id != seg_id and before.get(s.id, s.split) != s.split]
+        gr.Info(f"Saved clip {seg_id}." + (f" Clip {', '.join(moved)} moved to the eval split, so training keeps "
+                                           "clips to measure itself on." if moved else ""))
+        return _tables(ui, only)
 
     create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
     sample.submit(text_preview, [sample, language], [preview])
     language.change(text_preview, [sample, language], [preview])
-    outputs = [status, log, stats, histogram, clips, source, shown]
+    tables = [clips, stats, histogram, histogram_alt]
+    outputs = [status, log, *tables, source, shown]
     timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
     demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")
-    _wire_checks(ui, whisper, status, verify, suspects_only, exclude_all, source, remove, [clips, stats, histogram])
+    _wire_checks(ui, whisper, status, verify, suspects_only, exclude_all, source, remove, tables)
     clips.select(on_select, None, [player, segment_id, text, excluded])
-    save.click(on_save, [segment_id, text, excluded, suspects_only], [clips, stats, histogram])
+    save.click(on_save, [segment_id, text, excluded, suspects_only], tables)
+
+    def restore_form():
+        """After a reload the form shows what the last dataset job that worked used, not the defaults."""
+        job = form_source(ui.jobs.list("dataset"), "dataset", "language")
+        if job is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return job.params["language"], job.params.get("speaker") or "speaker", job.params.get("whisper_model") or "large-v3"
+
+    demo.load(restore_form, None, [language, speaker, whisper], show_progress="hidden")
+
+
+def _tables(ui: UI, only: bool) -> tuple:
+    """What every dataset change redraws: clip rows, statistics, histogram and its alt text."""
+    stats, (frame, alt) = _stats(ui)
+    return _clip_rows(ui, only), stats, frame, alt
 
 
 def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, source, remove, tables) -> None:
-    """Verify clips with Whisper, show only suspects, exclude them all, remove a source. `tables`: clips, stats, histogram."""
+    """Verify clips with Whisper, show only suspects, exclude them all, remove a source. `tables`: as `_tables`."""
 
     def on_verify(whisper_model):
         from xtts_finetune.dataset.verify import verify_dataset
@@ -245,7 +307,7 @@ def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, so
 
         def work(ctx):
             result = verify_dataset(ui.workspace, **params, progress=ctx.progress)
-            for line in result.summary().splitlines():
+            for line in result.summary().splitlines()[1:]:  # the first is the summary, logged as the job ends
                 ctx.log(line)
             ctx.summary = result.summary().splitlines()[0].capitalize() + "."
             return result
@@ -256,9 +318,8 @@ def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, so
         from xtts_finetune.dataset.manifest import exclude_suspects
 
         ids = exclude_suspects(ui.workspace) if _segments(ui) else []
-        gr.Info(f"Excluded {len(ids)} suspect clips.")
-        rows, image = _stats(ui)
-        return _clip_rows(ui, only), rows, image
+        gr.Info(f"Excluded {plural(len(ids), 'suspect clip')}.")
+        return _tables(ui, only)
 
     def on_remove(source_hash, only):
         from xtts_finetune.dataset.manifest import remove_source
@@ -269,9 +330,8 @@ def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, so
             removed, n = remove_source(ui.workspace, source_hash)
         except UserError as err:
             fail(err)
-        gr.Info(f"Removed {Path(removed.path).name} and its {n} clips.")
-        rows, image = _stats(ui)
-        return _clip_rows(ui, only), rows, image, gr.update(choices=_source_choices(ui), value=None)
+        gr.Info(f"Removed {Path(removed.path).name} and its {plural(n, 'clip')}.")
+        return (*_tables(ui, only), gr.update(choices=_source_choices(ui), value=None))
 
     verify.click(on_verify, [whisper], [status])
     suspects_only.change(lambda only: _clip_rows(ui, only), [suspects_only], [tables[0]])

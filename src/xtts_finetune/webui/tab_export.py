@@ -3,9 +3,11 @@ models and runs (table, chart, base vs fine-tuned side by side)."""
 
 from __future__ import annotations
 
+import html
 import time
 import zipfile
 from pathlib import Path
+from urllib.parse import quote
 
 import gradio as gr
 
@@ -13,10 +15,14 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.evaluate.report import TABLE_HEADERS
 from xtts_finetune.utils import atomic_path, human_bytes, safe_join
 from xtts_finetune.webui.common import UI, fail, job_html, job_signature, safe_name, start_job
+from xtts_finetune.webui.messages import form_source
 
 
 def zip_model(ui: UI, model_dir: Path) -> Path:
-    """WORKSPACE/exports_zip/NAME.zip with the folder's files (stored, not recompressed: weights don't shrink)."""
+    """WORKSPACE/exports_zip/NAME.zip with the folder's files (stored, not recompressed: weights don't shrink).
+
+    Built only when asked for, and served from there by link: Gradio's cache never holds another copy.
+    """
     out = safe_join(ui.workspace, "exports_zip", f"{safe_name(model_dir.name)}.zip")
     newest = max((p.stat().st_mtime for p in model_dir.rglob("*") if p.is_file()), default=0)
     if out.is_file() and out.stat().st_mtime >= newest:
@@ -26,6 +32,13 @@ def zip_model(ui: UI, model_dir: Path) -> Path:
             if path.is_file():
                 archive.write(path, Path(model_dir.name) / path.relative_to(model_dir))
     return out
+
+
+def download_link(path: Path) -> str:
+    """A link straight to the file in the workspace (Gradio serves it, login included); no cached copy."""
+    size = human_bytes(path.stat().st_size)
+    return (f'<a class="xf-download" href="gradio_api/file={html.escape(quote(str(path)))}" download="{html.escape(path.name)}">'
+            f"Download {html.escape(path.name)}</a> <span class='xf-note'>({size})</span>")
 
 
 def _runs(ui: UI):
@@ -141,7 +154,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             with gr.Row():
                 pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", scale=3)
                 prepare = gr.Button("Prepare zip", scale=1, elem_id="ex-zip")
-            download = gr.File(label="Download", interactive=False, elem_id="ex-download")
+            download = gr.HTML("", elem_id="ex-download")
     shown = gr.State(())
     timer = gr.Timer(1.0)
     build_evaluation(ui, tab, timer)  # below the export row: timers and states show nothing
@@ -162,38 +175,42 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
                                           workspace=ui.workspace, progress=ctx.progress))
             ctx.log(f"model folder: {model_dir}")
-            ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/; its zip is ready to download."
-            return {"model": model_dir, "zip": zip_model(ui, model_dir)}
+            ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
+            ctx.hint = "Next: try it on the 4 · Speak tab, or press Prepare zip to download it."
+            return {"model": model_dir}
 
         return job_html(start_job(ui, "export", work, params))
 
     def on_prepare(model_name):
         if not model_name:
             fail(UserError("No model chosen.", fix="Pick an exported model to download."))
-        return str(zip_model(ui, safe_join(ui.workspace, "models", model_name)))
+        return download_link(zip_model(ui, safe_join(ui.workspace, "models", model_name)))
 
     def refresh(last):
         job = ui.jobs.latest("export")
         sig = job_signature(job)
         if sig == last:
-            return (gr.skip(),) * 5 + (last,)
+            return (gr.skip(),) * 4 + (last,)
         names = [p.name for p in ui.models()]
-        zip_path = (job.result or {}).get("zip") if job and job.status == "finished" else None
-        file = zip_path if zip_path and Path(zip_path).is_file() else gr.skip()
         exported = Path((job.result or {}).get("model", "")).name if job and job.status == "finished" else None
         pick_update = gr.update(choices=names, value=exported) if exported in names else gr.update(choices=names)
-        return (job_html(job, "No export job yet."), model_rows(ui), pick_update,
-                file, gr.update(choices=run_choices(ui)), sig)
+        return job_html(job, "No export job yet."), model_rows(ui), pick_update, gr.update(choices=run_choices(ui)), sig
 
     export.click(on_export, [run, checkpoint, name, fp16], [status])
     prepare.click(on_prepare, [pick], [download])
     run.change(lambda r: gr.update(choices=checkpoint_choices(ui, r), value="best"), [run], [checkpoint])
-    outputs = [status, models, pick, download, run, shown]
+    outputs = [status, models, pick, run, shown]
     timer.tick(refresh, [shown], outputs, show_progress="hidden")
     demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
 
     def on_open():
         return gr.update(choices=run_choices(ui)), model_rows(ui), gr.update(choices=[p.name for p in ui.models()])
+
+    def restore_name():
+        job = form_source(ui.jobs.list("export"), "export", "name")
+        return job.params["name"] if job else gr.skip()
+
+    demo.load(restore_name, None, [name], show_progress="hidden")
 
     tab.select(on_open, None, [run, models, pick], show_progress="hidden")
 

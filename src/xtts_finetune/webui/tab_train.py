@@ -10,6 +10,7 @@ import pandas as pd
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import UI, JsonlTail, fail, job_html, job_signature, start_job
+from xtts_finetune.webui.messages import form_source
 
 PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # runs of older versions hold coqui's coloured log
@@ -86,6 +87,15 @@ def log_tail(run_dir: Path | None, job) -> str:
             lines = ANSI.sub("", f.read().decode("utf-8", "replace")).splitlines()
         return "\n".join(lines[-LOG_TAIL:])
     return "\n".join(job.log[-LOG_TAIL:]) if job else ""
+
+
+def run_of(job, run_dir: Path | None) -> Path | None:
+    """The run a job's panel shows: none for a job that failed or stopped before its run began, so its red
+    header never sits over the previous run's curves and log."""
+    if job is None or job.active or run_dir is None:
+        return run_dir
+    touched = max((p.stat().st_mtime for p in (run_dir / "settings.json", run_dir / "events.jsonl") if p.exists()), default=0)
+    return run_dir if touched >= job.started - 1 else None
 
 
 def _file_state(run_dir: Path | None) -> tuple:
@@ -177,6 +187,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                                stop_event=ctx.stop_event)
             loss = f", best eval loss {result.best_eval_loss:.4f}" if result.best_eval_loss is not None else ""
             ctx.summary = f"Run {result.run_dir.name} {result.status.replace('_', ' ')} after {result.steps} steps{loss}."
+            ctx.hint = f"Next: open the 3 · Export tab and export run {result.run_dir.name} as a model you can use."
             return result
 
         return job_html(start_job(ui, "train", work, params))
@@ -195,6 +206,12 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return run_training(spec, settings_from(*values), False, int(gpus or 1))
 
     def on_resume(gpus):
+        from xtts_finetune.train.runs import find_run_to_resume
+
+        try:  # checked here, so a run with nothing to resume never becomes a failed job
+            find_run_to_resume(ui.workspace, True)
+        except UserError as err:
+            fail(err)
         return run_training(None, None, True, int(gpus or 1))
 
     def on_stop():
@@ -205,7 +222,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
     def refresh(last):
         job = ui.jobs.latest("train")
-        run_dir = _latest_run(ui)
+        run_dir = run_of(job, _latest_run(ui))
         sig = (job_signature(job), str(run_dir), _file_state(run_dir))
         if sig == last:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip(), last
@@ -221,8 +238,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
     def restore_form():
         """After a refresh the form shows what the last job trained with, not the defaults."""
-        job = ui.jobs.latest("train")
-        saved = (job.params.get("settings") if job else None) or {}
+        job = form_source(ui.jobs.list("train"), "train", "settings")
+        saved = job.params["settings"] if job else {}
         if not saved:
             return (gr.skip(),) * len(inputs)
         return (job.params.get("base") or gr.skip(), saved.get("epochs"), str(saved.get("batch_size")),
