@@ -159,14 +159,16 @@ class Synthesizer:
         for _, chunk in self.generate_many([request], stream):
             yield chunk
 
-    def generate_many(self, requests: list[SpeechRequest], stream: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    def generate_many(self, requests: list[SpeechRequest], stream: bool = True,
+                      max_batch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(request index, chunk) for several requests at once, each request's chunks in order. All their
         sentences decode together, `max_batch` at a time, taken round-robin (first sentences first), so a
         long request does not hold a short one back."""
         voices = [self._conditioning(r.voice) for r in requests]
         order = sorted(((j, i) for i, r in enumerate(requests) for j in range(len(r.sentences))))
-        for at in range(0, len(order), self.max_batch):
-            wave = [_Cursor(i, j, size=self.stream_chunk_codes) for j, i in order[at:at + self.max_batch]]
+        size = max_batch or self.max_batch
+        for at in range(0, len(order), size):
+            wave = [_Cursor(i, j, size=self.stream_chunk_codes) for j, i in order[at:at + size]]
             rows = [self._row(requests[c.request], c.sentence, voices[c.request][0]) for c in wave]
             yield from self._decode_wave(requests, voices, wave, rows, stream)
 
