@@ -77,3 +77,26 @@ def language_choices(two_letter_only: bool = False) -> list[tuple[str, str]]:
     others = {code: name for code, name in _iso().values()
               if code not in XTTS_LANGUAGES and (len(code) == 2 or not two_letter_only)}
     return known + sorted(((f"{name} ({code})", code) for code, name in others.items()), key=lambda c: c[0].lower())
+
+
+# Unicode script (the first word of a character's name) -> the XTTS language written in it.
+_SCRIPTS = {"CJK": "zh", "HIRAGANA": "ja", "KATAKANA": "ja", "HANGUL": "ko", "CYRILLIC": "ru", "ARABIC": "ar",
+            "DEVANAGARI": "hi"}
+
+
+def guess_language(text: str, spoken: list[str]) -> str:
+    """The language a text's script points to, among those `spoken` (for clients that cannot say one):
+    kana means Japanese even among kanji; Latin (or nothing telling) means English, else the first spoken."""
+    import unicodedata
+
+    counts: dict[str, int] = {}
+    for char in text:
+        if char.isalpha():
+            script = _SCRIPTS.get(unicodedata.name(char, "").split(" ")[0], "latin")
+            counts[script] = counts.get(script, 0) + 1
+    if counts.get("ja") and "ja" in spoken:
+        return "ja"
+    for script in sorted(counts, key=counts.get, reverse=True):
+        if script != "latin" and script in spoken:
+            return script
+    return "en" if "en" in spoken or not spoken else spoken[0]

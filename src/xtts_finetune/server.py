@@ -1,7 +1,8 @@
 """REST server: an OpenAI-compatible speech endpoint over one `Synthesizer`.
 
-The model runs one request at a time on a single worker thread; at most `max_queue` requests are
-admitted (running or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
+The model runs on a single worker thread that speaks the requests waiting for it together, as one
+batch of at most `max_batch` sentences at a time; at most `max_queue` requests are admitted (running
+or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
 The text front end runs on that thread too, inside the admitted work, so `/health` and open streams
 never wait for it. Before any body is read, the Host header (DNS rebinding) and the token are
 checked, and the body is counted as it arrives (chunked too). A client that leaves stops its work.
@@ -15,8 +16,9 @@ import asyncio
 import hmac
 import logging
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -32,6 +34,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from xtts_finetune import __version__
 from xtts_finetune.audio_out import encode, pcm16, wav_header
 from xtts_finetune.errors import UserError
+from xtts_finetune.languages import guess_language
 from xtts_finetune.synthesis import Synthesizer
 from xtts_finetune.utils import is_loopback
 
@@ -45,6 +48,11 @@ OPEN_PATHS = ("/health",)  # everything else, /docs and /openapi.json included, 
 TOKEN_ENV = "XTTS_FINETUNE_TOKEN"
 MAX_INPUT_CHARS = 4000  # characters one request may speak; the web UI's Speak tab keeps the same limit
 _DONE = object()
+OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+# OpenAI's voice names: its clients send one of these; each means the model's default voice unless the
+# model has a voice of that name.
+OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage",
+                 "shimmer", "verse")
 
 
 class SpeechBody(BaseModel):
@@ -52,10 +60,12 @@ class SpeechBody(BaseModel):
 
     model: Optional[str] = Field(None, description="accepted for compatibility; the server speaks with its one model")
     input: str = Field(..., description="the text to speak")
-    voice: Optional[str] = Field(None, description="a name from GET /v1/voices; default: the model's first voice")
+    voice: Optional[str] = Field(None, description="a name from GET /v1/voices (OpenAI's names mean the default); "
+                                 "default: the model's first voice")
     response_format: str = Field("mp3", description="wav, pcm (16-bit 24 kHz mono), mp3, flac or opus")
     speed: float = Field(1.0, ge=0.25, le=4.0)
-    language: Optional[str] = Field(None, description="language code; default: the model's language")
+    language: Optional[str] = Field(None, description="language code; default: the server's --language, the model's "
+                                    "language, or a guess from the text's script")
     seed: Optional[int] = Field(None, ge=0, le=2**62, description="fixed seed for reproducible audio")
 
 
@@ -66,13 +76,18 @@ class ApiError(Exception):
 
 
 class Worker:
-    """One thread for the model, and a count of admitted requests that never exceeds `max_queue`."""
+    """One thread for the model, and a count of admitted requests that never exceeds `max_queue`.
 
-    def __init__(self, max_queue: int):
-        self.max_queue = max_queue
+    Admitted jobs wait in a queue; the thread takes up to `max_batch` of them at once (waiting at most
+    `max_wait` seconds for company once one is there) and speaks them as one batch, each still streamed
+    back in its own order."""
+
+    def __init__(self, synth: Synthesizer, max_queue: int, max_batch: int = 8, max_wait: float = 0.01):
+        self.synth, self.max_queue, self.max_batch, self.max_wait = synth, max_queue, max_batch, max_wait
         self.pending = 0
         self._lock = threading.Lock()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="xtts-synthesis")
+        self._jobs: queue.Queue = queue.Queue()
+        threading.Thread(target=self._run, name="xtts-synthesis", daemon=True).start()
 
     def admit(self) -> bool:
         with self._lock:
@@ -85,16 +100,64 @@ class Worker:
         with self._lock:
             self.pending -= 1
 
+    def submit(self, job: "Job") -> None:
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._jobs.get()]
+            deadline = time.monotonic() + self.max_wait
+            while len(jobs) < self.max_batch:
+                try:
+                    jobs.append(self._jobs.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            try:
+                self._speak(jobs)
+            finally:
+                for _ in jobs:
+                    self.release()
+
+    def _speak(self, jobs: list["Job"]) -> None:
+        """Prepares each job (its errors go to it alone), then speaks the rest together."""
+        ready = []
+        for job in jobs:
+            if job.cancel.is_set():  # the client left while this waited in the queue
+                continue
+            try:
+                ready.append((job, job.prepare(self.synth)))
+            except BaseException as err:
+                job.put(err)
+        if not ready:
+            return
+        try:
+            for index, chunk in self.synth.generate_many([r for _, r in ready], max_batch=self.max_batch):
+                job = ready[index][0]
+                if not job.cancel.is_set():
+                    job.put(chunk)
+                if all(job.cancel.is_set() for job, _ in ready):
+                    break  # every client went away
+            for job, _ in ready:
+                job.put(_DONE)
+        except BaseException as err:  # delivered to the requests, which answer with an error
+            for job, _ in ready:
+                job.put(err)
+
 
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
                max_chars: int = MAX_INPUT_CHARS, synthesizer: Synthesizer | None = None, device: str = "auto",
-               latents_cache_dir: Path | None = None, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS) -> FastAPI:
+               latents_cache_dir: Path | None = None, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
+               max_batch: int = 8, language: str | None = None) -> FastAPI:
     """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI).
 
     `allowed_hosts`: Host header names accepted (default: loopback names only); None accepts any.
+    `max_batch`: sentences decoded together across requests. `language`: the default when a request has
+    none (OpenAI clients cannot send one); without it the model's own, else a guess from the text's script.
     """
     synth = synthesizer or Synthesizer(model_dir, device=device, latents_cache_dir=latents_cache_dir)
-    worker = Worker(max_queue)
+    if language is not None:
+        synth.prepare("a", language)  # an unknown or unspoken language fails at start, not per request
+    worker = Worker(synth, max_queue, max_batch)
     app = FastAPI(title="xtts-finetune speech server", version=__version__)
     app.state.synthesizer, app.state.worker = synth, worker
     app.add_middleware(Gate, token=token, max_body=max_chars * 8 + 4096)  # 8 bytes a character covers JSON escapes
@@ -127,6 +190,13 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
     def health() -> dict:
         return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
 
+    @app.get("/v1/models")
+    def models() -> dict:
+        """OpenAI's model list: this model, under its own name and OpenAI's speech model names."""
+        names = [synth.name, *(n for n in OPENAI_MODELS if n != synth.name)]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "xtts-finetune"}
+                                           for n in names]}
+
     @app.get("/v1/voices")
     def voices() -> dict:
         return {"voices": synth.voices(), "languages": synth.languages, "model": synth.name}
@@ -141,7 +211,9 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
         if not worker.admit():
             raise ApiError(503, "the server is busy; try again shortly", "server_busy",
                            {"Retry-After": str(max(1, worker.pending))})
-        chunks, cancel = _start(synth, worker, body)
+        job = Job(body, language)
+        worker.submit(job)
+        chunks, cancel = job.chunks, job.cancel
         gone = asyncio.ensure_future(_disconnected(http))
         try:
             first = await _next(chunks, gone, cancel)
@@ -164,30 +236,25 @@ class ClientGone(Exception):
     """The client closed the connection before its audio was ready."""
 
 
-def _start(synth: Synthesizer, worker: Worker, body: SpeechBody) -> tuple[asyncio.Queue, threading.Event]:
-    """Prepare and speak `body` on the worker thread; its chunks, then _DONE (or an exception), arrive in the queue."""
-    loop, chunks, cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
+class Job:
+    """One admitted request: its body, where its chunks go (an asyncio queue) and its cancel flag."""
 
-    def put(item) -> None:
-        loop.call_soon_threadsafe(chunks.put_nowait, item)
+    def __init__(self, body: "SpeechBody", language: str | None):
+        self.body, self.language = body, language
+        self.loop, self.chunks, self.cancel = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
 
-    def job() -> None:
-        try:
-            if cancel.is_set():  # the client left while this waited in the queue
-                return
-            request = synth.prepare(body.input, body.language, body.voice, speed=body.speed, seed=body.seed)
-            for chunk in synth.generate(request):
-                put(chunk)
-                if cancel.is_set():  # the client went away
-                    break
-            put(_DONE)
-        except BaseException as err:  # delivered to the request, which answers with an error
-            put(err)
-        finally:
-            worker.release()
+    def put(self, item) -> None:
+        self.loop.call_soon_threadsafe(self.chunks.put_nowait, item)
 
-    worker.executor.submit(job)
-    return chunks, cancel
+    def prepare(self, synth: Synthesizer):
+        body = self.body
+        voice = None if body.voice in OPENAI_VOICES and body.voice not in synth.voices() else body.voice
+        language = body.language or self.language or _model_language(synth) or guess_language(body.input, synth.languages)
+        return synth.prepare(body.input, language, voice, speed=body.speed, seed=body.seed)
+
+
+def _model_language(synth: Synthesizer) -> str | None:
+    return synth.card.get("language") or (synth.languages[0] if len(synth.languages) == 1 else None)
 
 
 async def _disconnected(request: Request) -> None:
@@ -294,7 +361,7 @@ def check_binding(host: str, token: str | None) -> None:
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, token: str | None = None, *,
           max_queue: int = 4, max_chars: int = MAX_INPUT_CHARS, device: str = "auto", log_level: str = "info",
-          allowed_hosts: tuple[str, ...] | None = None) -> None:
+          allowed_hosts: tuple[str, ...] | None = None, max_batch: int = 8, language: str | None = None) -> None:
     """Load the model and serve until interrupted. On loopback only loopback Host names are accepted by default."""
     import uvicorn
 
@@ -302,5 +369,5 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, toke
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = LOOPBACK_HOSTS
     app = create_app(model_dir, token=token, max_queue=max_queue, max_chars=max_chars, device=device,
-                     allowed_hosts=allowed_hosts)
+                     allowed_hosts=allowed_hosts, max_batch=max_batch, language=language)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

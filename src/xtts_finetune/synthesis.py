@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from xtts_finetune.basemodels import MODEL_FILES
+from xtts_finetune.decode import GptDecoder, Row, code_cap
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language, tokenizer_language
 from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
@@ -29,6 +30,8 @@ MAX_CHARS = 100_000
 GAP_SECONDS = 0.2  # silence between sentences
 FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
 SEAM_SECONDS = 0.005  # crossfade where two blocks of one sentence meet
+TRIM_KEEP_SECONDS = 0.1  # quiet kept after a sentence's last sound (the rest is trimmed)
+TRIM_LEVEL = 0.01  # "quiet": below 1% (-40 dB) of the sentence's peak
 
 # Text front ends by the name an export records in model_card.json (text/frontends.py); "default" is
 # what exports of earlier versions recorded: XTTS's own cleaning, the base vocabulary.
@@ -44,6 +47,19 @@ class SynthesisStats:
     latents_cache_misses: int = 0  # computed from the clips
     sentences: int = 0
     codes: int = 0  # GPT latents decoded (one per audio code, plus the stop token's)
+
+
+@dataclass
+class _Cursor:
+    """Where the vocoder stands in one sentence of a batch."""
+
+    request: int
+    sentence: int
+    done: int = 0  # latents decoded so far
+    size: int = 16  # latents in the next block
+    tail: np.ndarray | None = None
+    blocks: int = 0
+    peak: float = 0.0
 
 
 @dataclass
@@ -67,7 +83,7 @@ class Synthesizer:
     decode_lookahead = 4  # latents after a block that its window sees (the block waits for them)
 
     def __init__(self, model_dir: str | Path, device: str = "auto", latents_cache_dir: Path | None = None,
-                 max_chars: int = MAX_CHARS):
+                 max_chars: int = MAX_CHARS, max_batch: int = 8):
         self.model_dir = check_model_folder(model_dir)
         self.card = _read_card(self.model_dir)
         frontend = self.card.get("text_frontend") or "default"
@@ -87,6 +103,8 @@ class Synthesizer:
             from xtts_finetune.text.vocab import load_tokenizer
 
             self.model.tokenizer = load_tokenizer(self.model_dir / "vocab.json", self.card["language"], self.vocab_mode)
+        self.max_batch = max_batch  # sentences decoded together
+        self.decoder = GptDecoder(self.model.gpt, dtype=torch.float16 if self.device.startswith("cuda") else None)
         self.references = sorted((self.model_dir / "references").glob("*.wav"))
         manager = getattr(self.model, "speaker_manager", None)
         self.speakers: dict = dict(manager.speakers) if manager is not None else {}
@@ -139,24 +157,28 @@ class Synthesizer:
             raise UserError("the text to speak has nothing to say", fix="give some words")
         return SpeechRequest(sentences, language, self._check_voice(voice), settings, seed)
 
-    def generate(self, request: SpeechRequest) -> Iterator[np.ndarray]:
+    def generate(self, request: SpeechRequest, stream: bool = True) -> Iterator[np.ndarray]:
         """Audio as it is decoded, in blocks of a sentence, the pause before a sentence in its first block;
-        float32, 24 kHz. `speak` joins exactly these chunks, so both sound the same for a seed."""
-        latent, embedding = self._conditioning(request.voice)
-        gap = np.zeros(int(GAP_SECONDS * self.sample_rate), dtype=np.float32)
-        fade = int(FADE_SECONDS * self.sample_rate)
-        for i, sentence in enumerate(request.sentences):
-            if request.seed is not None:
-                torch.manual_seed(request.seed + i)  # per sentence: a sentence sounds the same wherever it is
-            blocks = self._sentence_blocks(sentence, request.language, latent, embedding, dict(request.settings))
-            for j, (wav, last) in enumerate(blocks):
-                wav = _fade(wav, fade, start=j == 0, end=last)
-                yield np.concatenate([gap, wav]) if i and j == 0 else wav
-            self.stats.sentences += 1
+        float32, 24 kHz. With `stream` off each sentence is one block, decoded by the vocoder in one go."""
+        for _, chunk in self.generate_many([request], stream):
+            yield chunk
+
+    def generate_many(self, requests: list[SpeechRequest], stream: bool = True,
+                      max_batch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(request index, chunk) for several requests at once, each request's chunks in order. All their
+        sentences decode together, `max_batch` at a time, taken round-robin (first sentences first), so a
+        long request does not hold a short one back."""
+        voices = [self._conditioning(r.voice) for r in requests]
+        order = sorted(((j, i) for i, r in enumerate(requests) for j in range(len(r.sentences))))
+        size = max_batch or self.max_batch
+        for at in range(0, len(order), size):
+            wave = [_Cursor(i, j, size=self.stream_chunk_codes) for j, i in order[at:at + size]]
+            rows = [self._row(requests[c.request], c.sentence, voices[c.request][0]) for c in wave]
+            yield from self._decode_wave(requests, voices, wave, rows, stream)
 
     def speak(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> np.ndarray:
         """The whole text as one float32 array at 24 kHz (settings as in `prepare`)."""
-        return np.concatenate(list(self.generate(self.prepare(text, language, voice, **settings))))
+        return np.concatenate(list(self.generate(self.prepare(text, language, voice, **settings), stream=False)))
 
     def stream(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> Iterator[np.ndarray]:
         """Like `speak`, in chunks as they are decoded; checks the request before returning."""
@@ -168,31 +190,57 @@ class Synthesizer:
         decoder = self.model.hifigan_decoder
         return decoder.ar_mel_length_compression * decoder.output_sample_rate / decoder.input_sample_rate
 
-    # -- streaming within a sentence --------------------------------------------------------------
+    # -- decoding: GPT rows in a batch, vocoder blocks per sentence -----------------------------------
+
+    def _row(self, request: SpeechRequest, j: int, cond_latent) -> Row:
+        sentence, settings = request.sentences[j], request.settings
+        tokens = self.model.tokenizer.encode(sentence.strip().lower(), lang=request.language)
+        seed = request.seed + j if request.seed is not None else int(torch.randint(2**62, ()))
+        return Row(self.decoder.prefix(cond_latent, tokens), code_cap(sentence, self.decoder.model_cap),
+                   temperature=settings.get("temperature", 0.75), top_k=settings.get("top_k", 50),
+                   top_p=settings.get("top_p", 0.85), repetition_penalty=settings.get("repetition_penalty", 10.0),
+                   seed=seed)
 
     @torch.inference_mode()
-    def _sentence_blocks(self, sentence: str, language: str, cond_latent, embedding, settings: dict):
-        """(audio, is_last) per block of codes as the GPT makes them. Each block is decoded once, over a
-        bounded window, so the cost stays linear in the length (re-decoding the sentence so far per
-        chunk, as coqui's inference_stream does, is quadratic)."""
-        stretch = 1.0 / settings.pop("speed", 1.0)
-        gpt = self.model.gpt
-        tokens = torch.IntTensor(self.model.tokenizer.encode(sentence.strip().lower(), lang=language))
-        inputs = gpt.compute_embeddings(cond_latent.to(self.device), tokens.unsqueeze(0).to(self.device))
-        codes = gpt.get_generator(fake_inputs=inputs, do_sample=True, num_beams=1, num_return_sequences=1,
-                                  output_attentions=False, output_hidden_states=True, return_dict_in_generate=True,
-                                  **settings)
-        latents, done, size, tail = [], 0, self.stream_chunk_codes, None
-        for _code, latent in codes:
-            latents.append(latent)
-            if len(latents) > done + size + self.decode_lookahead:  # ">": the last block is never empty
-                wav, tail = self._decode_block(latents, done, done + size, tail, embedding, stretch)
-                done, size = done + size, self.stream_chunk_codes * self.later_chunk_factor
-                yield wav, False
-        self.stats.codes += len(latents)
-        yield self._decode_block(latents, done, len(latents), tail, embedding, stretch, last=True)[0], True
+    def _decode_wave(self, requests, voices, wave: list[_Cursor], rows: list[Row], stream: bool):
+        """Runs the GPT over `rows` and, as latents arrive, decodes each request's current sentence in
+        blocks (a small first one, so the first sound comes soon); a finished sentence hands over to the
+        request's next one. Each block is decoded once, over a bounded window (linear in the length)."""
+        gap = np.zeros(int(GAP_SECONDS * self.sample_rate), dtype=np.float32)
+        fade = int(FADE_SECONDS * self.sample_rate)
+        heads: dict[int, list[int]] = {}
+        for k, cursor in enumerate(wave):
+            heads.setdefault(cursor.request, []).append(k)
+        for progress in self.decoder.generate(rows):
+            for r, queue in heads.items():
+                request, embedding = requests[r], voices[r][1]
+                stretch = 1.0 / request.settings.get("speed", 1.0)
+                while queue:
+                    k, c = queue[0], wave[queue[0]]
+                    n, last = progress.lengths[k], progress.finished[k]
+                    latents = progress.latents[k, :n]
+                    while stream and n > c.done + c.size + self.decode_lookahead:  # ">": the last block is never empty
+                        wav, c.tail = self._decode_block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
+                        c.done, c.size = c.done + c.size, self.stream_chunk_codes * self.later_chunk_factor
+                        yield r, self._finish_block(c, wav, False, gap, fade)
+                    if not last:
+                        break
+                    wav = self._decode_block(latents, c.done, n, c.tail, embedding, stretch, last=True)[0]
+                    yield r, self._finish_block(c, wav, True, gap, fade)
+                    self.stats.sentences += 1
+                    self.stats.codes += n
+                    queue.pop(0)
 
-    def _decode_block(self, latents: list, start: int, end: int, tail, embedding, stretch: float, last=False):
+    def _finish_block(self, cursor: _Cursor, wav: np.ndarray, last: bool, gap, fade: int) -> np.ndarray:
+        """Fades a block's outer edges, trims a sentence's trailing silence, puts the pause before it."""
+        cursor.peak = max(cursor.peak, float(np.abs(wav).max(initial=0.0)))
+        if last:
+            wav = trim_trailing_silence(wav, cursor.peak, int(TRIM_KEEP_SECONDS * self.sample_rate))
+        first, cursor.blocks = cursor.blocks == 0, cursor.blocks + 1
+        wav = _fade(wav, fade, start=first, end=last)
+        return np.concatenate([gap, wav]) if first and cursor.sentence else wav
+
+    def _decode_block(self, latents: torch.Tensor, start: int, end: int, tail, embedding, stretch: float, last=False):
         """Samples of latents[start:end] (to the end if `last`), crossfaded from `tail`, and the next tail:
         the samples this window gives just past `end`, for the next block's seam.
 
@@ -200,7 +248,7 @@ class Synthesizer:
         interpolation, redone per block: negligible next to the vocoder), so every window samples the
         latents on the grid of a whole-sentence decode and the blocks join it to within float error."""
         decoder = self.model.hifigan_decoder
-        frames = torch.cat(latents)[None].transpose(1, 2)  # [1, dim, codes]
+        frames = latents[None].transpose(1, 2)  # [1, dim, codes]
         for scale in (stretch, decoder.ar_mel_length_compression / decoder.output_hop_length,
                       decoder.output_sample_rate / decoder.input_sample_rate):
             if scale != 1.0:
@@ -362,6 +410,12 @@ def _load_model(folder: Path, device: str):
 def _check_range(name: str, value, low, high) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise UserError(f"{name} must be a number from {low} to {high}, not {value!r}", fix=f"choose a {name} in range")
+
+
+def trim_trailing_silence(wav: np.ndarray, peak: float, keep: int) -> np.ndarray:
+    """`wav` up to `keep` samples after its last one above TRIM_LEVEL of `peak` (the sentence's loudest)."""
+    loud = np.flatnonzero(np.abs(wav) > TRIM_LEVEL * peak)
+    return wav[: min(len(wav), (loud[-1] + 1 if len(loud) else 0) + keep)]
 
 
 def _fade(wav: np.ndarray, samples: int, start: bool, end: bool) -> np.ndarray:

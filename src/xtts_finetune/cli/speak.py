@@ -49,6 +49,10 @@ def register(sub) -> None:
                        "(default on 127.0.0.1: localhost 127.0.0.1 ::1, which stops DNS rebinding; elsewhere: any)")
     serve.add_argument("--max-queue", type=int, default=4, help="requests admitted at once; more get 503 (default 4)")
     serve.add_argument("--max-chars", type=int, default=4000, help="longest input accepted (default 4000)")
+    serve.add_argument("--max-batch", type=int, default=8, help="sentences decoded together, across the requests "
+                       "waiting (default 8; more raises throughput under load, and memory)")
+    serve.add_argument("--language", help="language of requests that name none (OpenAI clients cannot); default: "
+                       "the model's language, else a guess from the text's script")
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     serve.set_defaults(func=_serve)
 
@@ -83,7 +87,7 @@ def _speak(args) -> int:
     progress = ConsoleProgress()
     for done, (out, request) in enumerate(requests):
         report(progress, "speak", done, len(requests), str(out))
-        write_audio(out, np.concatenate(list(synth.generate(request))), synth.sample_rate)
+        write_audio(out, np.concatenate(list(synth.generate(request, stream=False))), synth.sample_rate)
     report(progress, "speak", len(requests), len(requests), "done")
     for out, _ in requests:
         print(out)
@@ -127,9 +131,11 @@ def _serve(args) -> int:
               "$XTTS_FINETUNE_TOKEN", file=sys.stderr)
     token = args.token or read_token(args.token_file)
     check_binding(args.host, token)  # before the model loads
+    if args.max_batch < 1:
+        raise UserError(f"--max-batch must be at least 1, not {args.max_batch}", fix="pass e.g. --max-batch 8")
     print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs"
           f"{', with the token' if token else ''})", flush=True)
     serve(args.model, host=args.host, port=args.port, token=token, max_queue=args.max_queue,
-          max_chars=args.max_chars, device=args.device,
+          max_chars=args.max_chars, device=args.device, max_batch=args.max_batch, language=args.language,
           allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None)
     return 0

@@ -1,0 +1,118 @@
+"""Our decoding engine against coqui's, on the tiny model: same greedy codes, same audio, ending right, batching."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from xtts_finetune.decode import Row, code_cap
+from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, trim_trailing_silence
+
+TEXTS = ["hello there, my friend.", "the weather is lovely today, is it not?", "hi."]
+STREAM_TOLERANCE = 0.05  # streamed audio vs coqui's inference_stream: RMS difference / RMS, fades excluded
+
+
+def _model_with_stop_bias(src, dst, delta: float):
+    """A copy of the tiny model whose stop token is `delta` less likely (the release's stop bias is +2)."""
+    dst.mkdir(parents=True)
+    for name in ("config.json", "vocab.json", "speakers_xtts.pth"):
+        shutil.copy2(src / name, dst / name)
+    state = torch.load(src / "model.pth", map_location="cpu", weights_only=True)
+    state["model"]["gpt.mel_head.bias"][-1] += delta  # the stop token is the last audio token
+    torch.save(state, dst / "model.pth")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def talker(tiny_xtts, tmp_path_factory):
+    """Greedy decoding of this copy says ~15 codes, then stop (the original stops at once)."""
+    folder = _model_with_stop_bias(tiny_xtts, tmp_path_factory.mktemp("talker") / "xtts", -1.0)
+    return Synthesizer(folder, device="cpu", latents_cache_dir=tmp_path_factory.mktemp("latents"))
+
+
+@pytest.fixture(scope="module")
+def voice(talker):
+    return tuple(talker.speakers["Tiny Speaker"].values())
+
+
+def test_greedy_codes_equal_coquis_and_latents_come_from_the_same_pass(talker, voice):
+    xtts, (latent, embedding) = talker.model, voice
+    rows = [Row(talker.decoder.prefix(latent, xtts.tokenizer.encode(t, lang="en")), 600, top_k=1) for t in TEXTS]
+    *_, ours = talker.decoder.generate(rows)  # the three sentences as one batch, of different lengths
+    for b, text in enumerate(TEXTS):
+        tokens = torch.IntTensor(xtts.tokenizer.encode(text, lang="en"))[None]
+        with torch.inference_mode():  # exactly the call Xtts.inference makes
+            codes = xtts.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, top_k=1, top_p=0.85,
+                                      temperature=0.75, num_return_sequences=1, num_beams=1, length_penalty=1.0,
+                                      repetition_penalty=10.0, output_attentions=False)[0]
+        n = ours.lengths[b]
+        assert len(codes) > 4 and codes[-1] == xtts.gpt.stop_audio_token
+        assert torch.equal(ours.codes[b, :n], codes)
+        reference = xtts.inference(text, "en", latent, embedding, top_k=1)  # its latents: a second GPT pass
+        assert np.allclose(ours.latents[b, :n].numpy(), reference["gpt_latents"][0], atol=1e-4)
+
+
+def test_spoken_and_streamed_audio_match_coquis(talker, voice, monkeypatch):
+    xtts, (latent, embedding) = talker.model, voice
+    text = TEXTS[1]
+    whole = xtts.inference(text, "en", latent, embedding, top_k=1)["wav"]
+    ours = talker.speak(text, "en", voice="Tiny Speaker", top_k=1)
+    fade = int(FADE_SECONDS * talker.sample_rate)
+    n = len(ours)
+    assert len(whole) - talker.samples_per_code <= n <= len(whole)  # at most a code's worth of silence trimmed
+    assert np.abs(ours[fade:n - fade] - whole[fade:n - fade]).max() <= 1e-4 * np.abs(whole).max()
+
+    monkeypatch.setattr(talker, "stream_chunk_codes", 4)
+    chunks = list(talker.stream(text, "en", voice="Tiny Speaker", top_k=1))
+    assert len(chunks) >= 2  # a block of 4 codes, then the rest
+    with torch.inference_mode():
+        theirs = torch.cat(list(xtts.inference_stream(text, "en", latent, embedding, stream_chunk_size=4, top_k=1))).numpy()
+    streamed = np.concatenate(chunks)
+    n = min(len(streamed), len(theirs))
+    diff = streamed[fade:n - fade] - theirs[fade:n - fade]
+    assert np.sqrt(np.mean(diff**2)) <= STREAM_TOLERANCE * np.sqrt(np.mean(theirs**2))
+
+
+def test_a_gpt_that_never_stops_ends_at_a_cap_proportional_to_the_text(tiny_xtts, tmp_path):
+    folder = _model_with_stop_bias(tiny_xtts, tmp_path / "xtts", -1e4)  # stop is never sampled
+    synth = Synthesizer(folder, device="cpu", latents_cache_dir=tmp_path / "latents")
+    spoken = {}
+    for text in ("Hi.", "Hello there, my friend."):
+        before = synth.stats.codes
+        spoken[text] = synth.speak(text, "en", voice="Tiny Speaker", seed=1)
+        cap = code_cap(text, synth.decoder.model_cap)
+        assert synth.stats.codes - before == cap < synth.decoder.model_cap
+        assert len(spoken[text]) <= cap * synth.samples_per_code + 1
+    assert code_cap("Hi.", 600) < code_cap("Hello there, my friend.", 600) < 4 * len("Hello there, my friend.") + 30
+    assert len(spoken["Hi."]) < len(spoken["Hello there, my friend."])
+
+
+def test_trailing_silence_is_trimmed_and_speech_kept():
+    sound = np.sin(np.arange(4800, dtype=np.float32) / 5)
+    wav = np.concatenate([sound, np.full(9600, 1e-4, dtype=np.float32)])
+    trimmed = trim_trailing_silence(wav, peak=1.0, keep=2400)
+    last_loud = np.flatnonzero(np.abs(sound) > 0.01)[-1]  # 1% of the peak
+    assert last_loud > 4790 and len(trimmed) == last_loud + 1 + 2400
+    assert np.array_equal(trimmed[:4800], sound)
+    assert len(trim_trailing_silence(sound, peak=1.0, keep=2400)) == len(sound)  # nothing quiet: nothing cut
+
+
+def test_sentences_batched_together_say_what_they_say_alone(tiny_export, tmp_path):
+    synth = Synthesizer(tiny_export, device="cpu", latents_cache_dir=tmp_path)
+    text = "Hello there, my friend. The weather is lovely today. Speech synthesis is fun to build!"
+    request = synth.prepare(text, "en", "Tiny Speaker", seed=5)
+    together = np.concatenate(list(synth.generate(request, stream=False)))
+    synth.max_batch = 1
+    alone = np.concatenate(list(synth.generate(request, stream=False)))
+    assert len(together) == len(alone) and np.allclose(together, alone, atol=1e-5)
+    # Two requests at once: each gets its own chunks, in order, as if it were alone.
+    synth.max_batch = 8
+    other = synth.prepare("Please read this sentence aloud. Fine?", "en", "ref_a", seed=9)
+    got: dict[int, list] = {0: [], 1: []}
+    for index, chunk in synth.generate_many([request, other]):
+        got[index].append(chunk)
+    assert np.allclose(np.concatenate(got[0]), np.concatenate(list(synth.generate(request))), atol=1e-5)
+    assert np.allclose(np.concatenate(got[1]), np.concatenate(list(synth.generate(other))), atol=1e-5)
