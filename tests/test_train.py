@@ -166,11 +166,12 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 
 def test_batch_probe_trains_whole_steps_then_starts_from_the_base_weights(workspace, tiny_xtts):
     from xtts_finetune.train.preflight import inspect_dataset
-    from xtts_finetune.train.recipe import Recipe, _new_config, probe_batch_size
+    from xtts_finetune.train.config import new_config
+    from xtts_finetune.train.recipe import Recipe, probe_batch_size
 
     settings = TrainSettings(batch_size="auto")
     info, _ = inspect_dataset(workspace, tiny_xtts, settings)
-    recipe = Recipe(_new_config(workspace, tiny_xtts, settings, info), None)
+    recipe = Recipe(new_config(workspace, tiny_xtts, settings, info), None)
     recipe.setup()
     base = {k: v.clone() for k, v in recipe.gpt.state_dict().items()}
     updates = []

@@ -80,12 +80,13 @@ def test_fp16_steps_with_a_grad_scaler_run_on_cpu(coqui_dataset, tiny_xtts, tmp_
     from xtts_finetune.train import TrainSettings
     from xtts_finetune.train.checkpoint import saved_pairs
     from xtts_finetune.train.preflight import inspect_dataset
-    from xtts_finetune.train.recipe import Recipe, _new_config
+    from xtts_finetune.train.config import new_config
+    from xtts_finetune.train.recipe import Recipe
 
     workspace = make_workspace(coqui_dataset, tmp_path / "ws")
     settings = TrainSettings(epochs=1, batch_size=2, lr=1e-3, save_every_steps=2)
     info, _ = inspect_dataset(workspace, tiny_xtts, settings)
-    config = _new_config(workspace, tiny_xtts, settings, info)
+    config = new_config(workspace, tiny_xtts, settings, info)
     config.precision = "fp16"
     run_dir = tmp_path / "run"
     run_dir.mkdir()

@@ -128,7 +128,7 @@ def test_a_ranks_python_error_is_named_from_torchruns_report():
 
 
 def test_n_ranks_plan_the_steps_of_one_process_accumulating_n_times_more():
-    from xtts_finetune.train.recipe import plan_steps
+    from xtts_finetune.train.config import plan_steps
 
     for clips, batch, accum, ranks in [(5, 2, 1, 2), (37, 3, 2, 4), (10, 2, 5, 3), (4, 4, 1, 2)]:
         settings = TrainSettings(epochs=3, grad_accum=accum)

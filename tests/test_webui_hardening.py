@@ -171,3 +171,17 @@ def test_the_container_never_serves_an_open_ui(tmp_path):
         proc.kill()
         proc.wait(30)
         proc.stdout.close()
+
+
+def test_an_exposed_dataset_tab_never_tells_whether_an_outside_folder_exists(tmp_path):
+    import gradio as gr
+
+    from xtts_finetune.webui.app import build_app
+
+    ws = tmp_path / "ws"
+    demo = build_app(ws, allowed_roots=(ws,))
+    create = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_create")
+    for folder in (tmp_path / "no-such-folder", tmp_path):  # one missing, one present: the same refusal
+        with pytest.raises(gr.Error, match="outside the folders") as refused:
+            create(None, str(folder), None, "en", "speaker", "large-v3")
+        assert "does not exist" not in str(refused.value)

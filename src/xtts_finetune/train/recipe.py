@@ -8,46 +8,46 @@ clip, step, log, evaluate at each epoch's end, save. Nothing of coqui's Trainer 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 import threading
-import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from xtts_finetune import __version__
-from xtts_finetune.basemodels import base_model_version, resolve_base_model, training_assets
-from xtts_finetune.languages import tokenizer_language
+from xtts_finetune.basemodels import resolve_base_model, training_assets
 from xtts_finetune.progress import ProgressCallback
 from xtts_finetune.text.vocab import load_tokenizer, resize_text_rows
 from xtts_finetune.train import checkpoint
+from xtts_finetune.train.config import (
+    RecipeConfig,
+    new_config,
+    plan_steps,
+    read_config,
+    vocab_note,
+    write_run_files,
+)
 from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
-from xtts_finetune.train.precision import Precision, adamw, resolve_precision
+from xtts_finetune.train.precision import Precision, adamw
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
 from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
     SAMPLE_RATE,
     TrainSettings,
-    effective_grad_accum,
     find_batch_size,
     is_out_of_memory,
     lr_multiplier,
-    optimizer_steps,
     out_of_memory_error,
 )
 from xtts_finetune.errors import UserError
-from xtts_finetune.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
-DEFAULT_BATCH = 2
 TEXT_CE_WEIGHT, MEL_CE_WEIGHT = 0.01, 1.0  # coqui's GPTArgs defaults
 
 
@@ -59,34 +59,6 @@ class RunResult:
     steps: int
     stopped_early: bool
     status: str = "finished"
-
-
-@dataclass
-class RecipeConfig:
-    """Everything one run needs, resolved: written to RUN/config.json, read back on resume."""
-
-    base_dir: str
-    dataset_dir: str
-    language: str  # the tokenizer's language code
-    train_clips: list[tuple[str, str]]  # (audio file relative to dataset_dir, text)
-    eval_clips: list[tuple[str, str]]
-    settings: dict  # TrainSettings.to_dict()
-    batch_size: int
-    grad_accum: int
-    optimizer_steps: int
-    warmup_steps: int
-    precision: str  # fp32 | fp16 | bf16
-    device: str
-    vocab_mode: str = "base"  # base | script (RUN/vocab.json extends the base's) | phonemes
-    frontend: dict = field(default_factory=dict)  # the language's text front end: name, version
-
-    @property
-    def train_settings(self) -> TrainSettings:
-        return TrainSettings.from_dict(self.settings)
-
-    @property
-    def batches_per_epoch(self) -> int:
-        return math.ceil(len(self.train_clips) / self.batch_size)
 
 
 def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en", vocab_mode: str = "base"):
@@ -390,15 +362,6 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def plan_steps(settings: TrainSettings, num_train: int, batch_size: int, ranks: int = 1) -> tuple[int, int, int]:
-    """(grad_accum, optimizer steps, warm-up steps) of a run; a step takes grad_accum batches on each rank."""
-    rounds = math.ceil(math.ceil(num_train / batch_size) / ranks)  # rounds of batches an epoch
-    accum = effective_grad_accum(settings, rounds, 1)
-    total = optimizer_steps(rounds, 1, accum, settings.epochs)
-    warmup = settings.warmup_steps if settings.warmup_steps is not None else max(1, round(0.1 * total))
-    return accum, total, min(warmup, total)
-
-
 def probe_batch_size(recipe: Recipe, limit: int = 64) -> int:
     """Largest batch of the longest clips for which a whole step, optimizer update included, fits in memory.
 
@@ -427,62 +390,6 @@ def probe_batch_size(recipe: Recipe, limit: int = 64) -> int:
     return size
 
 
-def _new_config(workspace: Path, base_dir: Path, settings: TrainSettings, info) -> RecipeConfig:
-    dataset = Path(info.path)
-    pairs = {split: [(c.audio_file, c.text) for c in info.clips if c.split == split] for split in ("train", "eval")}
-    batch = min(DEFAULT_BATCH if settings.batch_size == "auto" else settings.batch_size, len(pairs["train"]))
-    accum, total, warmup = plan_steps(settings, len(pairs["train"]), batch)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    return RecipeConfig(
-        base_dir=str(base_dir), dataset_dir=str(dataset), language=tokenizer_language(info.language),
-        train_clips=pairs["train"], eval_clips=pairs["eval"], settings=settings.to_dict(), batch_size=batch,
-        grad_accum=accum, optimizer_steps=total, warmup_steps=warmup,
-        precision=resolve_precision(settings.precision, device).name, device=device,
-        vocab_mode=info.vocab_mode, frontend=info.frontend,
-    )
-
-
-def _vocab_note(config: RecipeConfig) -> str:
-    """Says how the text is read: an unknown language gets the script mode by default, and the user is told."""
-    front = config.frontend or {"name": "xtts", "version": "1"}
-    how = {"base": "the base vocabulary", "script": "the base vocabulary extended with the dataset's script "
-           "(RUN/vocab.json)", "phonemes": "G2P phonemes in the base vocabulary's letters"}[config.vocab_mode]
-    return f"text front end {front['name']} v{front['version']}, {how} (--vocab {config.vocab_mode})"
-
-
-def _read_config(run_dir: Path) -> RecipeConfig:
-    path = run_dir / "config.json"
-    try:
-        return RecipeConfig(**json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        raise UserError(
-            f"{path} is missing or was written by an older version of xtts-finetune, so {run_dir.name} cannot resume",
-            fix="start a new run (its checkpoints can still be exported)",
-        ) from None
-
-
-def _write_run_files(run_dir: Path, config: RecipeConfig, base: str | Path | None, info, devices: int = 1) -> None:
-    base_dir = Path(config.base_dir)
-    version = base_model_version(base_dir)
-    resolved = {k: getattr(config, k) for k in ("batch_size", "grad_accum", "warmup_steps", "optimizer_steps")}
-    resolved |= {
-        "steps": config.settings["epochs"] * config.batches_per_epoch, "max_audio_seconds": info.max_audio_seconds,
-        "mixed_precision": config.precision != "fp32", "precision": config.precision, "device": config.device,
-        "devices": devices, "global_batch": config.batch_size * config.grad_accum * devices,
-    }
-    run = {
-        "settings": config.settings,
-        "base": {"spec": str(base or version), "path": str(base_dir), "version": version},
-        "dataset": info.to_dict(),
-        "resolved": resolved,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "tool_version": __version__,
-    }
-    atomic_write_text(run_dir / "settings.json", json.dumps(run, indent=2))
-    atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2))
-    atomic_write_text(run_dir / "vocab.json", info.vocab_json)  # the tokenizer this run trains with
-
-
 def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, world: World):
     """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder.
 
@@ -490,7 +397,7 @@ def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, worl
     """
     if resume:
         run_dir = world.share(find_run_to_resume(workspace, resume) if world.main else None)
-        config = _read_config(run_dir)
+        config = read_config(run_dir)
         base_dir, settings = Path(config.base_dir), config.train_settings
         run_vocab = run_dir / "vocab.json"
         vocab_json = run_vocab.read_text(encoding="utf-8") if run_vocab.is_file() else None
@@ -502,7 +409,7 @@ def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, worl
     if problems:
         raise problems_error(problems)
     if not resume:
-        config = _new_config(workspace, base_dir, settings, info)
+        config = new_config(workspace, base_dir, settings, info)
     recipe = Recipe(config, None, world=world, vocab_json=info.vocab_json)
     recipe.setup(cache_root=cache_root)
     if not resume:
@@ -513,7 +420,7 @@ def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, worl
         run_dir = None
         if world.main:
             run_dir = new_run_dir(workspace, run_name)  # the folder appears only once the run can start
-            _write_run_files(run_dir, config, base, info, world.size)
+            write_run_files(run_dir, config, base, info, world.size)
         run_dir = world.share(run_dir)
     return run_dir, recipe, info
 
@@ -570,7 +477,7 @@ def _run(recipe: Recipe, resume, info) -> str:
         emit("status", status="running", message=f"{where} in {recipe.run_dir} on {devices} "
              f"({config.precision}); padding {recipe.padding:.0%} of the audio in a batch; "
              f"DVAE codes: {recipe.cache.stats.hits} cached, {recipe.cache.stats.misses} computed; "
-             f"{_vocab_note(config)}")
+             f"{vocab_note(config)}")
         try:
             status = recipe.train()
             message = "training finished" if status == "finished" else (

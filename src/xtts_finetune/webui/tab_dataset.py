@@ -212,7 +212,10 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         audio = copy_uploads(ui, files, f"media-{stamp}")
         if folder_path and folder_path.strip():
-            path = Path(folder_path.strip()).expanduser()
+            try:  # the allowed-roots check first, so an exposed UI never tells whether an outside path exists
+                path = ui.server_path(folder_path)
+            except UserError as err:
+                fail(err)
             if not path.exists():
                 fail(UserError(f"The folder {path} does not exist on this computer.", fix="Type the full path of a folder with recordings."))
             audio.append(path)
