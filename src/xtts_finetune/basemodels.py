@@ -109,8 +109,6 @@ def download_base_model(
     endpoint: str | None = None,
 ) -> Path:
     """Download release `version` of coqui/XTTS-v2 into the cache (resuming, verified) and return its folder."""
-    from huggingface_hub import HfApi, hf_hub_download
-
     if version not in RELEASES:
         raise UserError(f"unknown XTTS version {version!r}", fix=f"use one of: {', '.join(RELEASES)}")
     root = _base_root(cache_dir)
@@ -127,28 +125,7 @@ def download_base_model(
     staging.mkdir(parents=True, exist_ok=True)
     revision = RELEASES[version]
     try:
-        remote = {
-            f.path: f
-            for f in HfApi(endpoint=endpoint).get_paths_info(
-                REPO_ID, list(REQUIRED_FILES + OPTIONAL_FILES), revision=revision, expand=True
-            )
-        }
-        missing = [name for name in REQUIRED_FILES if name not in remote]
-        if missing:
-            raise UserError(f"{REPO_ID}@{revision} has no {', '.join(missing)}", fix="pick another version")
-        names = [name for name in REQUIRED_FILES + OPTIONAL_FILES if name in remote]
-        total = sum(remote[n].size for n in names)
-        done, checked = 0, {}
-        for name in names:
-            report(progress, "download", done, total, f"{version}: {name}")
-            path = Path(hf_hub_download(REPO_ID, name, revision=revision, local_dir=staging, endpoint=endpoint))
-            try:
-                checked[name] = _verify(path, remote[name])
-            except UserError:
-                path.unlink()
-                raise
-            done += remote[name].size
-        report(progress, "download", total, total, f"{version}: verified")
+        checked = _fetch_files(version, revision, staging, endpoint, progress)
     except (*network_errors(), OSError) as err:
         raise UserError(
             f"downloading XTTS {version} from the hub failed: {err}",
@@ -163,6 +140,32 @@ def download_base_model(
         shutil.rmtree(final)  # an incomplete manual copy: the verified download replaces it
     os.replace(staging, final)
     return final
+
+
+def _fetch_files(version: str, revision: str, staging: Path, endpoint: str | None, progress) -> dict:
+    """The release's files into `staging` (hf_hub_download resumes partial files), each verified; name -> hash."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    infos = HfApi(endpoint=endpoint).get_paths_info(REPO_ID, list(REQUIRED_FILES + OPTIONAL_FILES),
+                                                    revision=revision, expand=True)
+    remote = {f.path: f for f in infos}
+    missing = [name for name in REQUIRED_FILES if name not in remote]
+    if missing:
+        raise UserError(f"{REPO_ID}@{revision} has no {', '.join(missing)}", fix="pick another version")
+    names = [name for name in REQUIRED_FILES + OPTIONAL_FILES if name in remote]
+    total = sum(remote[n].size for n in names)
+    done, checked = 0, {}
+    for name in names:
+        report(progress, "download", done, total, f"{version}: {name}")
+        path = Path(hf_hub_download(REPO_ID, name, revision=revision, local_dir=staging, endpoint=endpoint))
+        try:
+            checked[name] = _verify(path, remote[name])
+        except UserError:
+            path.unlink()
+            raise
+        done += remote[name].size
+    report(progress, "download", total, total, f"{version}: verified")
+    return checked
 
 
 def training_assets(base_dir: Path) -> dict[str, Path]:

@@ -357,24 +357,8 @@ def create_dataset(
     known, last_save = _Known(manifest.sources), time.monotonic()
     for n, job in enumerate(jobs):
         report(progress, "dataset", n, len(jobs), job.label)
-        try:
-            added = run.source(job, known, workspace)
-        except Exception as err:  # one bad source never ends the run; a UserError already says what to do
-            reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
-            out.failed.append((job.label, reason))
-            manifest.failed[job.label] = reason
-            for partial in run.written:  # clips of a source that failed half-way: its own, no one else's
-                partial.unlink(missing_ok=True)
-            continue
-        if added is None:
-            out.skipped.append(job.label)
-            continue
-        source, segments = added
-        manifest.failed.pop(job.label, None)
-        manifest.sources.append(source)
-        manifest.segments += segments
-        out.record(job.label, source, segments)
-        if job.kind != "corpus" or time.monotonic() - last_save > 5:  # corpora have thousands of tiny sources
+        added = _add_source(run, job, known, workspace, manifest)
+        if added and (job.kind != "corpus" or time.monotonic() - last_save > 5):  # corpora: thousands of tiny sources
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
     save_manifest(workspace, manifest)
@@ -385,3 +369,26 @@ def create_dataset(
     out.eval_segments = out.total_segments - out.train_segments
     report(progress, "dataset", len(jobs), len(jobs), "done")
     return out
+
+
+def _add_source(run: "_Run", job, known: "_Known", workspace: Path, manifest: Manifest) -> bool:
+    """One source into the manifest; a failure is recorded against it (and its partial clips removed)."""
+    out = run.out
+    try:
+        added = run.source(job, known, workspace)
+    except Exception as err:  # one bad source never ends the run; a UserError already says what to do
+        reason = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+        out.failed.append((job.label, reason))
+        manifest.failed[job.label] = reason
+        for partial in run.written:  # clips of a source that failed half-way: its own, no one else's
+            partial.unlink(missing_ok=True)
+        return False
+    if added is None:
+        out.skipped.append(job.label)
+        return False
+    source, segments = added
+    manifest.failed.pop(job.label, None)
+    manifest.sources.append(source)
+    manifest.segments += segments
+    out.record(job.label, source, segments)
+    return True

@@ -178,50 +178,67 @@ def plan_clips(
     if duration is None:
         duration = len(audio) / sample_rate if audio is not None else words[-1].end + pad_seconds
     silence = _Silence(frame_energy_db(audio, sample_rate)) if audio is not None else None
-    cuts = _cuts(words, duration, silence, pad_seconds, search_seconds)
-
-    def length(i: int, j: int) -> float:  # clip of words i..j inclusive
-        return cuts[j + 1].left_end - cuts[i].right_start
-
-    def split(i: int, j: int) -> list[tuple[int, int]]:
-        if i == j or length(i, j) <= max_seconds:
-            return [(i, j)]
-
-        def score(k: int):  # split before word k
-            fits = length(i, k - 1) <= max_seconds and length(k, j) <= max_seconds
-            long_enough = min(length(i, k - 1), length(k, j)) >= min_seconds
-            # A real pause beats punctuation; a split that leaves both halves short enough breaks near-ties.
-            bonus = 0.3 * ends_clause(words[k - 1].text) + 0.25 * fits
-            return (long_enough, round(cuts[k].silence + bonus, 2), -abs(length(i, k - 1) - length(k, j)))
-
-        k = max(range(i + 1, j + 1), key=score)
-        return split(i, k - 1) + split(k, j)
-
+    spans = _Spans(words, _cuts(words, duration, silence, pad_seconds, search_seconds), min_seconds, max_seconds)
     pieces: list[tuple[int, int]] = []
     start = 0
     for k, word in enumerate(words):
         last = k == len(words) - 1
         if last or ends_sentence(word.text) or words[k + 1].start - word.end > max_merge_gap:
-            pieces += split(start, k)
+            pieces += spans.split(start, k)
             start = k + 1
+    merged = spans.merge(pieces, merge_below_seconds, max_merge_gap)
+    return [_clip(spans, i, j, duration, language) for i, j in merged]
 
-    merged = [pieces[0]]
-    for i, j in pieces[1:]:
-        pi, pj = merged[-1]
-        short = min(length(pi, pj), length(i, j)) < merge_below_seconds
-        if short and length(pi, j) <= max_seconds and words[i].start - words[pj].end <= max_merge_gap:
-            merged[-1] = (pi, j)
-        else:
-            merged.append((i, j))
 
-    clips = []
-    for i, j in merged:
-        clip = Clip(max(0.0, cuts[i].right_start), min(duration, cuts[j + 1].left_end), normalize_transcript(join_words(words[i : j + 1], language), language))
-        if not clip.text:
-            clip.rejected = "no speech left after cleaning the text"
-        elif clip.duration < min_seconds:
-            clip.rejected = f"too short ({clip.duration:.2f} s < {min_seconds} s)"
-        elif clip.duration > max_seconds:
-            clip.rejected = f"one word longer than the maximum ({clip.duration:.2f} s > {max_seconds} s)"
-        clips.append(clip)
-    return clips
+def _clip(spans: "_Spans", i: int, j: int, duration: float, language: str) -> Clip:
+    """Words i..j as a clip, with why it is rejected when it cannot be used."""
+    cuts, words = spans.cuts, spans.words
+    text = normalize_transcript(join_words(words[i : j + 1], language), language)
+    clip = Clip(max(0.0, cuts[i].right_start), min(duration, cuts[j + 1].left_end), text)
+    if not clip.text:
+        clip.rejected = "no speech left after cleaning the text"
+    elif clip.duration < spans.min_seconds:
+        clip.rejected = f"too short ({clip.duration:.2f} s < {spans.min_seconds} s)"
+    elif clip.duration > spans.max_seconds:
+        clip.rejected = f"one word longer than the maximum ({clip.duration:.2f} s > {spans.max_seconds} s)"
+    return clip
+
+
+@dataclass
+class _Spans:
+    """Runs of words between cuts: their lengths, where to split a long run, which short runs to merge."""
+
+    words: Sequence[Timed]
+    cuts: list[_Cut]
+    min_seconds: float
+    max_seconds: float
+
+    def length(self, i: int, j: int) -> float:  # clip of words i..j inclusive
+        return self.cuts[j + 1].left_end - self.cuts[i].right_start
+
+    def split(self, i: int, j: int) -> list[tuple[int, int]]:
+        """Words i..j in runs no longer than max_seconds, split at the best pauses."""
+        if i == j or self.length(i, j) <= self.max_seconds:
+            return [(i, j)]
+        k = max(range(i + 1, j + 1), key=lambda k: self._split_score(i, k, j))
+        return self.split(i, k - 1) + self.split(k, j)
+
+    def _split_score(self, i: int, k: int, j: int):  # split i..j before word k
+        left, right = self.length(i, k - 1), self.length(k, j)
+        fits = left <= self.max_seconds and right <= self.max_seconds
+        long_enough = min(left, right) >= self.min_seconds
+        # A real pause beats punctuation; a split that leaves both halves short enough breaks near-ties.
+        bonus = 0.3 * ends_clause(self.words[k - 1].text) + 0.25 * fits
+        return (long_enough, round(self.cuts[k].silence + bonus, 2), -abs(left - right))
+
+    def merge(self, pieces: list[tuple[int, int]], below: float, max_gap: float) -> list[tuple[int, int]]:
+        """Short runs joined to the previous one when the result fits and the gap between them is small."""
+        merged = [pieces[0]]
+        for i, j in pieces[1:]:
+            pi, pj = merged[-1]
+            short = min(self.length(pi, pj), self.length(i, j)) < below
+            if short and self.length(pi, j) <= self.max_seconds and self.words[i].start - self.words[pj].end <= max_gap:
+                merged[-1] = (pi, j)
+            else:
+                merged.append((i, j))
+        return merged

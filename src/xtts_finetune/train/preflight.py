@@ -101,8 +101,6 @@ def inspect_dataset(
     Also decides the vocabulary: `settings.vocab` (auto: base for XTTS's languages, script for others), the
     base vocab.json extended with the dataset's script in script mode (or `vocab_json`, a run's, on resume).
     """
-    import soundfile as sf
-
     dataset = Path(workspace) / "dataset"
     if not dataset.is_dir():
         raise UserError(f"{dataset} does not exist", fix="build the dataset first: xtts-finetune dataset ...")
@@ -120,58 +118,54 @@ def inspect_dataset(
     if language:
         tokenizer = _choose_vocab(info, Path(base_dir), settings, vocab_json, problems)
         language = info.language if tokenizer else ""
+    _check_clips(info, dataset, tokenizer, settings, problems)
+    if language:
+        _check_characters(info, problems)
+    info.max_audio_seconds = _check_durations(clips, settings, problems)
+    return info, problems
 
-    for clip in clips:
-        audio = dataset / clip.audio_file
+
+def _check_clips(info: DatasetInfo, dataset: Path, tokenizer, settings: TrainSettings, problems: list[Problem]):
+    """Each clip readable, long enough, with a transcript that fits max_text_length; sets `clip.seconds`."""
+    import soundfile as sf
+
+    for clip in info.clips:
         try:
-            data, rate = sf.read(audio, dtype="float32", always_2d=True)
+            data, rate = sf.read(dataset / clip.audio_file, dtype="float32", always_2d=True)
             clip.seconds = len(data) / rate
         except Exception as err:  # noqa: BLE001 - any decode failure is this clip's problem
-            problems.append(
-                Problem(
-                    clip.audio_file,
-                    f"cannot be read ({type(err).__name__}: {err})",
-                    "re-export it as WAV or remove its line from the CSV",
-                )
-            )
+            problems.append(Problem(clip.audio_file, f"cannot be read ({type(err).__name__}: {err})",
+                                    "re-export it as WAV or remove its line from the CSV"))
             continue
         if clip.seconds < MIN_AUDIO_SECONDS:
-            problems.append(
-                Problem(
-                    clip.audio_file,
-                    f"is {clip.seconds:.2f} s, shorter than {MIN_AUDIO_SECONDS} s",
-                    "remove it or merge it with a neighbouring clip",
-                )
-            )
+            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.2f} s, shorter than {MIN_AUDIO_SECONDS} s",
+                                    "remove it or merge it with a neighbouring clip"))
         if not clip.text.strip():
             problems.append(Problem(clip.audio_file, "has an empty transcript", "write its text or remove its line"))
-        elif language:
-            tokens = tokenizer.encode(clip.text, tokenizer_language(language))
+        elif tokenizer is not None:
+            tokens = tokenizer.encode(clip.text, tokenizer_language(info.language))
             if len(tokens) > settings.max_text_length:
-                problems.append(
-                    Problem(
-                        clip.audio_file,
-                        f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
-                        "split the clip, or raise --max-text-length",
-                    )
-                )
+                problems.append(Problem(clip.audio_file,
+                                        f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
+                                        "split the clip, or raise --max-text-length"))
 
-    if language:
-        unknown_by_clip: dict[str, list[str]] = {}
-        for unknown in find_unknown_characters(
-            ((c.audio_file, c.text) for c in clips), info.vocab_json, language, max_examples=10**6, mode=info.vocab_mode
-        ):
-            for clip in unknown.examples:
-                unknown_by_clip.setdefault(clip, []).append(f"{unknown.char!r} ({unknown.codepoint})")
-        for clip, chars in unknown_by_clip.items():
-            problems.append(
-                Problem(
-                    clip,
-                    f"contains {', '.join(chars)}, which the base vocabulary cannot encode ([UNK])",
-                    "rewrite the transcript without them (spell out or transliterate) or remove the clip",
-                )
-            )
 
+def _check_characters(info: DatasetInfo, problems: list[Problem]) -> None:
+    """One problem per clip holding characters the run's vocabulary would turn into [UNK]."""
+    unknown_by_clip: dict[str, list[str]] = {}
+    for unknown in find_unknown_characters(
+        ((c.audio_file, c.text) for c in info.clips), info.vocab_json, info.language, max_examples=10**6,
+        mode=info.vocab_mode,
+    ):
+        for clip in unknown.examples:
+            unknown_by_clip.setdefault(clip, []).append(f"{unknown.char!r} ({unknown.codepoint})")
+    for clip, chars in unknown_by_clip.items():
+        problems.append(Problem(clip, f"contains {', '.join(chars)}, which the base vocabulary cannot encode ([UNK])",
+                                "rewrite the transcript without them (spell out or transliterate) or remove the clip"))
+
+
+def _check_durations(clips: list[Clip], settings: TrainSettings, problems: list[Problem]) -> float:
+    """The run's audio length limit (the user's, or the longest clip within the recipe's); longer clips are problems."""
     longest = max((c.seconds for c in clips), default=0.0)
     limit = (
         settings.max_audio_seconds
@@ -185,15 +179,9 @@ def inspect_dataset(
                 if settings.max_audio_seconds is not None
                 else f"pass --max-audio-seconds {clip.seconds:.1f} (more GPU memory)"
             )
-            problems.append(
-                Problem(
-                    clip.audio_file,
-                    f"is {clip.seconds:.1f} s, longer than the {limit:.1f} s limit",
-                    f"split it into shorter clips, or {how}",
-                )
-            )
-    info.max_audio_seconds = limit
-    return info, problems
+            problems.append(Problem(clip.audio_file, f"is {clip.seconds:.1f} s, longer than the {limit:.1f} s limit",
+                                    f"split it into shorter clips, or {how}"))
+    return limit
 
 
 def _choose_vocab(info: DatasetInfo, base_dir: Path, settings: TrainSettings, vocab_json: str | None,
