@@ -8,13 +8,15 @@ the workers it had started waited. Our workers are sent the vocabulary and langu
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 
 import pytest
 import torch
 
-from xtts_finetune.train import TrainSettings, read_events, train
+from xtts_finetune.cli import main
+from xtts_finetune.train import TrainSettings, list_runs, read_events, train
 
 TEXTS = ["今日は良い天気です。", "猫が三匹います。", "東京に行きます。", "日本語の勉強は楽しい。", "駅まで2キロ歩きました。"]
 
@@ -43,16 +45,20 @@ def japanese_workspace(tmp_path_factory):
 def test_a_japanese_dataset_trains_with_two_workers_as_without(japanese_workspace, tiny_xtts):
     """Two epochs (the workers live across them): each batch the workers make (tokens through the
     Japanese front end in their own process, seeded crop, mel, collate) is the one the loop would make."""
-    settings = dict(epochs=2, batch_size=2, early_stopping_patience=None, lr=1e-4)
-    with_workers = train(japanese_workspace, tiny_xtts, TrainSettings(**settings, workers=2), run_name="workers")
-    in_loop = train(japanese_workspace, tiny_xtts, TrainSettings(**settings), run_name="loop")
-    assert with_workers.status == in_loop.status == "finished" and with_workers.steps == in_loop.steps == 4
+    assert main(["train", str(japanese_workspace), "--base", str(tiny_xtts), "--epochs", "2", "--batch-size", "2",
+                 "--patience", "0", "--lr", "1e-4", "--workers", "2", "--run-name", "workers"]) == 0
+    workers = japanese_workspace / "runs" / "workers"
+    assert json.loads((workers / "config.json").read_text())["settings"]["workers"] == 2
+    settings = TrainSettings(epochs=2, batch_size=2, early_stopping_patience=None, lr=1e-4)
+    in_loop = train(japanese_workspace, tiny_xtts, settings, run_name="loop")
+    assert in_loop.status == "finished" and in_loop.steps == 4
+    assert {r.name: r.status for r in list_runs(japanese_workspace)} == {"workers": "finished", "loop": "finished"}
 
-    def losses(run):
-        return [(e["step"], e["loss"], e["loss_mel_ce"]) for e in read_events(run.run_dir) if e["type"] == "step"]
+    def losses(run_dir):
+        return [(e["step"], e["loss"], e["loss_mel_ce"]) for e in read_events(run_dir) if e["type"] == "step"]
 
-    assert losses(with_workers) == losses(in_loop)
-    ours = torch.load(with_workers.run_dir / "checkpoint_4.pth", weights_only=True)["model"]
+    assert len(losses(workers)) == 4 and losses(workers) == losses(in_loop.run_dir)
+    ours = torch.load(workers / "checkpoint_4.pth", weights_only=True)["model"]
     reference = torch.load(in_loop.run_dir / "checkpoint_4.pth", weights_only=True)["model"]
     assert all(torch.equal(ours[k], reference[k]) for k in reference)
 
