@@ -27,6 +27,8 @@ _CONSONANTS = {
 # Rows of labiovelars (qʷ, hʷ, kʷ, hʷ, gʷ): orders ə, -, i, a, e, ɨ at offsets 0, 2, 3, 4, 5.
 _LABIOVELARS = {0x1248: "kʼʷ", 0x1288: "hʷ", 0x12B0: "kʷ", 0x12C0: "hʷ", 0x1310: "ɡʷ"}
 _VOWELS = ["ə", "u", "i", "a", "e", "", "o", "ʷa"]  # the seven orders, then the labialised 8th form
+# Letters outside that pattern: ኧ (Amharic's ʔə, in the glottal row's 8th slot), and ፘ ፙ ፚ (rja, mja, fja).
+_SPECIAL = {0x12A7: ("ʔ", "ə"), 0x1358: ("r", "ja"), 0x1359: ("m", "ja"), 0x135A: ("f", "ja")}
 _LABIO_VOWELS = {0: "ə", 2: "i", 3: "a", 4: "e", 5: ""}
 _LARYNGEAL_ROWS = (0x1200, 0x1210, 0x1280, 0x12B8, 0x12A0, 0x12D0)  # ሀ ሐ ኀ ኸ አ ዐ: first order said with a
 GEMINATION, LENGTH, BOTH = "\u135f", "\u135e", "\u135d"  # ፟ ፞ ፝ (the last: gemination and vowel length)
@@ -46,6 +48,8 @@ class Letter:
 def _letter(char: str) -> Letter | None:
     """One Ethiopic syllable as consonant + vowel; None for any other character."""
     cp = ord(char)
+    if cp in _SPECIAL:
+        return Letter(*_SPECIAL[cp])
     for row, consonant in _LABIOVELARS.items():
         if row <= cp < row + 8 and cp - row in _LABIO_VOWELS:
             return Letter(consonant, _LABIO_VOWELS[cp - row] or None)
