@@ -11,6 +11,7 @@ import pytest
 from xtts_finetune.text.amharic import normalize_amharic, romanize_ipa
 from xtts_finetune.text.amharic_g2p import amharic_g2p
 from xtts_finetune.text.frontends import _said, prepare_text, run_g2p
+from xtts_finetune.text.normalize import normalize_transcript
 
 WIKIPRON = Path(__file__).parent.parent / "bench" / "data" / "amh_wikipron_broad.tsv"
 
@@ -43,6 +44,7 @@ def test_epenthesis_follows_syllable_structure():
 
 def test_gemination_marks_survive_normalisation_and_are_honoured():
     assert normalize_amharic("ሐ፟ሳብ ሠ፝ላም ሰ፞") == "ሀ፟ሳብ ሰ፝ላም ሰ፞"  # folded rows, marks kept through NFC
+    assert normalize_transcript("ሐ፟ሳብ ሠ፝ላም", "am") == "ሐ፟ሳብ ሠ፝ላም"  # and through dataset cleaning
     assert amharic_g2p("ሰ፟ማ") == "sːəma" and amharic_g2p("ሰ፟ማ", gemination="double") == "ssəma"
     assert amharic_g2p("ሰ፞ላም") == "səːlam" and amharic_g2p("ሰ፝ላም") == "sːəːlam"
     # a geminate counts as two consonants: ɨ moves (ድንች -> dɨntʃ, ድን፟ች -> dɨnːɨtʃ)
