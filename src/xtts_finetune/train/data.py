@@ -235,7 +235,7 @@ class TextReader:
         self._tokenizer = None
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_tokenizer"} | {"_tokenizer": None}
+        return self.__dict__ | {"_tokenizer": None}  # each process builds its own
 
     def __call__(self, text: str) -> torch.Tensor:
         if self._tokenizer is None:
@@ -256,8 +256,8 @@ def rank_batches(batches: list[list[int]], position: int, step: int, rank: int =
 
 class BatchMaker(torch.utils.data.Dataset):
     """A training batch from (clip indices, global batch index), made in a worker: tokens through the front
-    end, the seeded conditioning crop and its mel, collate. Audio and codes sit in two flat tensors, so
-    sending them to a spawned worker shares two blocks of memory, not one per clip."""
+    end, the seeded conditioning crop and its mel (on the CPU), collate. Audio and codes are copied into two
+    flat tensors, so sending them to a spawned worker shares two blocks of memory, not one per clip."""
 
     def __init__(self, clips: list[TrainClip], texts: list[str], reader: TextReader, crop: CondCrop,
                  mel_stats: Path, perceiver: bool, seed: int, sample_rate: int = SAMPLE_RATE):
