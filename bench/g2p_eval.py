@@ -1,6 +1,7 @@
 """Score G2P backends on a `word<TAB>IPA` lexicon: phone and word error rates, under several conventions.
 
-    .venv/bin/python bench/g2p_eval.py LEXICON.tsv --language am --backend builtin --backend epitran
+    .venv/bin/python bench/g2p_eval.py LEXICON.tsv --language am --backend builtin --backend epitran \
+        [--out bench/results/g2p_NAME.json]
 
 A backend that is not installed is reported as such (the built-in converter is always there).
 """
@@ -8,16 +9,14 @@ A backend that is not installed is reported as such (the built-in converter is a
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
 
-from xtts_finetune.text.frontends import frontend_for, run_g2p
-from xtts_finetune.text.g2p_score import read_lexicon, score
+from xtts_finetune.text.g2p_score import evaluate_backend, read_lexicon
 
-CONVENTIONS = {
-    "strict": {},
-    "no length": {"length": False},
-    "no length, ɾ=r, ʔ optional": {"length": False, "tap_is_r": True, "optional_glottal": True},
-}
 
 
 def main() -> None:
@@ -25,22 +24,22 @@ def main() -> None:
     parser.add_argument("lexicon")
     parser.add_argument("--language", default="am")
     parser.add_argument("--backend", action="append", choices=["builtin", "epitran", "transphone"])
+    parser.add_argument("--out", help="write the figures to this JSON file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     pairs = read_lexicon(args.lexicon)
-    normalize = frontend_for(args.language).normalize
+    report = {"lexicon": args.lexicon, "language": args.language, "python": platform.python_version(),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "backends": {}}
     for backend in args.backend or ["builtin"]:
-        used = run_g2p(normalize(pairs[0][0]), args.language, backend)[1]
-        if used != backend:
+        results = evaluate_backend(pairs, args.language, backend)
+        report["backends"][backend] = results
+        if results is None:
             print(f"{backend}: not available (see the warning above)")
             continue
-
-        def predict(word, backend=backend):
-            return run_g2p(normalize(word), args.language, backend)[0]
-
-        for name, conventions in CONVENTIONS.items():
-            s = score(pairs, predict, **conventions)
-            print(f"{backend:<11} {name:<28} PER {s.phone_error_rate:6.1%}  WER {s.word_error_rate:6.1%}  ({s.words} words)")
+        for name, r in results.items():
+            print(f"{backend:<11} {name:<28} PER {r['per']:6.1%}  WER {r['wer']:6.1%}  ({r['words']} words)")
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The Amharic front end: numbers (expected values derived here by separate arithmetic), normalisation, G2P."""
+"""The Amharic front end: numbers (expected values derived here by separate arithmetic), normalisation.
+
+G2P: tests/test_amharic_g2p.py."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import random
 
 import pytest
 
-from xtts_finetune.text.amharic import amharic_g2p, normalize_amharic, romanize_ipa
+from xtts_finetune.text.amharic import normalize_amharic
 from xtts_finetune.text.amharic_numbers import ethiopic_value, expand_numbers, ordinal_words
 from xtts_finetune.text.sentences import split_sentences
 
@@ -93,43 +95,6 @@ def test_normalisation_folds_letters_maps_punctuation_and_expands_abbreviations(
 
 def test_ethiopic_punctuation_ends_sentences():
     assert split_sentences("ሰላም ነው። እንዴት ነህ፧ ደህና ነኝ") == ["ሰላም ነው።", "እንዴት ነህ፧", "ደህና ነኝ"]
-
-
-# Our own small lexicon (word, IPA), written for this test from Amharic phonology.
-LEXICON = {
-    "ሰላም": "səlam", "ልጅ": "lɨdʒ", "ቤት": "bet", "ሀገር": "haɡər", "ቋንቋ": "kʼʷankʼʷa", "አማርኛ": "amarɲa",
-    "ክፍል": "kɨfɨl", "ጤና": "tʼena", "ውሃ": "wɨha", "ቡና": "buna", "ምግብ": "mɨɡɨb", "ዶሮ": "doro", "ኢትዮጵያ": "itjopʼja",
-    "ጫማ": "tʃʼama", "ሸማ": "ʃəma", "ዛፍ": "zaf", "ኮከብ": "kokəb", "ጓደኛ": "ɡʷadəɲa", "እናት": "ɨnat", "አባት": "abat",
-    "ትምህርት": "tɨmhɨrt", "ልብስ": "lɨbs", "ሀሳብ": "hasab", "ጸሐይ": "sʼəhaj",
-}
-
-
-@pytest.mark.parametrize("word", sorted(LEXICON))
-def test_builtin_g2p_on_our_lexicon(word):
-    assert amharic_g2p(normalize_amharic(word)) == LEXICON[word]
-
-
-def test_romanised_phones_use_only_latin_letters_and_marks():
-    text = romanize_ipa(amharic_g2p("ጫማ ቋንቋ አማርኛ ክፍል"))
-    assert text == "ch'ama k'wank'wa amarnya kïfïl"
-
-
-def test_g2p_scoring_counts_phone_and_word_errors_under_each_convention(tmp_path):
-    from xtts_finetune.text.g2p_score import phones, read_lexicon, score
-
-    assert phones("tʃʼama kʷa bːə") == ["tʃʼ", "a", "m", "a", "kʷ", "a", "bː", "ə"]
-    assert phones("t͡ʃʼa") == phones("tʃʼa") == ["tʃʼ", "a"]
-    lexicon = tmp_path / "lex.tsv"
-    lexicon.write_text("ሰላም\tsəlaːm\nቤት\tbet\nልጅ\tʔɨlɨdʒ\n", encoding="utf-8")
-    pairs = read_lexicon(lexicon)
-    predicted = {"ሰላም": "səlam", "ቤት": "bet", "ልጅ": "ɨlɨdʒ"}.get
-    strict = score(pairs, predicted)
-    assert strict.words == 3 and strict.word_error_rate == pytest.approx(2 / 3)
-    assert strict.phone_error_rate == pytest.approx(2 / 13)  # aː vs a, a missing ʔ; 5 + 3 + 5 reference phones
-    loose = score(pairs, predicted, length=False, optional_glottal=True)
-    assert loose.phone_error_rate == 0 and loose.word_error_rate == 0
-    builtin = score(sorted(LEXICON.items()), lambda w: amharic_g2p(normalize_amharic(w)))
-    assert builtin.word_error_rate == 0
 
 
 def test_evaluation_scores_amharic_through_its_front_end():

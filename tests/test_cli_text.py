@@ -64,3 +64,28 @@ def test_ui_preview_and_language_picker_show_the_same_front_end():
     codes = [code for _, code in LANGUAGE_CHOICES]
     assert codes[:17] == list(__import__("xtts_finetune.languages").languages.XTTS_LANGUAGES)
     assert {"am", "sw", "ti", "yo"} <= set(codes) and "known to XTTS" in LANGUAGE_CHOICES[0][0]
+
+
+def _handler(demo, name):
+    return next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == name)
+
+
+def test_ui_preview_shows_the_chosen_models_tokens_with_unk_marked(tiny_xtts, tmp_path):
+    from xtts_finetune.webui.app import build_app
+    from xtts_finetune.webui.common import UI
+    from xtts_finetune.webui.tab_dataset import text_preview, vocab_choices
+
+    base = text_preview(LINES[0], "am", str(tiny_xtts))  # a base model: Ethiopic is not in its vocabulary
+    assert "**[UNK]**" in base and "script vocabulary of" in base
+    assert "`ሰ`" in base.split("not in this vocabulary ([UNK]): ")[1]
+    run = tmp_path / "ws" / "runs" / "run-am"
+    run.mkdir(parents=True)
+    texts = [prepare_text(t, "am", "script").text for t in LINES]
+    (run / "vocab.json").write_text(extend_vocab((tiny_xtts / "vocab.json").read_text(), texts, "am", 20))
+    (run / "config.json").write_text(json.dumps({"vocab_mode": "script"}))
+    assert vocab_choices(UI(workspace=tmp_path / "ws", jobs=None)) == [
+        ("Run: run-am", str(run)), ("None: the text front end only", "")]
+    on_preview = _handler(build_app(tmp_path / "ws"), "on_preview")
+    extended = on_preview(LINES[0], "am", str(run))
+    assert "`[am]`" in extended and "[UNK]**" not in extended and "no [UNK]" in extended
+    assert "tokens:" not in on_preview(LINES[0], "am", str(tiny_xtts))  # a folder the list did not offer is not read

@@ -66,3 +66,29 @@ def test_a_damaged_clip_is_reported_not_a_crash(tmp_path, coqui_dataset):
     stats = dataset_stats(tmp_path / "ws")
     assert stats.missing_audio == [damaged.id] and stats.clips == 3
     assert f"dataset edit WORKSPACE {damaged.id} --exclude" in stats.summary()
+
+
+def test_stats_check_coverage_in_the_vocabulary_mode_training_will_use(tmp_path, coqui_dataset, tiny_xtts, capsys):
+    corpus = tmp_path / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    rows = ["audio_file|text|speaker_name"]
+    for i, text in enumerate(["ሰላም ነው።", "ኢትዮጵያ ሀገሬ ናት።", "አማርኛ ጥሩ ነው፣ 3ኛ", "ቡና ጠጣ።"]):
+        (corpus / "wavs" / f"{i}.wav").write_bytes((coqui_dataset / "wavs" / f"clip{i}.wav").read_bytes())
+        rows.append(f"wavs/{i}.wav|{text}|speaker")
+    (corpus / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    create_dataset(tmp_path / "ws", language="am", corpus=corpus / "metadata.csv")
+
+    # auto: Amharic is not one of XTTS's languages, so `train` extends the vocabulary with its characters
+    script = dataset_stats(tmp_path / "ws", tiny_xtts / "vocab.json")
+    assert script.vocab_mode == "script" and script.unknown_characters == {"am": []}
+    assert "assuming `train --vocab script`: extended with the dataset's characters" in script.summary()
+    base = dataset_stats(tmp_path / "ws", tiny_xtts / "vocab.json", "base")  # the base vocabulary lacks them all
+    assert base.vocab_mode == "base" and {"ሰ", "ላ", "ም"} <= {u["char"] for u in base.unknown_characters["am"]}
+    phonemes = dataset_stats(tmp_path / "ws", tiny_xtts / "vocab.json", "phonemes")  # Latin letters: all known
+    assert phonemes.unknown_characters == {"am": []}
+
+    assert main(["dataset", "stats", str(tmp_path / "ws"), "--base", str(tiny_xtts)]) == 0
+    out = capsys.readouterr().out
+    assert "cannot encode" not in out and "assuming `train --vocab script`" in out
+    assert main(["dataset", "stats", str(tmp_path / "ws"), "--base", str(tiny_xtts), "--vocab-mode", "base"]) == 0
+    assert "cannot encode 'ሰ' (U+1230)" in capsys.readouterr().out

@@ -31,6 +31,9 @@ def register(sub) -> None:
     group = stats.add_mutually_exclusive_group()
     group.add_argument("--vocab", type=Path, help="the base model's vocab.json")
     group.add_argument("--base", metavar="VERSION_OR_DIR", help="a base model folder or XTTS release version (its vocab.json is used)")
+    stats.add_argument("--vocab-mode", choices=["auto", "base", "script", "phonemes"], default="auto",
+                       help="check coverage as `train --vocab MODE` will read the text (auto: base for XTTS's 17 "
+                            "languages, script for others: the vocabulary extended with the dataset's characters)")
     stats.set_defaults(func=_stats)
 
     edit = ds.add_parser("edit", help="correct a clip's transcript, or exclude/include it")
@@ -108,7 +111,7 @@ def _stats(args) -> int:
         vocab = folder / "vocab.json"
     if vocab is not None and not vocab.is_file():
         raise UserError(f"{vocab}: vocab.json not found.", fix="point --vocab at a base model's vocab.json, or --base at its folder")
-    print(dataset_stats(args.workspace, vocab).summary())
+    print(dataset_stats(args.workspace, vocab, args.vocab_mode).summary())
     return 0
 
 

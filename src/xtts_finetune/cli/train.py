@@ -66,6 +66,9 @@ def register(sub) -> None:
                             "with the dataset's script), phonemes (G2P in Latin letters); auto: base for XTTS's 17, "
                             "else script")
     train.add_argument("--new-tokens", type=int, default=1000, help="--vocab script: BPE tokens to add")
+    train.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="data-loader processes that make the training batches (text front end, conditioning "
+                            "crop and mel) ahead of the GPU; 0: made in the training loop")
     train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
     train.add_argument(
         "--resume",
@@ -112,6 +115,7 @@ def _settings(args):
         evaluate_speaker_model=args.evaluate_speaker_model,
         vocab=args.vocab,
         new_tokens=args.new_tokens,
+        workers=args.workers,
     ).validate()
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from xtts_finetune.dataset.manifest import dataset_dir, load_manifest
 from xtts_finetune.dataset.verify import cer_histogram
+from xtts_finetune.errors import UserError
 from xtts_finetune.utils import atomic_path, atomic_write_text
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -45,6 +46,7 @@ class DatasetStats:
     cer_histogram: dict[str, int] = field(default_factory=dict)  # CER bin -> clips (clips verified so far)
     unknown_characters: dict[str, list[dict]] = field(default_factory=dict)  # language -> [{char, codepoint, count, examples}]
     vocab: Optional[str] = None
+    vocab_mode: Optional[str] = None  # base | script | phonemes: how the coverage was checked (as `train --vocab`)
     stats_json: str = ""
     histogram_png: str = ""
 
@@ -62,11 +64,24 @@ class DatasetStats:
         lines += [f"suspect (dataset list --suspect): {i}" for i in self.suspects]
         if self.vocab is None:
             lines.append("tokenizer coverage not checked: give --vocab vocab.json or --base DIR")
+        else:
+            lines.append(f"tokenizer coverage checked against {self.vocab} assuming `train --vocab {self.vocab_mode}`"
+                         + (": extended with the dataset's characters, as training will" if self.vocab_mode == "script"
+                            else ""))
         for language, chars in self.unknown_characters.items():
             lines += [f"[{language}] tokenizer cannot encode {c['char']!r} ({c['codepoint']}) x{c['count']}, e.g. {', '.join(c['examples'])}"
                       for c in chars]
         lines += [f"stats: {self.stats_json}", f"histogram: {self.histogram_png}"]
         return "\n".join(lines)
+
+
+def _vocab_mode(mode: str, language: str) -> str:
+    """`train`'s choice for `auto`; base also for a language it does not know (to show what it lacks)."""
+    from xtts_finetune.text.frontends import VOCAB_MODES, default_vocab_mode
+
+    if mode != "auto" and mode not in VOCAB_MODES:
+        raise UserError(f"unknown vocabulary mode {mode!r}", fix=f"use one of: auto, {', '.join(VOCAB_MODES)}")
+    return default_vocab_mode(language) if mode == "auto" else mode
 
 
 def _rate_outliers(rates: dict[str, float], factor: float = 2.5) -> tuple[float, set[str]]:
@@ -95,11 +110,15 @@ def _histogram(durations: list[float], path: Path, max_seconds: float) -> None:
     plt.close(fig)
 
 
-def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> DatasetStats:
-    """Check every usable clip; write dataset/stats/stats.json and duration_histogram.png."""
+def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None, vocab_mode: str = "auto") -> DatasetStats:
+    """Check every usable clip; write dataset/stats/stats.json and duration_histogram.png.
+
+    Coverage is that of the vocabulary training will use in `vocab_mode` (auto: as `train` picks it): in script
+    mode the base's extended with the dataset's characters, so only what even that cannot read is flagged."""
     import soundfile as sf
 
     from xtts_finetune.text.coverage import find_unknown_characters
+    from xtts_finetune.text.vocab import vocab_for_mode
 
     manifest = load_manifest(workspace)
     root = dataset_dir(workspace)
@@ -134,8 +153,11 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None) -> D
     stats.cer_histogram = cer_histogram(scores) if scores else {}
     stats.duplicate_texts = [ids for text, ids in texts.items() if len(ids) > 1 and text]
     if vocab_path is not None:
-        stats.vocab = str(vocab_path)
-        unknown = find_unknown_characters(((s.id, s.text) for s in active), vocab_path, manifest.language)
+        stats.vocab, stats.vocab_mode = str(vocab_path), _vocab_mode(vocab_mode, manifest.language)
+        vocab = vocab_for_mode(Path(vocab_path).read_text(encoding="utf-8"), [s.text for s in active],
+                               manifest.language, stats.vocab_mode, new_tokens=0)  # coverage: the characters
+        unknown = find_unknown_characters(((s.id, s.text) for s in active), vocab, manifest.language,
+                                          mode=stats.vocab_mode)
         stats.unknown_characters = {manifest.language: [{**asdict(u), "codepoint": u.codepoint} for u in unknown]}
     out = root / "stats"
     stats.stats_json, stats.histogram_png = str(out / "stats.json"), str(out / "duration_histogram.png")

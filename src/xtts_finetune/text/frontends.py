@@ -9,9 +9,11 @@ Latin letters the base vocabulary has, read with the `[en]` token).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 from xtts_finetune.errors import UserError
@@ -51,7 +53,7 @@ def _basic(text: str) -> str:
 def _amharic() -> FrontEnd:
     from xtts_finetune.text.amharic import amharic_g2p, normalize_amharic, romanize_ipa
 
-    return FrontEnd("amharic", "1", normalize_amharic, amharic_g2p, romanize_ipa)
+    return FrontEnd("amharic", "2", normalize_amharic, amharic_g2p, romanize_ipa)
 
 
 @lru_cache(maxsize=None)
@@ -109,33 +111,66 @@ def _default_romanize():
     return romanize_ipa
 
 
+class G2PUnavailable(RuntimeError):
+    """An optional G2P backend that cannot run here (not installed, or its model files absent)."""
+
+
 def run_g2p(text: str, language: str, backend: str = "builtin") -> tuple[str, str]:
-    """(IPA, backend used): the asked backend, or the built-in converter when it is not installed (logged)."""
+    """(IPA, backend used): the asked backend, or the built-in converter when it cannot run (said once, logged)."""
     if backend not in G2P_BACKENDS:
         raise UserError(f"unknown G2P backend {backend!r}", fix=f"use one of: {', '.join(G2P_BACKENDS)}")
-    builtin = frontend_for(language).builtin_g2p
+    used = backend
     if backend != "builtin":
         try:
-            return _external_g2p(text, language, backend), backend
-        except (ImportError, OSError) as err:  # not installed, or its model files could not be fetched
-            log.warning("G2P backend %s is not available (%s); using the built-in converter", backend, err)
-    if builtin is None:
-        raise UserError(f"there is no G2P for language {language!r}",
-                        fix="use --vocab script, or install epitran or transphone for it")
-    return builtin(text), "builtin"
+            ipa = _external_g2p(text, normalize_language(language), backend)
+        except (ImportError, OSError, G2PUnavailable) as err:
+            _said(logging.WARNING, "G2P backend %s is not available (%s); using the built-in converter", backend, err)
+            used = "builtin"
+    if used == "builtin":
+        builtin = frontend_for(language).builtin_g2p
+        if builtin is None:
+            raise UserError(f"there is no G2P for language {language!r}",
+                            fix="use --vocab script, or install epitran (pip install epitran) for it")
+        ipa = builtin(text)
+    _said(logging.INFO, "G2P for %s: %s", normalize_language(language), used)
+    return ipa, used
+
+
+@lru_cache(maxsize=64)
+def _said(level: int, message: str, *args) -> None:
+    """Log a message once per process (G2P runs per clip; the backend used is worth one line)."""
+    log.log(level, message, *args)
 
 
 @lru_cache(maxsize=4)
 def _epitran(code: str):
-    import epitran  # optional: pip install epitran
+    import epitran  # optional: pip install epitran (amh-Ethi-pp works offline from the package's data)
 
     return epitran.Epitran({"am": "amh-Ethi-pp"}.get(code, code))
 
 
+TRANSPHONE_MODEL = "042801_base"  # what transphone 1.5's read_tokenizer loads as 'latest'
+
+
+def transphone_model_dir() -> Path:
+    """Where transphone keeps its model files, found without importing it (its import can install packages)."""
+    spec = importlib.util.find_spec("transphone")
+    if spec is None or not spec.origin:
+        raise ImportError("transphone is not installed (pip install transphone)")
+    return Path(spec.origin).parent / "data" / "model" / TRANSPHONE_MODEL
+
+
 def _external_g2p(text: str, language: str, backend: str) -> str:
     if backend == "epitran":
-        return " ".join(_epitran(normalize_language(language)).transliterate(w) for w in text.split())
-    from transphone import read_tokenizer  # optional: downloads its model files on first use
+        return " ".join(_epitran(language).transliterate(w) for w in text.split())
+    model = transphone_model_dir()
+    if not any(model.glob("*.pt")):
+        raise G2PUnavailable(f"transphone's model files are not in {model} (it downloads them from GitHub on first "
+                             "use; run `python -m transphone.bin.download_model` once online)")
+    from transphone import read_tokenizer
 
-    g2p = read_tokenizer({"am": "amh"}.get(language, language))
+    try:
+        g2p = read_tokenizer({"am": "amh"}.get(language, language))
+    except ValueError as err:  # transphone's word for a model it could not read
+        raise G2PUnavailable(str(err)) from err
     return " ".join("".join(g2p.tokenize(w)) for w in text.split())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from xtts_finetune.errors import UserError
 
-_AFFRICATES = ("tʃʼ", "tʃ", "dʒ", "ts")
+_AFFRICATES = ("tʃʼ", "tsʼ", "tʃ", "dʒ", "ts")
 _MODIFIERS = set("ʼʷʰːˑ'")
 
 
@@ -33,7 +33,7 @@ def phones(ipa: str) -> list[str]:
         affricate = next((a for a in _AFFRICATES if ipa.startswith(a, i)), None)
         out.append(affricate or ipa[i])
         i += len(affricate) if affricate else 1
-        while i < len(ipa) and (ipa[i] in _MODIFIERS or unicodedata.combining(ipa[i])) and not affricate:
+        while i < len(ipa) and (ipa[i] in _MODIFIERS or unicodedata.combining(ipa[i])):
             out[-1] += ipa[i]
             i += 1
     return out
@@ -73,3 +73,29 @@ def score(pairs: list[tuple[str, str]], predict, **conventions) -> G2PScore:
     per = jiwer.wer(refs, hyps)
     wrong = sum(r != h for r, h in zip(refs, hyps))
     return G2PScore(len(pairs), per, wrong / max(1, len(pairs)))
+
+
+CONVENTIONS = {
+    "strict": {},
+    "no length": {"length": False},
+    "no length, ɾ=r, ʔ optional": {"length": False, "tap_is_r": True, "optional_glottal": True},
+}
+
+
+def evaluate_backend(pairs: list[tuple[str, str]], language: str, backend: str) -> dict | None:
+    """{convention: {per, wer, words}} of one G2P backend read through the language's front end; None when the
+    backend cannot run here."""
+    from xtts_finetune.text.frontends import frontend_for, run_g2p
+
+    normalize = frontend_for(language).normalize
+    if run_g2p(normalize(pairs[0][0]), language, backend)[1] != backend:
+        return None
+
+    def predict(word):
+        return run_g2p(normalize(word), language, backend)[0]
+
+    results = {}
+    for name, conventions in CONVENTIONS.items():
+        s = score(pairs, predict, **conventions)
+        results[name] = {"per": round(s.phone_error_rate, 4), "wer": round(s.word_error_rate, 4), "words": s.words}
+    return results

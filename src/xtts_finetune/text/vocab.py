@@ -61,6 +61,18 @@ def extend_vocab(base_json: str, texts: list[str], language: str, new_tokens: in
     return json.dumps(base, ensure_ascii=False)
 
 
+def vocab_for_mode(base_json: str, texts: list[str], language: str, mode: str,
+                   new_tokens: int = DEFAULT_NEW_TOKENS) -> str:
+    """The vocabulary a run in `mode` reads with: the base's, or (script) the base's extended with the script of
+    `texts` as the front end normalises them. `train` and `dataset stats` both decide coverage with it."""
+    if mode != "script":
+        return base_json
+    from xtts_finetune.languages import tokenizer_language
+
+    prepared = [prepare_text(t, language, "script").text for t in texts if t.strip()]
+    return extend_vocab(base_json, prepared, tokenizer_language(language), new_tokens)
+
+
 def number_of_tokens(vocab_json: str) -> int:
     """What coqui's `get_number_tokens` gives: the largest id + 1 (the GPT's text rows)."""
     data = json.loads(vocab_json)

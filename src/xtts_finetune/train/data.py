@@ -19,6 +19,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from xtts_finetune.train.settings import SAMPLE_RATE
 from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256
 
 CACHE_VERSION = 1
@@ -209,3 +210,119 @@ class BucketSampler:
         """(index in the epoch, batch) from `position` on: resume skips what was done, no data is read."""
         batches = self.epoch(epoch)
         yield from ((i, batches[i]) for i in range(position, len(batches)))
+
+
+# -- data-loader workers ------------------------------------------------------------------------
+# Why Japanese training hung with workers: coqui's tokenizer keeps cutlet's fugashi (MeCab) Tagger once it
+# has read Japanese, a C object that cannot be pickled ("self.c_tagger cannot be converted to a Python
+# object for pickling", coqui-ai/TTS#4031). A DataLoader that starts its workers by spawn (the default on
+# Windows and macOS) pickles its dataset for them, so a dataset holding that tokenizer fails in the parent
+# while the workers it already started wait for a dataset that never comes. Under fork the tagger is copied
+# and works (checked), but forking a process with threads (the UI runs training in one) is not safe either.
+# So workers are spawned everywhere, and what they are sent holds no tokenizer: the vocabulary, the language
+# and the vocabulary mode, from which each worker builds its own tokenizer, front end and tagger on first use.
+
+
+@dataclass
+class TextReader:
+    """Text -> token ids through the run's tokenizer, built lazily in the process that reads (picklable)."""
+
+    vocab: str  # vocab.json path, or the tokenizer JSON itself (script mode)
+    language: str
+    mode: str = "base"
+
+    def __post_init__(self):
+        self._tokenizer = None
+
+    def __getstate__(self):
+        return self.__dict__ | {"_tokenizer": None}  # each process builds its own
+
+    def __call__(self, text: str) -> torch.Tensor:
+        if self._tokenizer is None:
+            from xtts_finetune.text.vocab import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.vocab, self.language, self.mode)
+        return torch.IntTensor(self._tokenizer.encode(text, self.language))
+
+
+def rank_batches(batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1):
+    """(clip indices, global batch index) of this rank's batch in each round from `position` on, as
+    `Recipe.train` takes them (a rank past the epoch's end repeats the round's last batch)."""
+    while position < len(batches):
+        done = min(ranks, len(batches) - position)
+        yield batches[position + min(rank, done - 1)], step + (rank if rank < done else 0)
+        position, step = position + done, step + done
+
+
+class BatchMaker(torch.utils.data.Dataset):
+    """A training batch from (clip indices, global batch index), made in a worker: tokens through the front
+    end, the seeded conditioning crop and its mel (on the CPU), collate. Audio and codes are copied into two
+    flat tensors, so sending them to a spawned worker shares two blocks of memory, not one per clip."""
+
+    def __init__(self, clips: list[TrainClip], texts: list[str], reader: TextReader, crop: CondCrop,
+                 mel_stats: Path, perceiver: bool, seed: int, sample_rate: int = SAMPLE_RATE):
+        self.texts, self.reader, self.crop, self.seed = texts, reader, crop, seed
+        self.mel_args, self._mel = (str(mel_stats), sample_rate, perceiver), None
+        self.wavs, self.wav_ends = _flat([c.wav[0] for c in clips])
+        self.codes, self.code_ends = _flat([c.codes for c in clips])
+        self.files = [c.audio_file for c in clips]
+
+    def __getstate__(self):
+        return self.__dict__ | {"_mel": None}
+
+    def clip(self, i: int) -> TrainClip:
+        wav = self.wavs[_start(self.wav_ends, i) : self.wav_ends[i]]
+        codes = self.codes[_start(self.code_ends, i) : self.code_ends[i]]
+        return TrainClip(self.files[i], self.reader(self.texts[i]), wav.unsqueeze(0), codes)
+
+    def __getitem__(self, item: tuple[list[int], int]) -> tuple[int, dict]:
+        picked, at = item
+        if self._mel is None:
+            self._mel = style_mel(Path(self.mel_args[0]), self.mel_args[1], self.mel_args[2])
+        clips = [self.clip(i) for i in picked]
+        return at, collate(clips, self.crop, random.Random(f"{self.seed}:{at}"), self._mel)
+
+
+def _flat(tensors: list[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
+    ends, total = [], 0
+    for t in tensors:
+        total += len(t)
+        ends.append(total)
+    return torch.cat(tensors), ends
+
+
+def _start(ends: list[int], i: int) -> int:
+    return ends[i - 1] if i else 0
+
+
+class BatchFeed:
+    """Batches made by `workers` spawned processes, kept alive across epochs, in the order they are trained."""
+
+    def __init__(self, maker: BatchMaker, workers: int, pin_memory: bool = False):
+        self.items: list = []
+        self.loader = torch.utils.data.DataLoader(
+            maker, sampler=self, batch_size=None, num_workers=workers, multiprocessing_context="spawn",
+            persistent_workers=True, pin_memory=pin_memory)
+
+    @classmethod
+    def start(cls, config, clips: list[TrainClip], vocab: str, crop: CondCrop, mel_stats: Path,
+              perceiver: bool) -> "BatchFeed | None":
+        """The feed of a run (`config`: its RecipeConfig) with `--workers N`; None without workers."""
+        settings = config.train_settings
+        if not settings.workers:
+            return None
+        reader = TextReader(vocab, config.language, config.vocab_mode)
+        maker = BatchMaker(clips, [text for _, text in config.train_clips], reader, crop, mel_stats, perceiver,
+                           settings.seed)
+        return cls(maker, settings.workers, pin_memory=config.device == "cuda")
+
+    def __iter__(self):  # the sampler: the items of the current epoch
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def rounds(self, batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1):
+        """(global batch index, batch) of each round left in the epoch, made ahead by the workers."""
+        self.items = list(rank_batches(batches, position, step, rank, ranks))
+        return iter(self.loader)

@@ -187,8 +187,8 @@ def _check_durations(clips: list[Clip], settings: TrainSettings, problems: list[
 def _choose_vocab(info: DatasetInfo, base_dir: Path, settings: TrainSettings, vocab_json: str | None,
                   problems: list[Problem]):
     """The run's tokenizer (None, with a problem, when the language cannot be trained this way)."""
-    from xtts_finetune.text.frontends import check_vocab_mode, frontend_for, prepare_text
-    from xtts_finetune.text.vocab import extend_vocab, load_tokenizer
+    from xtts_finetune.text.frontends import check_vocab_mode, frontend_for
+    from xtts_finetune.text.vocab import load_tokenizer, vocab_for_mode
 
     try:
         info.vocab_mode = check_vocab_mode(settings.vocab, info.language)
@@ -199,11 +199,9 @@ def _choose_vocab(info: DatasetInfo, base_dir: Path, settings: TrainSettings, vo
     base_json = (base_dir / "vocab.json").read_text(encoding="utf-8")
     if vocab_json:
         info.vocab_json = vocab_json
-    elif info.vocab_mode == "script":
-        texts = [prepare_text(c.text, info.language, "script").text for c in info.clips if c.text.strip()]
-        info.vocab_json = extend_vocab(base_json, texts, tokenizer_language(info.language), settings.new_tokens)
     else:
-        info.vocab_json = base_json
+        texts = [c.text for c in info.clips]
+        info.vocab_json = vocab_for_mode(base_json, texts, info.language, info.vocab_mode, settings.new_tokens)
     tokenizer = load_tokenizer(info.vocab_json, info.language, info.vocab_mode)
     if info.vocab_mode == "base" and f"[{tokenizer_language(info.language)}]" not in tokenizer.tokenizer.get_vocab():
         problems.append(Problem(None, f"the base model's {base_dir / 'vocab.json'} has no token for language "

@@ -30,7 +30,8 @@ from xtts_finetune.train.config import (
     vocab_note,
     write_run_files,
 )
-from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share, style_mel
+from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share
+from xtts_finetune.train.data import style_mel
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import enable_activation_checkpointing
@@ -148,6 +149,8 @@ class Recipe:
             clips(self.cfg.train_clips[self.world.rank :: self.world.size])
             self.world.barrier()
         self.train_clips, self.eval_clips = clips(self.cfg.train_clips), clips(self.cfg.eval_clips)
+        self.feed = BatchFeed.start(self.cfg, self.train_clips, self.vocab_json or str(base / "vocab.json"),
+                                    self.crop, assets["mel_stats"], a.gpt_use_perceiver_resampler)  # None: no workers
         self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
         self.gpt.to(self.device)
         if self.settings.activation_checkpointing:
@@ -173,8 +176,8 @@ class Recipe:
         s = self.settings
         return lr_multiplier(step, self.cfg.optimizer_steps, self.cfg.warmup_steps, s.scheduler, s.min_lr_ratio)
 
-    def _batch(self, clips, rng):
-        batch = collate(clips, self.crop, rng, self.mel, self.device)
+    def _batch(self, clips, rng, made: dict | None = None):
+        batch = made if made is not None else collate(clips, self.crop, rng, self.mel, self.device)
         return {k: None if v is None else _to_device(v, self.device) for k, v in batch.items()}
 
     def train(self) -> str:
@@ -188,12 +191,13 @@ class Recipe:
         while self.epoch < self.settings.epochs:
             self.gpt.train()
             batches = self.sampler.epoch(self.epoch)
+            feed = self.feed.rounds(batches, self.position, self.step, rank, ranks) if self.feed else None
             while self.position < len(batches):
                 done = min(ranks, len(batches) - self.position)  # batches in this round
                 self.pending += done
                 stepping = self.pending >= self.cfg.grad_accum * ranks or self.position + done == len(batches)
                 with self.world.no_sync(self.model, accumulating=not stepping):
-                    losses = self._forward_backward(batches[self.position + min(rank, done - 1)], rank < done)
+                    losses = self._forward_backward(batches[self.position + min(rank, done - 1)], rank < done, feed)
                 lr = self.optimizer.param_groups[0]["lr"]
                 if stepping:
                     self._optimizer_step()
@@ -219,7 +223,7 @@ class Recipe:
         self.save_checkpoint(final=True)
         return "finished"
 
-    def _forward_backward(self, picked: list[int], real: bool) -> dict[str, torch.Tensor]:
+    def _forward_backward(self, picked: list[int], real: bool, feed=None) -> dict[str, torch.Tensor]:
         """One batch's losses and gradients; a rank with no batch left in the round adds zero gradients.
 
         Each batch is weighted 1/grad_accum and DDP averages over ranks, so a step is the mean over its
@@ -227,7 +231,8 @@ class Recipe:
         """
         seed, at = self.settings.seed, self.step + (self.world.rank if real else 0)
         torch.manual_seed(seed * 1_000_003 + at)  # dropout and crops: functions of the batch
-        batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{at}"))
+        made = next(feed)[1] if feed else None  # a worker's batch, seeded by the same index (data.rank_batches)
+        batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{at}"), made)
         with self.precision.autocast():
             losses = gpt_losses(self.model, batch)
         loss = losses["loss"] * ((1.0 if real else 0.0) / self.cfg.grad_accum)

@@ -46,6 +46,7 @@ class TrainSettings:
     evaluate_speaker_model: str | None = None  # None: evaluate.speaker's default
     vocab: str = "auto"  # auto | base | script | phonemes: how text reaches the tokenizer (text/frontends.py)
     new_tokens: int = 1000  # script mode: BPE tokens learned from the dataset and appended to the vocabulary
+    workers: int = 0  # data-loader processes making training batches (text front end, crop, mel); 0: in the loop
 
     def validate(self) -> "TrainSettings":
         def bad(name, fix):
@@ -69,6 +70,8 @@ class TrainSettings:
             bad("evaluate_every", "use a whole number of epochs >= 0 (0: no evaluation during training)")
         if self.vocab not in ("auto", "base", "script", "phonemes"):
             bad("vocab", "use auto, base, script or phonemes")
+        if not isinstance(self.workers, int) or self.workers < 0:
+            bad("workers", "use a whole number of data-loader processes >= 0 (0: batches made in the training loop)")
         if not isinstance(self.new_tokens, int) or self.new_tokens < 0:
             bad("new_tokens", "use a whole number of tokens >= 0")
         if self.save_every_steps < 1 or self.keep_checkpoints < 1:

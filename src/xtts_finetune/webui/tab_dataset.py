@@ -19,22 +19,41 @@ WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tin
 CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State"]
 
 
-def text_preview(sentence: str, language: str) -> str:
-    """The `text` command's view of a sentence (front end, G2P, what the tokenizer reads) as Markdown."""
+def vocab_choices(ui: UI) -> list[tuple[str, str]]:
+    """Whose vocabulary the preview reads with: exports, then runs (newest first), then downloaded base models."""
+    from xtts_finetune.basemodels import list_base_models
+
+    choices = [(f"My model: {p.name}", str(p)) for p in ui.models()]
+    root = ui.workspace / "runs"
+    runs = [p for p in root.iterdir() if (p / "vocab.json").is_file()] if root.is_dir() else []
+    choices += [(f"Run: {p.name}", str(p)) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    choices += [(f"XTTS {info.version} (base model)", str(info.path)) for info in list_base_models() if info.cached]
+    return choices + [("None: the text front end only", "")]
+
+
+def text_preview(sentence: str, language: str, model: str | None = None) -> str:
+    """The `text` command's view of a sentence as Markdown: front end, G2P, what the tokenizer reads and,
+    with a `model` (an export, a run or a base folder), the tokens of that model's vocabulary, [UNK] marked."""
     if not (sentence or "").strip() or not language:
         return ""
     from xtts_finetune.text.frontends import default_vocab_mode
     from xtts_finetune.text.preview import preview_text
 
     try:
-        result = preview_text(sentence, language, g2p="builtin" if language == "am" else None)
+        result = preview_text(sentence, language, model or None, g2p="builtin" if language == "am" else None)
     except UserError as err:
         return f"**{err}**"
-    lines = [f"- normalised: `{result.normalized}`", f"- front end: {result.frontend}, vocabulary "
-             f"{default_vocab_mode(result.language)} by default"]
+    vocab = f"{result.vocab} vocabulary of {Path(model).name}" if model else \
+        f"vocabulary {default_vocab_mode(result.language)} by default"
+    lines = [f"- normalised: `{result.normalized}`", f"- front end: {result.frontend}, {vocab}"]
     if result.g2p:
         lines.append(f"- phonemes ({result.g2p_backend}): `{result.g2p}`")
     lines.append(f"- the tokenizer reads: `{result.text}`")
+    if model:
+        tokens = " ".join("**[UNK]**" if t == "[UNK]" else f"`{html.escape(t)}`" for t in result.tokens)
+        lines.append(f"- {len(result.tokens)} tokens: {tokens}")
+        lines.append(f"- **not in this vocabulary ([UNK]): {' '.join(f'`{c}`' for c in result.unk)}**" if result.unk
+                     else "- every character is in this vocabulary (no [UNK])")
     return "\n".join(lines)
 
 
@@ -166,6 +185,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 speaker = gr.Textbox("speaker", label="Speaker name", elem_id="ds-speaker")
             with gr.Accordion("Text preview: what the model will read", open=False):
                 sample = gr.Textbox(label="A sentence", elem_id="ds-text-sample")
+                offered = vocab_choices(ui)
+                vocab_model = gr.Dropdown(offered, value=offered[0][1], label="Tokens of", elem_id="ds-text-model",
+                                          info="An exported model, a run or a base model: [UNK] marks what it lacks.")
                 preview = gr.Markdown(elem_id="ds-text-preview")
             whisper = gr.Dropdown(WHISPER_CHOICES, value="large-v3", allow_custom_value=True, label="Whisper model",
                                   info="A model name, or the path of a local CTranslate2 Whisper folder.",
@@ -272,8 +294,13 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return _tables(ui, only)
 
     create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
-    sample.submit(text_preview, [sample, language], [preview])
-    language.change(text_preview, [sample, language], [preview])
+    def on_preview(sentence, lang, model):
+        allowed = {value for _, value in vocab_choices(ui)}  # only folders the list offered, whatever is sent
+        return text_preview(sentence, lang, model if model in allowed else None)
+
+    for event in (sample.submit, language.change, vocab_model.change):
+        event(on_preview, [sample, language, vocab_model], [preview])
+    vocab_model.focus(lambda: gr.update(choices=vocab_choices(ui)), None, [vocab_model])
     tables = [clips, stats, histogram, histogram_alt]
     outputs = [status, log, *tables, source, shown]
     timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
