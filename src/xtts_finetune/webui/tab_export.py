@@ -3,42 +3,17 @@ models and runs (table, chart, base vs fine-tuned side by side)."""
 
 from __future__ import annotations
 
-import html
 import time
-import zipfile
 from pathlib import Path
-from urllib.parse import quote
 
 import gradio as gr
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.evaluate.report import TABLE_HEADERS
-from xtts_finetune.utils import atomic_path, human_bytes, safe_join
+from xtts_finetune.utils import human_bytes, safe_join
 from xtts_finetune.webui.common import UI, fail, job_html, job_signature, safe_name, start_job
+from xtts_finetune.webui.downloads import download_link
 from xtts_finetune.webui.messages import form_source
-
-
-def zip_model(ui: UI, model_dir: Path) -> Path:
-    """WORKSPACE/exports_zip/NAME.zip with the folder's files (stored, not recompressed: weights don't shrink).
-
-    Built only when asked for, and served from there by link: Gradio's cache never holds another copy.
-    """
-    out = safe_join(ui.workspace, "exports_zip", f"{safe_name(model_dir.name)}.zip")
-    newest = max((p.stat().st_mtime for p in model_dir.rglob("*") if p.is_file()), default=0)
-    if out.is_file() and out.stat().st_mtime >= newest:
-        return out
-    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                archive.write(path, Path(model_dir.name) / path.relative_to(model_dir))
-    return out
-
-
-def download_link(path: Path) -> str:
-    """A link straight to the file in the workspace (Gradio serves it, login included); no cached copy."""
-    size = human_bytes(path.stat().st_size)
-    return (f'<a class="xf-download" href="gradio_api/file={html.escape(quote(str(path)))}" download="{html.escape(path.name)}">'
-            f"Download {html.escape(path.name)}</a> <span class='xf-note'>({size})</span>")
 
 
 def _runs(ui: UI):
@@ -151,9 +126,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             gr.Markdown("### Your models")
             models = gr.Dataframe(model_rows(ui), headers=["Model", "Exported", "Size"], interactive=False,
                                   max_height=260, elem_id="ex-models")
-            with gr.Row():
-                pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", scale=3)
-                prepare = gr.Button("Prepare zip", scale=1, elem_id="ex-zip")
+            pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", elem_id="ex-pick")
             download = gr.HTML("", elem_id="ex-download")
     shown = gr.State(())
     timer = gr.Timer(1.0)
@@ -176,15 +149,10 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                                           workspace=ui.workspace, progress=ctx.progress))
             ctx.log(f"model folder: {model_dir}")
             ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
-            ctx.hint = "Next: try it on the 4 · Speak tab, or press Prepare zip to download it."
+            ctx.hint = "Next: try it on the 4 · Speak tab, or download it as a zip under Your models."
             return {"model": model_dir}
 
         return job_html(start_job(ui, "export", work, params))
-
-    def on_prepare(model_name):
-        if not model_name:
-            fail(UserError("No model chosen.", fix="Pick an exported model to download."))
-        return download_link(zip_model(ui, safe_join(ui.workspace, "models", model_name)))
 
     def refresh(last):
         job = ui.jobs.latest("export")
@@ -197,7 +165,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         return job_html(job, "No export job yet."), model_rows(ui), pick_update, gr.update(choices=run_choices(ui)), sig
 
     export.click(on_export, [run, checkpoint, name, fp16], [status])
-    prepare.click(on_prepare, [pick], [download])
+    pick.change(lambda model_name: download_link(ui, model_name), [pick], [download], show_progress="hidden")
     run.change(lambda r: gr.update(choices=checkpoint_choices(ui, r), value="best"), [run], [checkpoint])
     outputs = [status, models, pick, run, shown]
     timer.tick(refresh, [shown], outputs, show_progress="hidden")
