@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from browser import (
-    DESKTOP, PHONE, broken_words, chromium, cut_off, dropdown_fits, brightness, open_page, pick, running_app,
+    PHONE, broken_words, chromium, cut_off, dropdown_fits, brightness, open_page, pick, running_app,
     shot, status, tab, type_custom, wait_for_bars, wait_status,
 )
 
@@ -153,6 +153,7 @@ def test_training_survives_a_reload_refuses_a_second_start_and_stops(page, tiny_
     page.locator("#tr-start").click()  # a second start while one trains is refused, readably
     page.get_by_text("A training job is already running").first.wait_for()
     _wait_progress(page)
+    _elapsed_runs_while_a_job_waits(page)
     page.reload()  # the running job, with its progress, is read back after a refresh
     tab(page, "Train")
     _wait_progress(page)
@@ -163,6 +164,16 @@ def test_training_survives_a_reload_refuses_a_second_start_and_stops(page, tiny_
     page.locator("#tr-stop").click()
     wait_status(page, "#tr-job", {"stopped"})
     journey["stopped_job"] = job_id
+
+
+def _elapsed_runs_while_a_job_waits(page) -> None:
+    """A job that reports nothing (queued for the GPU here, as one loading a model) still counts "elapsed"."""
+    tab(page, "Dataset")
+    page.locator("#ds-verify").click()
+    wait_status(page, "#ds-job", {"queued"})
+    page.wait_for_function("() => { const el = document.querySelector('#ds-job .xf-job');"
+                           " return el?.dataset.status === 'queued' && /elapsed [2-9]s/.test(el.innerText); }")
+    tab(page, "Train")
 
 
 def _wait_progress(page) -> None:
@@ -280,9 +291,7 @@ def _clip_choices_end_in_an_ellipsis(page) -> None:
 
 
 def test_layout_fits_a_desktop(page):
-    page.set_viewport_size(DESKTOP)
-    page.reload()
-    page.wait_for_selector("#ds-create")
+    tab(page, "Dataset")
     page.locator("#tab-dataset").get_by_text("Subtitles (optional)").click()  # its label, open and closed
     rows = page.locator("#ds-stats tr")
     assert all(rows.nth(i).is_visible() for i in range(rows.count()))  # no hidden statistics row

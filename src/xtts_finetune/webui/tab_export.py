@@ -111,6 +111,30 @@ def side_by_side(ui: UI, target: str | None, index: int | None) -> tuple[str | N
     return audio(base), audio(tuned[0] if tuned else None)
 
 
+def start_export(ui: UI, run_name: str | None, ckpt: str | None, model_name: str | None, half: bool):
+    """Start an export job of a run's checkpoint into models/NAME (the Export button)."""
+    from xtts_finetune.export import export_model
+
+    if not run_name:
+        fail(UserError("No run chosen.", fix="Pick a training run (train one on the Train tab first)."))
+    model_name = (model_name or "").strip() or run_name
+    if safe_name(model_name) != model_name:
+        fail(UserError(f"Model name {model_name!r} is not a simple folder name.",
+                       fix=f"Use letters, digits, '-', '_' or '.', for example {safe_name(model_name, 'my-voice')!r}."))
+    run_dir = safe_join(ui.workspace, "runs", run_name)
+    params = {"run": run_name, "checkpoint": ckpt or "best", "name": model_name, "fp16": bool(half)}
+
+    def work(ctx):
+        model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
+                                      workspace=ui.workspace, progress=ctx.progress))
+        ctx.log(f"model folder: {model_dir}")
+        ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
+        ctx.hint = "Next: try it on the 4 · Speak tab, or download it as a zip under Your models."
+        return {"model": model_dir}
+
+    return start_job(ui, "export", work, params)
+
+
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
@@ -132,28 +156,6 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     timer = gr.Timer(1.0)
     build_evaluation(ui, tab, timer)  # below the export row: timers and states show nothing
 
-    def on_export(run_name, ckpt, model_name, half):
-        from xtts_finetune.export import export_model
-
-        if not run_name:
-            fail(UserError("No run chosen.", fix="Pick a training run (train one on the Train tab first)."))
-        model_name = (model_name or "").strip() or run_name
-        if safe_name(model_name) != model_name:
-            fail(UserError(f"Model name {model_name!r} is not a simple folder name.",
-                           fix=f"Use letters, digits, '-', '_' or '.', for example {safe_name(model_name, 'my-voice')!r}."))
-        run_dir = safe_join(ui.workspace, "runs", run_name)
-        params = {"run": run_name, "checkpoint": ckpt or "best", "name": model_name, "fp16": bool(half)}
-
-        def work(ctx):
-            model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
-                                          workspace=ui.workspace, progress=ctx.progress))
-            ctx.log(f"model folder: {model_dir}")
-            ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
-            ctx.hint = "Next: try it on the 4 · Speak tab, or download it as a zip under Your models."
-            return {"model": model_dir}
-
-        return job_html(start_job(ui, "export", work, params))
-
     def refresh(last):
         job = ui.jobs.latest("export")
         sig = job_signature(job)
@@ -164,7 +166,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         pick_update = gr.update(choices=names, value=exported) if exported in names else gr.update(choices=names)
         return job_html(job, "No export job yet."), model_rows(ui), pick_update, gr.update(choices=run_choices(ui)), sig
 
-    export.click(on_export, [run, checkpoint, name, fp16], [status])
+    export.click(lambda *values: job_html(start_export(ui, *values)), [run, checkpoint, name, fp16], [status])
     pick.change(lambda model_name: download_link(ui, model_name), [pick], [download], show_progress="hidden")
     run.change(lambda r: gr.update(choices=checkpoint_choices(ui, r), value="best"), [run], [checkpoint])
     outputs = [status, models, pick, run, shown]
