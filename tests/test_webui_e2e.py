@@ -100,7 +100,11 @@ def test_dataset_from_two_uploads(page, app, tiny_whisper, tmp_path_factory, jou
     alt = page.locator("#ds-histogram-alt").inner_text()
     assert alt.startswith("Clip durations:") and "clips from" in alt  # the histogram's text alternative
     wait_for_bars(page, "#ds-histogram")  # a native plot with its bars (every bin at one clip drew none)
-    journey["clips"] = _clip_rows(page)
+    assert len(_clip_rows(page)) >= 3
+    page.locator("#tab-dataset").get_by_text("Subtitles (optional)").click()  # its label, open and closed
+    rows = stats.locator("tr")
+    assert all(rows.nth(i).is_visible() for i in range(rows.count()))  # no hidden statistics row
+    _fits(page, "desktop, dataset")
 
 
 def test_clip_is_corrected_in_the_table(page, app, journey):
@@ -194,6 +198,7 @@ def test_training_finishes_and_points_to_export(page, app, journey):
     page.wait_for_function("document.querySelectorAll('#tr-plot canvas, #tr-plot svg').length > 0")
     trainer_log = page.locator("#tr-log textarea").input_value()
     assert "loss" in trainer_log.lower() and "\x1b[" not in trainer_log
+    _fits(page, "desktop, train")
     shot(page, "2-train")
     assert sorted(r.status for r in list_runs(app[0])) == ["finished", "stopped"]
     journey["run"] = next(r.name for r in list_runs(app[0]) if r.status == "finished")
@@ -231,6 +236,7 @@ def test_export_and_download_a_streamed_zip(page, app, journey, tmp_path_factory
     weights = sorted(p.relative_to(workspace).as_posix() for p in workspace.rglob("*")
                      if p.suffix == ".zip" or p.name == "model.pth")  # the workspace holds Gradio's cache too
     assert weights == ["models/e2e-voice/model.pth"], weights
+    _fits(page, "desktop, export")
     shot(page, "3-export")
 
 
@@ -246,8 +252,9 @@ def test_speak_with_the_models_voice_and_a_dataset_clip(page, journey):
     audio, rate = sf.read(io.BytesIO(wav.body()))
     assert rate == 24000 and len(audio) > 2400
     shot(page, "4-speak")
-    page.locator("#sp-source").get_by_text("Dataset clip").click()  # a dataset clip as the reference
-    pick(page, "sp-clip", journey["clip_id"])
+    _fits(page, "desktop, speak")
+    _clip_choices_end_in_an_ellipsis(page)  # a dataset clip as the reference
+    page.locator("#sp-clip [role=option]", has_text=journey["clip_id"]).first.click()
     page.locator("#sp-speak").click()
     page.wait_for_function(f"() => (document.querySelector('#sp-audio audio')?.src || {src!r}) !== {src!r}",
                            timeout=120_000)
@@ -269,38 +276,26 @@ def test_long_speech_shows_progress_a_limit_and_cancels(page, journey):
     shot(page, "4-speak-cancelled")
 
 
-def _layout_fits(page, where: str) -> None:
-    """No text cut without an ellipsis, no word broken over lines, nothing wider than the screen."""
-    for name in ("Dataset", "Train", "Export", "Speak"):
-        tab(page, name)
-        # an accordion's button overflows by its turned arrow; its label span is checked instead
-        assert cut_off(page, "#ds-stats .prose, .xf-stats th, .xf-stats td, .xf-badge, label span, [role=tab], "
-                             "button:not(.label-wrap), .label-wrap span, input[role=combobox]") == [], f"{where}, {name}"
-        assert broken_words(page, ".xf-stats th, [role=tab], .label-wrap span, label span, "
-                                  "#ds-clips [role=columnheader], .xf-badge") == [], f"{where}, {name}"
-        assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], f"{where}, {name}"
+def _fits(page, where: str) -> None:
+    """The open tab: no text cut without an ellipsis, no word broken over lines, nothing wider than the screen."""
+    # an accordion's button overflows by its turned arrow; its label span is checked instead
+    assert cut_off(page, "#ds-stats .prose, .xf-stats th, .xf-stats td, .xf-badge, label span, [role=tab], "
+                         "button:not(.label-wrap), .label-wrap span, input[role=combobox]") == [], where
+    assert broken_words(page, ".xf-stats th, [role=tab], .label-wrap span, label span, "
+                              "#ds-clips [role=columnheader], .xf-badge") == [], where
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], where
 
 
 def _clip_choices_end_in_an_ellipsis(page) -> None:
+    """Open the Dataset clip list: a label too long for it ends in an ellipsis (the list stays open)."""
     page.locator("#sp-source").get_by_text("Dataset clip").click()
     page.locator("#sp-clip input").click()
     options = page.locator("#sp-clip [role=option]")
     options.first.wait_for()
     assert cut_off(page, "#sp-clip [role=option]") == []
-    page.keyboard.press("Escape")
 
 
-def test_layout_fits_a_desktop(page):
-    tab(page, "Dataset")
-    page.locator("#tab-dataset").get_by_text("Subtitles (optional)").click()  # its label, open and closed
-    rows = page.locator("#ds-stats tr")
-    assert all(rows.nth(i).is_visible() for i in range(rows.count()))  # no hidden statistics row
-    _layout_fits(page, "desktop")
-    _clip_choices_end_in_an_ellipsis(page)
-    shot(page, "5-layout-desktop-speak")
-
-
-def test_layout_fits_a_phone_in_dark_mode(browser, app):
+def test_layout_fits_a_phone_in_dark_mode(browser, app, journey):
     phone = open_page(browser, app[1], PHONE, dark=True)
     assert phone.evaluate("document.querySelector('.dark') !== null")
     assert all(phone.get_by_role("tab", name=n).is_visible() for n in ("Dataset", "Train", "Export", "Speak"))
@@ -310,13 +305,20 @@ def test_layout_fits_a_phone_in_dark_mode(browser, app):
     headers = phone.locator("#ds-clips [role=columnheader]")
     assert headers.count() >= 6 and all(headers.nth(i).bounding_box()["height"] < 60 for i in range(6))
     shot(phone, "5-layout-phone-dark-dataset")
-    _layout_fits(phone, "phone")
+    _fits(phone, "phone, dataset")
+    tab(phone, "Train")
+    _fits(phone, "phone, train")
+    tab(phone, "Speak")
+    phone.wait_for_function("() => document.querySelector('#sp-model-info')?.innerText.includes('e2e-voice')")
+    _fits(phone, "phone, speak")
     for elem_id in ("sp-model", "sp-language"):
         dropdown_fits(phone, elem_id)
     _clip_choices_end_in_an_ellipsis(phone)
     shot(phone, "5-layout-phone-dark-speak")
     tab(phone, "Export")
+    pick(phone, "ex-run", journey["run"])
     dropdown_fits(phone, "ex-run")
+    _fits(phone, "phone, export")
     shot(phone, "5-layout-phone-dark-export")
     phone.close()
 

@@ -87,6 +87,6 @@ def add_zip_route(app, ui: UI) -> None:
         if folder is None:
             raise HTTPException(404, f"No exported model named {name!r} in this workspace.")
         return StreamingResponse(zip_chunks(folder), media_type="application/zip",
-                                 headers={"Content-Disposition": f"attachment; filename=\"{folder.name}.zip\""})
+                                 headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(folder.name)}.zip"})
 
     app.add_api_route(f"/{ROUTE}/{{name}}.zip", download, methods=["GET"], dependencies=list(login))
