@@ -109,6 +109,7 @@ def shot(page, name: str) -> None:
 # ---- layout, measured ------------------------------------------------------------------------------
 
 _CUT = """(sel) => [...document.querySelectorAll(sel)].filter(e => e.getClientRects().length && !e.closest('.sr-only'))
+  .filter(e => (e.value || e.innerText || '').trim())  // text, not a box of other widgets
   .filter(e => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).textOverflow !== 'ellipsis')
   .map(e => `${e.tagName.toLowerCase()}#${e.closest('[id]')?.id}: ${(e.value || e.innerText || '').slice(0, 60)}`)"""
 
