@@ -86,7 +86,7 @@ def test_uploads_and_caches_are_pruned_by_age_and_size(tmp_path, monkeypatch):
 
     ws = tmp_path / "ws"
     monkeypatch.setenv("XTTS_FINETUNE_HOME", str(tmp_path / "home"))
-    stale = [ws / "uploads" / "media-1" / "talk.mp3", ws / "exports_zip" / "voice.zip", default_cache_dir() / "k.pt"]
+    stale = [ws / "uploads" / "media-1" / "talk.mp3", ws / "uploads" / ".gradio" / "x" / "a.wav", default_cache_dir() / "k.pt"]
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")

@@ -53,3 +53,43 @@ def test_with_a_login_the_app_answers_only_after_it(tmp_path):
             assert client.get(f"{url.rstrip('/')}/config").status_code == 200
     finally:
         demo.close()
+
+
+def test_model_zips_stream_behind_the_login_and_only_for_exported_models(tmp_path):
+    """The zip is built as it is sent (no file left behind), needs the page's login, and no name leaves models/."""
+    import io
+    import zipfile
+    from urllib.parse import quote
+
+    ws = tmp_path / "ws"
+    voice = ws / "models" / "voice"
+    (voice / "references").mkdir(parents=True)
+    (voice / "config.json").write_text("{}")
+    (voice / "model.pth").write_bytes(bytes(range(256)) * 5000)  # over one read block: streamed in pieces
+    (voice / "references" / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "secret.txt").write_text("outside the workspace")
+    (voice / "leak.txt").symlink_to(tmp_path / "secret.txt")  # a link out of the folder is never followed
+    (ws / "models" / "stimme-é").mkdir()
+    (ws / "models" / "stimme-é" / "config.json").write_text("{}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo, url = launch(ws, port=port, auth=("anna", "pw"), block=False, quiet=True)
+    base = f"{url.rstrip('/')}/xf/zip"
+    try:
+        assert httpx.get(f"{base}/voice.zip").status_code == 401
+        with httpx.Client() as client:
+            client.post(f"{url.rstrip('/')}/login", data={"username": "anna", "password": "pw"}).raise_for_status()
+            got = client.get(f"{base}/voice.zip")
+            assert got.status_code == 200 and got.headers["content-type"] == "application/zip"
+            archive = zipfile.ZipFile(io.BytesIO(got.content))
+            assert archive.testzip() is None
+            assert sorted(archive.namelist()) == ["voice/config.json", "voice/model.pth", "voice/references/a.wav"]
+            assert archive.read("voice/model.pth") == (voice / "model.pth").read_bytes()
+            accented = client.get(f"{base}/{quote('stimme-é')}.zip")  # a name any language may use
+            assert accented.status_code == 200 and "stimme-%C3%A9.zip" in accented.headers["content-disposition"]
+            for bad in ("..", "..%2Fmodels%2Fvoice", "%2E%2E", "nothing", "voice%2Fconfig.json"):
+                assert client.get(f"{base}/{bad}.zip").status_code == 404, bad
+        assert [p.name for p in ws.rglob("*.zip")] == []
+    finally:
+        demo.close()

@@ -38,7 +38,10 @@ def test_problems_name_each_file_once_and_group_a_shared_reason():
 
 
 def test_counts_and_durations_read_naturally():
+    from xtts_finetune.dataset.create import clock
     from xtts_finetune.webui.messages import dataset_summary, duration_text, plural
+
+    assert [clock(s) for s in (0, 59.9, 725, 3723)] == ["0:00", "0:59", "12:05", "1:02:03"]  # never "0.0 min"
 
     assert (plural(1, "clip"), plural(0, "clip"), plural(3, "clip")) == ("1 clip", "0 clips", "3 clips")
     assert [duration_text(s) for s in (2.54, 18.4, 270, 7500)] == ["2.5 s", "18 s", "4.5 min", "2 h 05 min"]

@@ -102,6 +102,13 @@ class _Job:
     row: Optional[CorpusRow] = None
 
 
+def clock(seconds: float) -> str:
+    """A position in a recording as a player shows it, 0:00 or 1:02:03 (a "0.0 min" says nothing)."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def _named_after(sub: Path, media: Path) -> bool:
     """talk.srt and talk.en.srt are named after talk.wav (in the same folder); talk2.srt is not."""
     stem = sub.name[: -len(sub.suffix)]
@@ -267,9 +274,9 @@ class _Run:
             self.dropped += subs.dropped + dropped
             self.notes += [] if subs.encoding.startswith("utf") else [f"{subs.path.name}: read as {subs.encoding}"]
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
-            end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {piece.start / 60:.1f} min")
+            end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {clock(piece.start)}")
             if subs is None:
-                report(self.progress, "transcribe", piece.start, None, f"{job.media.name} at {piece.start / 60:.1f} min")
+                report(self.progress, "transcribe", piece.start, None, f"{job.media.name} from {clock(piece.start)}")
                 transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
                                                          language=self.language, vad=s.vad)
                 self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch

@@ -18,6 +18,7 @@ from xtts_finetune.latents import default_cache_dir  # noqa: E402
 from xtts_finetune.utils import is_loopback, prune  # noqa: E402
 from xtts_finetune.webui import tab_dataset, tab_export, tab_speak, tab_train  # noqa: E402
 from xtts_finetune.webui.common import UI  # noqa: E402
+from xtts_finetune.webui.downloads import add_zip_route  # noqa: E402
 from xtts_finetune.webui.jobs import JobRunner  # noqa: E402
 
 # System fonts only: nothing is fetched from font CDNs, so the page works offline.
@@ -69,11 +70,11 @@ def generated_auth() -> tuple[str, str]:
 
 
 def housekeeping(ui: UI, keep_days: float, max_cache_gb: float) -> list[Path]:
-    """Prune uploads, zips to download and the latents cache by age and size, unless a job may be using them."""
+    """Prune uploads and the latents cache by age and size, unless a job may be using them."""
     if any(job.active for job in ui.jobs.list()):
         return []
     limit = int(max_cache_gb * 2**30)
-    return [p for folder in (ui.workspace / "uploads", ui.workspace / "exports_zip", default_cache_dir())
+    return [p for folder in (ui.workspace / "uploads", default_cache_dir())
             for p in prune(folder, max_age_days=keep_days, max_bytes=limit)]
 
 
@@ -130,6 +131,7 @@ def launch(workspace: str | Path = "workspace", host: str = "127.0.0.1", port: i
     except OSError as err:
         raise UserError(f"cannot serve the UI on {host}:{port}: {err}",
                         fix=f"another program uses port {port}: pass --port with a free one, e.g. --port {port + 1}") from None
+    add_zip_route(demo.server_app, demo.xf_ui)  # model zips stream from the same server, behind the same login
     stop_tidying = threading.Event()
     threading.Thread(target=_keep_tidy, args=(demo.xf_ui, keep_days, max_cache_gb, stop_tidying), daemon=True,
                      name="xtts-housekeeping").start()

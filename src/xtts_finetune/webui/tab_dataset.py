@@ -199,9 +199,9 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         with gr.Column(scale=2, elem_classes="xf-section"):
             gr.Markdown("### Statistics")
             stats = gr.HTML(stats_html([]), elem_id="ds-stats")
-            histogram = gr.BarPlot(None, x="seconds", y="clips", x_bin=1, y_aggregate="sum", height=240,
-                                   title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram",
-                                   y_axis_format="d")
+            # y from 0: with every bin at the same count, Gradio's own axis would start there and draw no bars
+            histogram = gr.BarPlot(None, x="seconds", y="clips", x_bin=1, y_aggregate="sum", height=240, y_lim=[0, None],
+                                   title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram")
             histogram_alt = gr.HTML("", elem_id="ds-histogram-alt", elem_classes="xf-note")
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")

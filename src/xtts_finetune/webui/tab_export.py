@@ -3,42 +3,17 @@ models and runs (table, chart, base vs fine-tuned side by side)."""
 
 from __future__ import annotations
 
-import html
 import time
-import zipfile
 from pathlib import Path
-from urllib.parse import quote
 
 import gradio as gr
 
 from xtts_finetune.errors import UserError
 from xtts_finetune.evaluate.report import TABLE_HEADERS
-from xtts_finetune.utils import atomic_path, human_bytes, safe_join
+from xtts_finetune.utils import human_bytes, safe_join
 from xtts_finetune.webui.common import UI, fail, job_html, job_signature, safe_name, start_job
+from xtts_finetune.webui.downloads import download_link
 from xtts_finetune.webui.messages import form_source
-
-
-def zip_model(ui: UI, model_dir: Path) -> Path:
-    """WORKSPACE/exports_zip/NAME.zip with the folder's files (stored, not recompressed: weights don't shrink).
-
-    Built only when asked for, and served from there by link: Gradio's cache never holds another copy.
-    """
-    out = safe_join(ui.workspace, "exports_zip", f"{safe_name(model_dir.name)}.zip")
-    newest = max((p.stat().st_mtime for p in model_dir.rglob("*") if p.is_file()), default=0)
-    if out.is_file() and out.stat().st_mtime >= newest:
-        return out
-    with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-        for path in sorted(model_dir.rglob("*")):
-            if path.is_file():
-                archive.write(path, Path(model_dir.name) / path.relative_to(model_dir))
-    return out
-
-
-def download_link(path: Path) -> str:
-    """A link straight to the file in the workspace (Gradio serves it, login included); no cached copy."""
-    size = human_bytes(path.stat().st_size)
-    return (f'<a class="xf-download" href="gradio_api/file={html.escape(quote(str(path)))}" download="{html.escape(path.name)}">'
-            f"Download {html.escape(path.name)}</a> <span class='xf-note'>({size})</span>")
 
 
 def _runs(ui: UI):
@@ -136,6 +111,30 @@ def side_by_side(ui: UI, target: str | None, index: int | None) -> tuple[str | N
     return audio(base), audio(tuned[0] if tuned else None)
 
 
+def start_export(ui: UI, run_name: str | None, ckpt: str | None, model_name: str | None, half: bool):
+    """Start an export job of a run's checkpoint into models/NAME (the Export button)."""
+    from xtts_finetune.export import export_model
+
+    if not run_name:
+        fail(UserError("No run chosen.", fix="Pick a training run (train one on the Train tab first)."))
+    model_name = (model_name or "").strip() or run_name
+    if safe_name(model_name) != model_name:
+        fail(UserError(f"Model name {model_name!r} is not a simple folder name.",
+                       fix=f"Use letters, digits, '-', '_' or '.', for example {safe_name(model_name, 'my-voice')!r}."))
+    run_dir = safe_join(ui.workspace, "runs", run_name)
+    params = {"run": run_name, "checkpoint": ckpt or "best", "name": model_name, "fp16": bool(half)}
+
+    def work(ctx):
+        model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
+                                      workspace=ui.workspace, progress=ctx.progress))
+        ctx.log(f"model folder: {model_dir}")
+        ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
+        ctx.hint = "Next: try it on the 4 · Speak tab, or download it as a zip under Your models."
+        return {"model": model_dir}
+
+    return start_job(ui, "export", work, params)
+
+
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
@@ -151,40 +150,11 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             gr.Markdown("### Your models")
             models = gr.Dataframe(model_rows(ui), headers=["Model", "Exported", "Size"], interactive=False,
                                   max_height=260, elem_id="ex-models")
-            with gr.Row():
-                pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", scale=3)
-                prepare = gr.Button("Prepare zip", scale=1, elem_id="ex-zip")
+            pick = gr.Dropdown([p.name for p in ui.models()], label="Model to download", elem_id="ex-pick")
             download = gr.HTML("", elem_id="ex-download")
     shown = gr.State(())
     timer = gr.Timer(1.0)
     build_evaluation(ui, tab, timer)  # below the export row: timers and states show nothing
-
-    def on_export(run_name, ckpt, model_name, half):
-        from xtts_finetune.export import export_model
-
-        if not run_name:
-            fail(UserError("No run chosen.", fix="Pick a training run (train one on the Train tab first)."))
-        model_name = (model_name or "").strip() or run_name
-        if safe_name(model_name) != model_name:
-            fail(UserError(f"Model name {model_name!r} is not a simple folder name.",
-                           fix=f"Use letters, digits, '-', '_' or '.', for example {safe_name(model_name, 'my-voice')!r}."))
-        run_dir = safe_join(ui.workspace, "runs", run_name)
-        params = {"run": run_name, "checkpoint": ckpt or "best", "name": model_name, "fp16": bool(half)}
-
-        def work(ctx):
-            model_dir = Path(export_model(run_dir, model_name, checkpoint=params["checkpoint"], fp16=params["fp16"],
-                                          workspace=ui.workspace, progress=ctx.progress))
-            ctx.log(f"model folder: {model_dir}")
-            ctx.summary = f"Exported model {model_dir.name} to models/{model_dir.name}/."
-            ctx.hint = "Next: try it on the 4 · Speak tab, or press Prepare zip to download it."
-            return {"model": model_dir}
-
-        return job_html(start_job(ui, "export", work, params))
-
-    def on_prepare(model_name):
-        if not model_name:
-            fail(UserError("No model chosen.", fix="Pick an exported model to download."))
-        return download_link(zip_model(ui, safe_join(ui.workspace, "models", model_name)))
 
     def refresh(last):
         job = ui.jobs.latest("export")
@@ -196,8 +166,8 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         pick_update = gr.update(choices=names, value=exported) if exported in names else gr.update(choices=names)
         return job_html(job, "No export job yet."), model_rows(ui), pick_update, gr.update(choices=run_choices(ui)), sig
 
-    export.click(on_export, [run, checkpoint, name, fp16], [status])
-    prepare.click(on_prepare, [pick], [download])
+    export.click(lambda *values: job_html(start_export(ui, *values)), [run, checkpoint, name, fp16], [status])
+    pick.change(lambda model_name: download_link(ui, model_name), [pick], [download], show_progress="hidden")
     run.change(lambda r: gr.update(choices=checkpoint_choices(ui, r), value="best"), [run], [checkpoint])
     outputs = [status, models, pick, run, shown]
     timer.tick(refresh, [shown], outputs, show_progress="hidden")
