@@ -8,7 +8,12 @@ from pathlib import Path
 def register(sub) -> None:
     dataset = sub.add_parser("dataset", help="build and inspect the training dataset of a workspace")
     ds = dataset.add_subparsers(dest="dataset_command", metavar="DATASET_COMMAND", required=True)
+    _register_create(ds)
+    _register_checks(ds)
+    _register_edits(ds)
 
+
+def _register_create(ds) -> None:
     create = ds.add_parser("create", help="add recordings, subtitles, a corpus or URLs to WORKSPACE/dataset")
     create.add_argument("workspace", type=Path)
     create.add_argument("--language", required=True, help="language code of the speech, e.g. en, de, zh, ja, am")
@@ -26,6 +31,9 @@ def register(sub) -> None:
     create.add_argument("--loudness-normalize", action="store_true", help="normalise loudness (EBU R128) while decoding")
     create.set_defaults(func=_create)
 
+
+def _register_checks(ds) -> None:
+    """stats, list and verify: what the dataset holds and how trustworthy it is."""
     stats = ds.add_parser("stats", help="check the dataset before training: lengths, rates, levels, tokenizer coverage")
     stats.add_argument("workspace", type=Path)
     group = stats.add_mutually_exclusive_group()
@@ -36,6 +44,22 @@ def register(sub) -> None:
                             "languages, script for others: the vocabulary extended with the dataset's characters)")
     stats.set_defaults(func=_stats)
 
+    listing = ds.add_parser("list", help="list the segments (id, length, status, CER, text) and everything left out")
+    listing.add_argument("workspace", type=Path)
+    listing.add_argument("--suspect", action="store_true", help="only clips `dataset verify` marked suspect, worst first")
+    listing.set_defaults(func=_list)
+
+    verify = ds.add_parser("verify", help="Whisper listens to every clip; clips whose text it does not hear are marked suspect")
+    verify.add_argument("workspace", type=Path)
+    verify.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
+    verify.add_argument("--threshold", type=float, default=0.3, help="character error rate above which a clip is suspect (default 0.3)")
+    verify.add_argument("--recheck", action="store_true", help="score clips already scored again")
+    verify.add_argument("--exclude-suspects", action="store_true", help="then exclude every suspect clip from training")
+    verify.set_defaults(func=_verify)
+
+
+def _register_edits(ds) -> None:
+    """edit, remove and slice: changing what the dataset holds."""
     edit = ds.add_parser("edit", help="correct a clip's transcript, or exclude/include it")
     edit.add_argument("workspace", type=Path)
     edit.add_argument("segment_id")
@@ -45,23 +69,10 @@ def register(sub) -> None:
     flag.add_argument("--include", dest="excluded", action="store_const", const=False)
     edit.set_defaults(func=_edit)
 
-    listing = ds.add_parser("list", help="list the segments (id, length, status, CER, text) and everything left out")
-    listing.add_argument("workspace", type=Path)
-    listing.add_argument("--suspect", action="store_true", help="only clips `dataset verify` marked suspect, worst first")
-    listing.set_defaults(func=_list)
-
     remove = ds.add_parser("remove", help="drop a source and its clips (e.g. to add it again with fixed subtitles)")
     remove.add_argument("workspace", type=Path)
     remove.add_argument("source", help="the source's media or subtitle path, or the first 8+ characters of its hash")
     remove.set_defaults(func=_remove)
-
-    verify = ds.add_parser("verify", help="Whisper listens to every clip; clips whose text it does not hear are marked suspect")
-    verify.add_argument("workspace", type=Path)
-    verify.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
-    verify.add_argument("--threshold", type=float, default=0.3, help="character error rate above which a clip is suspect (default 0.3)")
-    verify.add_argument("--recheck", action="store_true", help="score clips already scored again")
-    verify.add_argument("--exclude-suspects", action="store_true", help="then exclude every suspect clip from training")
-    verify.set_defaults(func=_verify)
 
     slicer = ds.add_parser("slice", help="cut a long recording at silences into WAV pieces")
     slicer.add_argument("file", type=Path)
