@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -168,6 +169,13 @@ def _clip_path(ui: UI, segment) -> str | None:
 
 
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
+    c = _layout(ui)
+    _wire_create(ui, c)
+    _wire_clips(ui, demo, c)
+
+
+def _layout(ui: UI) -> SimpleNamespace:
+    """The tab's components, laid out, by name for the wiring."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="xf-section"):
             gr.Markdown("### Add recordings")
@@ -227,7 +235,11 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             remove = gr.Button("Remove source", size="sm", variant="stop", elem_id="ds-remove-source", scale=1)
     shown = gr.State(())
     timer = gr.Timer(1.0)
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "ui" and not k.startswith("_")})
 
+
+def _wire_create(ui: UI, c: SimpleNamespace) -> None:
+    """Create / extend the dataset, and the text preview beside it."""
     def on_create(files, folder_path, subs, lang, spk, whisper_model):
         from xtts_finetune.dataset import create_dataset
 
@@ -258,6 +270,20 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             return report
 
         return job_html(start_job(ui, "dataset", work, params))
+
+    c.create.click(on_create, [c.media, c.folder, c.subtitles, c.language, c.speaker, c.whisper], [c.status])
+
+    def on_preview(sentence, lang, model):
+        allowed = {value for _, value in vocab_choices(ui)}  # only folders the list offered, whatever is sent
+        return text_preview(sentence, lang, model if model in allowed else None)
+
+    for event in (c.sample.submit, c.language.change, c.vocab_model.change):
+        event(on_preview, [c.sample, c.language, c.vocab_model], [c.preview])
+    c.vocab_model.focus(lambda: gr.update(choices=vocab_choices(ui)), None, [c.vocab_model])
+
+
+def _wire_clips(ui: UI, demo: gr.Blocks, c: SimpleNamespace) -> None:
+    """The job panel and tables kept fresh, a clip's row to play, fix or exclude, the form restored on load."""
 
     def refresh(last, only):
         job = ui.jobs.latest("dataset")
@@ -293,21 +319,13 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                                            "clips to measure itself on." if moved else ""))
         return _tables(ui, only)
 
-    create.click(on_create, [media, folder, subtitles, language, speaker, whisper], [status])
-    def on_preview(sentence, lang, model):
-        allowed = {value for _, value in vocab_choices(ui)}  # only folders the list offered, whatever is sent
-        return text_preview(sentence, lang, model if model in allowed else None)
-
-    for event in (sample.submit, language.change, vocab_model.change):
-        event(on_preview, [sample, language, vocab_model], [preview])
-    vocab_model.focus(lambda: gr.update(choices=vocab_choices(ui)), None, [vocab_model])
-    tables = [clips, stats, histogram, histogram_alt]
-    outputs = [status, log, *tables, source, shown]
-    timer.tick(refresh, [shown, suspects_only], outputs, show_progress="hidden")
-    demo.load(refresh, [gr.State(None), suspects_only], outputs, show_progress="hidden")
-    _wire_checks(ui, whisper, status, verify, suspects_only, exclude_all, source, remove, tables)
-    clips.select(on_select, None, [player, segment_id, text, excluded])
-    save.click(on_save, [segment_id, text, excluded, suspects_only], tables)
+    tables = [c.clips, c.stats, c.histogram, c.histogram_alt]
+    outputs = [c.status, c.log, *tables, c.source, c.shown]
+    c.timer.tick(refresh, [c.shown, c.suspects_only], outputs, show_progress="hidden")
+    demo.load(refresh, [gr.State(None), c.suspects_only], outputs, show_progress="hidden")
+    _wire_checks(ui, c.whisper, c.status, c.verify, c.suspects_only, c.exclude_all, c.source, c.remove, tables)
+    c.clips.select(on_select, None, [c.player, c.segment_id, c.text, c.excluded])
+    c.save.click(on_save, [c.segment_id, c.text, c.excluded, c.suspects_only], tables)
 
     def restore_form():
         """After a reload the form shows what the last dataset job that worked used, not the defaults."""
@@ -316,7 +334,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             return gr.skip(), gr.skip(), gr.skip()
         return job.params["language"], job.params.get("speaker") or "speaker", job.params.get("whisper_model") or "large-v3"
 
-    demo.load(restore_form, None, [language, speaker, whisper], show_progress="hidden")
+    demo.load(restore_form, None, [c.language, c.speaker, c.whisper], show_progress="hidden")
 
 
 def _tables(ui: UI, only: bool) -> tuple:
