@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -119,7 +120,19 @@ def _seed(value) -> int | None:
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     loaded = _Loaded()
     ui.jobs.gpu_release_hooks.append(loaded.unload)
-    cancels: dict[str, threading.Event] = {}  # per browser session: its Cancel button stops its own speech
+    c = _layout(ui)
+    _wire_model(ui, tab, c, loaded)
+    _wire_speech(ui, c, loaded)
+
+
+def _model_path(ui: UI, value) -> Path:
+    if not value:
+        raise UserError("No model chosen.", fix="Export a model on the Export tab, or type a model folder path.")
+    return ui.server_path(value)
+
+
+def _layout(ui: UI) -> SimpleNamespace:
+    """The tab's components, laid out, by name for the wiring."""
     models = model_choices(ui)
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="xf-section"):
@@ -154,18 +167,17 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             status = gr.HTML("", elem_id="sp-status")
             audio = gr.Audio(label="Speech", type="numpy", format="wav", interactive=False, buttons=["download"],
                              elem_id="sp-audio", waveform_options=PLAYER)
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "ui"})
 
-    def model_path(value) -> Path:
-        if not value:
-            raise UserError("No model chosen.", fix="Export a model on the Export tab, or type a model folder path.")
-        return ui.server_path(value)
 
+def _wire_model(ui: UI, tab: gr.Tab, c: SimpleNamespace, loaded: "_Loaded") -> None:
+    """Choosing a model fills its voices and languages; opening the tab refreshes the lists and loads it."""
     def on_model(value):
         if not value:
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), "No model yet: export one first."
         try:
             with ui.jobs.gpu("speak", wait=False), loaded.lock:
-                synth = loaded.get(model_path(value))
+                synth = loaded.get(_model_path(ui, value))
         except UserError as err:  # the fields keep the model that works; the line under the model says why not
             return gr.skip(), gr.skip(), message_html(str(err))
         voices, langs = synth.voices(), synth.languages
@@ -181,30 +193,21 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 gr.update(visible=choice == "Dataset clip", choices=dataset_clips(ui)),
                 gr.update(visible=choice == "Upload"))
 
-    def reference_of(choice, voice_name, clips, files):
-        if choice == "Dataset clip":
-            if not clips:
-                raise UserError("No dataset clip chosen.", fix="Pick one or more clips, or another voice source.")
-            return [ui.workspace / "dataset" / "wavs" / Path(c).name for c in clips]
-        if choice == "Upload":
-            reference = copy_uploads(ui, files, "references")
-            if not reference:
-                raise UserError("No reference clip uploaded.", fix="Upload one or more wav files of the voice.")
-            return check_references(reference)
-        return voice_name or None
+    def on_open(current):
+        choices = model_choices(ui)
+        value = current or (choices[0][1] if choices else None)  # the newest export, if none is chosen
+        return gr.update(choices=choices, value=value), gr.update(choices=dataset_clips(ui))
 
-    def synthesize(value, reference, settings: dict, progress: dict, stop: threading.Event):
-        """In a thread of its own, so a closed tab never leaves the GPU held: progress['done'/'total'] as it goes."""
-        with ui.jobs.gpu("speak", wait=False), loaded.lock:
-            synth = loaded.get(model_path(value))
-            spoken = synth.prepare(**settings, voice=reference)
-            progress["total"], first, chunks = len(spoken.sentences), synth.stats.sentences, []
-            for chunk in synth.generate(spoken):
-                if stop.is_set():
-                    return None
-                chunks.append(chunk)
-                progress["done"] = synth.stats.sentences - first
-            return synth.sample_rate, np.concatenate(chunks)
+    c.model.change(on_model, [c.model], [c.voice, c.language, c.model_info])
+    c.source.change(on_source, [c.source], [c.voice, c.clip, c.upload], show_progress="hidden")
+    # Models load when the tab opens, not with the page: a training job may need the GPU memory.
+    tab.select(on_open, [c.model], [c.model, c.clip], show_progress="hidden").then(
+        on_model, [c.model], [c.voice, c.language, c.model_info])
+
+
+def _wire_speech(ui: UI, c: SimpleNamespace, loaded: "_Loaded") -> None:
+    """Speak in a thread with progress sentence by sentence, Cancel per browser session, the character count."""
+    cancels: dict[str, threading.Event] = {}  # per browser session: its Cancel button stops its own speech
 
     def on_speak(value, choice, voice_name, clips, files, words, lang, seed_value, temp, spd, k, p, rep,
                  request: gr.Request):
@@ -215,14 +218,14 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         try:
             settings = dict(text=words, language=lang or None, temperature=temp, top_k=int(k), top_p=p,
                             repetition_penalty=rep, speed=spd, seed=_seed(seed_value))
-            reference = reference_of(choice, voice_name, clips, files)
+            reference = _reference_of(ui, choice, voice_name, clips, files)
         except UserError as err:
             yield message_html(str(err)), gr.skip()
             return
 
         def run():
             try:
-                outcome["audio"] = synthesize(value, reference, settings, progress, stop)
+                outcome["audio"] = _synthesize(ui, loaded, value, reference, settings, progress, stop)
             except Exception as err:  # noqa: BLE001 - reported below, in the page's words
                 outcome["error"] = err
 
@@ -239,18 +242,37 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     def on_cancel(request: gr.Request):
         cancels.setdefault(request.session_hash or "", threading.Event()).set()
 
-    model.change(on_model, [model], [voice, language, model_info])
-    source.change(on_source, [source], [voice, clip, upload], show_progress="hidden")
-    text.change(lambda words: count_html(len(words or "")), [text], [count], show_progress="hidden",
-                trigger_mode="always_last", queue=False)
-    speak.click(on_speak, [model, source, voice, clip, upload, text, language, seed, temperature, speed, top_k, top_p, penalty],
-                [status, audio], show_progress="hidden")
-    cancel.click(on_cancel, None, None, show_progress="hidden")
+    c.text.change(lambda words: count_html(len(words or "")), [c.text], [c.count], show_progress="hidden",
+                  trigger_mode="always_last", queue=False)
+    c.speak.click(on_speak, [c.model, c.source, c.voice, c.clip, c.upload, c.text, c.language, c.seed, c.temperature,
+                             c.speed, c.top_k, c.top_p, c.penalty], [c.status, c.audio], show_progress="hidden")
+    c.cancel.click(on_cancel, None, None, show_progress="hidden")
 
-    def on_open(current):
-        choices = model_choices(ui)
-        value = current or (choices[0][1] if choices else None)  # the newest export, if none is chosen
-        return gr.update(choices=choices, value=value), gr.update(choices=dataset_clips(ui))
 
-    # Models load when the tab opens, not with the page: a training job may need the GPU memory.
-    tab.select(on_open, [model], [model, clip], show_progress="hidden").then(on_model, [model], [voice, language, model_info])
+def _reference_of(ui: UI, choice, voice_name, clips, files):
+    """The reference the chosen voice source names: a model voice, dataset clips or checked uploads."""
+    if choice == "Dataset clip":
+        if not clips:
+            raise UserError("No dataset clip chosen.", fix="Pick one or more clips, or another voice source.")
+        return [ui.workspace / "dataset" / "wavs" / Path(c).name for c in clips]
+    if choice == "Upload":
+        reference = copy_uploads(ui, files, "references")
+        if not reference:
+            raise UserError("No reference clip uploaded.", fix="Upload one or more wav files of the voice.")
+        return check_references(reference)
+    return voice_name or None
+
+
+def _synthesize(ui: UI, loaded: "_Loaded", value, reference, settings: dict, progress: dict,
+                stop: threading.Event):
+    """In a thread of its own, so a closed tab never leaves the GPU held: progress['done'/'total'] as it goes."""
+    with ui.jobs.gpu("speak", wait=False), loaded.lock:
+        synth = loaded.get(_model_path(ui, value))
+        spoken = synth.prepare(**settings, voice=reference)
+        progress["total"], first, chunks = len(spoken.sentences), synth.stats.sentences, []
+        for chunk in synth.generate(spoken):
+            if stop.is_set():
+                return None
+            chunks.append(chunk)
+            progress["done"] = synth.stats.sentences - first
+        return synth.sample_rate, np.concatenate(chunks)
