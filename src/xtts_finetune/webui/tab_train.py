@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import pandas as pd
@@ -106,6 +107,14 @@ def _file_state(run_dir: Path | None) -> tuple:
 
 
 def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
+    c = _layout(ui)
+    _wire_buttons(ui, c)
+    _wire_progress(ui, demo, c)
+    tab.select(lambda: gr.update(choices=base_choices(ui)), None, [c.base], show_progress="hidden")
+
+
+def _layout(ui: UI) -> SimpleNamespace:
+    """The tab's components, laid out, by name for the wiring."""
     from xtts_finetune.train.settings import TrainSettings
 
     defaults = TrainSettings()
@@ -152,45 +161,11 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                              autoscroll=True, elem_id="tr-log")
     shown = gr.State(())
     timer = gr.Timer(1.0)
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("ui", "defaults", "TrainSettings")})
 
-    def settings_from(ep, bs, acc, rate, max_s, prec, voc, every) -> TrainSettings:
-        try:
-            batch_size = "auto" if str(bs).strip() == "auto" else int(bs)
-        except ValueError:
-            fail(UserError(f"Batch size {bs!r} is not a number.", fix="Use a whole number such as 2, or 'auto'."))
-        settings = TrainSettings(epochs=int(ep or 1), batch_size=batch_size, grad_accum=int(acc or 1), lr=float(rate or defaults.lr),
-                                 max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto",
-                                 evaluate_every=int(every or 0), vocab=voc or "auto")
-        try:
-            return settings.validate()
-        except UserError as err:
-            fail(err)
 
-    def run_training(spec: str | None, settings: TrainSettings | None, resume_run: bool, gpus: int = 1):
-        from xtts_finetune.basemodels import resolve_base_model
-        from xtts_finetune.train import train
-        from xtts_finetune.train.distributed import launch
-
-        params = {"base": spec, "settings": settings.to_dict() if settings else None, "resume": resume_run,
-                  "devices": gpus}
-
-        def work(ctx):
-            base_dir = None
-            if not resume_run:  # a resumed run trains on the base and settings it was started with
-                base_dir = resolve_base_model(spec, progress=ctx.progress)
-                ctx.log(f"base model: {base_dir}")
-            if gpus > 1:  # torchrun, one process per GPU; rank 0's progress lines go to the job's log
-                result = launch(gpus, ui.workspace, base_dir, settings, resume=resume_run, stop_event=ctx.stop_event,
-                                on_line=ctx.log)
-            else:
-                result = train(ui.workspace, base_dir, settings, resume=resume_run, progress=ctx.progress,
-                               stop_event=ctx.stop_event)
-            loss = f", best eval loss {result.best_eval_loss:.4f}" if result.best_eval_loss is not None else ""
-            ctx.summary = f"Run {result.run_dir.name} {result.status.replace('_', ' ')} after {result.steps} steps{loss}."
-            ctx.hint = f"Next: open the 3 · Export tab and export run {result.run_dir.name} as a model you can use."
-            return result
-
-        return job_html(start_job(ui, "train", work, params))
+def _wire_buttons(ui: UI, c: SimpleNamespace) -> None:
+    """Start, Resume and Stop."""
 
     def on_start(spec, gpus, *values):
         from xtts_finetune.basemodels import RELEASES
@@ -203,7 +178,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
                 ui.server_path(spec)
             except UserError as err:
                 fail(err)
-        return run_training(spec, settings_from(*values), False, int(gpus or 1))
+        return _run_training(ui, spec, _settings_from(*values), False, int(gpus or 1))
 
     def on_resume(gpus):
         from xtts_finetune.train.runs import find_run_to_resume
@@ -212,7 +187,7 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             find_run_to_resume(ui.workspace, True)
         except UserError as err:
             fail(err)
-        return run_training(None, None, True, int(gpus or 1))
+        return _run_training(ui, None, None, True, int(gpus or 1))
 
     def on_stop():
         job = ui.jobs.latest("train")
@@ -220,6 +195,18 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
             fail(UserError("No training is running.", fix="Start or resume a run first."))
         return job_html(ui.jobs.stop(job.id))
 
+    c.start.click(on_start, [c.base, c.devices, *_inputs(c)[1:]], [c.status])
+    c.resume.click(on_resume, [c.devices], [c.status])
+    c.stop.click(on_stop, None, [c.status])
+
+
+def _inputs(c: SimpleNamespace) -> list:
+    """The form fields a run's settings come from, in `_settings_from`'s order after the base model."""
+    return [c.base, c.epochs, c.batch, c.accum, c.lr, c.max_audio, c.precision, c.vocab, c.evaluate_every]
+
+
+def _wire_progress(ui: UI, demo: gr.Blocks, c: SimpleNamespace) -> None:
+    """The job panel, curves and log kept fresh; the form refilled from the last job that trained."""
     def refresh(last):
         job = ui.jobs.latest("train")
         run_dir = run_of(job, _latest_run(ui))
@@ -229,22 +216,65 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
         curves = gr.update(value=loss_frame(run_dir), title=f"Loss · {run_dir.name}" if run_dir else "Loss")
         return job_html(job, "No training job yet."), curves, evaluation_frame(run_dir), log_tail(run_dir, job), sig
 
-    inputs = [base, epochs, batch, accum, lr, max_audio, precision, vocab, evaluate_every]
-    start.click(on_start, [base, devices, *inputs[1:]], [status])
-    resume.click(on_resume, [devices], [status])
-    stop.click(on_stop, None, [status])
-    timer.tick(refresh, [shown], [status, plot, eval_plot, log, shown], show_progress="hidden")
-    demo.load(refresh, [gr.State(None)], [status, plot, eval_plot, log, shown], show_progress="hidden")
+    outputs = [c.status, c.plot, c.eval_plot, c.log, c.shown]
+    c.timer.tick(refresh, [c.shown], outputs, show_progress="hidden")
+    demo.load(refresh, [gr.State(None)], outputs, show_progress="hidden")
 
     def restore_form():
         """After a refresh the form shows what the last job trained with, not the defaults."""
         job = form_source(ui.jobs.list("train"), "train", "settings")
         saved = job.params["settings"] if job else {}
         if not saved:
-            return (gr.skip(),) * len(inputs)
+            return (gr.skip(),) * len(_inputs(c))
         return (job.params.get("base") or gr.skip(), saved.get("epochs"), str(saved.get("batch_size")),
                 saved.get("grad_accum"), saved.get("lr"), saved.get("max_audio_seconds") or 0, saved.get("precision"),
                 saved.get("vocab") or "auto", saved.get("evaluate_every") or 0)
 
-    demo.load(restore_form, None, inputs, show_progress="hidden")
-    tab.select(lambda: gr.update(choices=base_choices(ui)), None, [base], show_progress="hidden")
+    demo.load(restore_form, None, _inputs(c), show_progress="hidden")
+
+
+def _settings_from(ep, bs, acc, rate, max_s, prec, voc, every):
+    """The form's values as checked TrainSettings; a bad value is shown in the page."""
+    from xtts_finetune.train.settings import TrainSettings
+
+    defaults = TrainSettings()
+    try:
+        batch_size = "auto" if str(bs).strip() == "auto" else int(bs)
+    except ValueError:
+        fail(UserError(f"Batch size {bs!r} is not a number.", fix="Use a whole number such as 2, or 'auto'."))
+    settings = TrainSettings(epochs=int(ep or 1), batch_size=batch_size, grad_accum=int(acc or 1), lr=float(rate or defaults.lr),
+                             max_audio_seconds=float(max_s) if max_s else None, precision=prec or "auto",
+                             evaluate_every=int(every or 0), vocab=voc or "auto")
+    try:
+        return settings.validate()
+    except UserError as err:
+        fail(err)
+
+
+
+def _run_training(ui: UI, spec: str | None, settings, resume_run: bool, gpus: int = 1):
+    """A training job (a new run, or the last one resumed) on one device or several."""
+    from xtts_finetune.basemodels import resolve_base_model
+    from xtts_finetune.train import train
+    from xtts_finetune.train.distributed import launch
+
+    params = {"base": spec, "settings": settings.to_dict() if settings else None, "resume": resume_run,
+              "devices": gpus}
+
+    def work(ctx):
+        base_dir = None
+        if not resume_run:  # a resumed run trains on the base and settings it was started with
+            base_dir = resolve_base_model(spec, progress=ctx.progress)
+            ctx.log(f"base model: {base_dir}")
+        if gpus > 1:  # torchrun, one process per GPU; rank 0's progress lines go to the job's log
+            result = launch(gpus, ui.workspace, base_dir, settings, resume=resume_run, stop_event=ctx.stop_event,
+                            on_line=ctx.log)
+        else:
+            result = train(ui.workspace, base_dir, settings, resume=resume_run, progress=ctx.progress,
+                           stop_event=ctx.stop_event)
+        loss = f", best eval loss {result.best_eval_loss:.4f}" if result.best_eval_loss is not None else ""
+        ctx.summary = f"Run {result.run_dir.name} {result.status.replace('_', ' ')} after {result.steps} steps{loss}."
+        ctx.hint = f"Next: open the 3 · Export tab and export run {result.run_dir.name} as a model you can use."
+        return result
+
+    return job_html(start_job(ui, "train", work, params))
