@@ -169,7 +169,6 @@ def export_model(
             fix=f"put it back, or download it again: xtts-finetune models download {run['base'].get('version', 'VERSION')}",
         )
     vocab = run_dir / "vocab.json" if (run_dir / "vocab.json").is_file() else base_dir / "vocab.json"  # the run's tokenizer
-    run_config = _run_config(run_dir)
     models = workspace / "models"
     models.mkdir(parents=True, exist_ok=True)
     sweep_partial_writes(models)  # what an export killed before left behind
@@ -179,30 +178,11 @@ def export_model(
     (staging / "references").mkdir(parents=True)
     try:
         report(progress, "export", 0, 5, f"weights from {ckpt.name}")
-        atomic_torch_save({"model": inference_state(ckpt, base_dir, fp16)}, staging / "model.pth")
-        config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
         language = tokenizer_language(dataset["language"])
-        config["languages"] = sorted(set(config.get("languages", [])) | {language})
-        args = config.setdefault("model_args", {})
-        args["tokenizer_file"] = ""  # load_checkpoint uses the folder's vocab.json
-        args["gpt_number_text_tokens"] = number_of_tokens(vocab.read_text(encoding="utf-8"))
-        atomic_write_text(staging / "config.json", json.dumps(config, indent=2))
-        shutil.copyfile(vocab, staging / "vocab.json")
+        config = _write_weights(staging, ckpt, base_dir, vocab, language, fp16)
 
         report(progress, "export", 1, 5, "picking reference clips")
-        dataset_dir = Path(dataset["path"])
-        wavs = [
-            dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()
-        ]
-        if not wavs:
-            raise UserError(f"{dataset_dir} lists no clips to pick references from", fix="rebuild the dataset")
-        picked, note = pick_references(wavs)
-        references = []
-        for path, quality in picked:
-            shutil.copyfile(path, staging / "references" / path.name)
-            references.append(
-                {"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}}
-            )
+        references, note = _write_references(staging, Path(dataset["path"]))
 
         report(progress, "export", 2, 5, "computing the speaker's latents")
         speakers_file = base_dir / "speakers_xtts.pth"
@@ -211,30 +191,7 @@ def export_model(
         atomic_torch_save(speakers, staging / "speakers_xtts.pth")
 
         report(progress, "export", 4, 5, "writing model_card.json")
-        best = read_best(run_dir)
-        card = {
-            "format": "xtts-v2",
-            "name": final.name,
-            "base": {"version": run["base"]["version"], "path": str(base_dir)},
-            "language": language,
-            "languages": config["languages"],
-            "text_frontend": {**(run_config.get("frontend") or {"name": "xtts", "version": "1"}),
-                              "vocab": run_config.get("vocab_mode", "base"),
-                              "token_language": token_language(language, run_config.get("vocab_mode", "base"))},
-            "speaker": dataset["speaker"],
-            "dataset": dataset["summary"],
-            "settings": run["settings"],
-            "training": run["resolved"],
-            "run": str(run_dir),
-            "checkpoint": ckpt.name,
-            "best_eval_loss": best.get("eval_loss"),
-            "fp16": fp16,
-            "trained": run["created"],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tool_version": __version__,
-            "references": references,
-            "notes": [note] if note else [],
-        }
+        card = _model_card(final.name, run_dir, run, ckpt, config, language, references, note, fp16)
         atomic_write_text(staging / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False))
         os.replace(staging, final)
     except OSError as err:  # a full disk while copying: say so; the staging folder goes, nothing else changed
@@ -244,3 +201,58 @@ def export_model(
     size = sum(p.stat().st_size for p in final.rglob("*") if p.is_file())
     report(progress, "export", 5, 5, f"{final} ({human_bytes(size)})", bytes=size)
     return final
+
+
+def _write_weights(staging: Path, ckpt: Path, base_dir: Path, vocab: Path, language: str, fp16: bool) -> dict:
+    """model.pth, config.json (the language added, the vocabulary's size) and vocab.json; returns the config."""
+    atomic_torch_save({"model": inference_state(ckpt, base_dir, fp16)}, staging / "model.pth")
+    config = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))
+    config["languages"] = sorted(set(config.get("languages", [])) | {language})
+    args = config.setdefault("model_args", {})
+    args["tokenizer_file"] = ""  # load_checkpoint uses the folder's vocab.json
+    args["gpt_number_text_tokens"] = number_of_tokens(vocab.read_text(encoding="utf-8"))
+    atomic_write_text(staging / "config.json", json.dumps(config, indent=2))
+    shutil.copyfile(vocab, staging / "vocab.json")
+    return config
+
+
+def _write_references(staging: Path, dataset_dir: Path) -> tuple[list[dict], str | None]:
+    """The dataset's best clips copied into references/, with their quality, and a note when they are weak."""
+    wavs = [dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()]
+    if not wavs:
+        raise UserError(f"{dataset_dir} lists no clips to pick references from", fix="rebuild the dataset")
+    picked, note = pick_references(wavs)
+    references = []
+    for path, quality in picked:
+        shutil.copyfile(path, staging / "references" / path.name)
+        references.append({"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}})
+    return references, note
+
+
+def _model_card(name: str, run_dir: Path, run: dict, ckpt: Path, config: dict, language: str, references: list,
+                note: str | None, fp16: bool) -> dict:
+    """model_card.json: where the model came from, how it was trained, how it reads text, its reference clips."""
+    run_config, dataset = _run_config(run_dir), run["dataset"]
+    vocab_mode = run_config.get("vocab_mode", "base")
+    return {
+        "format": "xtts-v2",
+        "name": name,
+        "base": {"version": run["base"]["version"], "path": str(Path(run["base"]["path"]))},
+        "language": language,
+        "languages": config["languages"],
+        "text_frontend": {**(run_config.get("frontend") or {"name": "xtts", "version": "1"}), "vocab": vocab_mode,
+                          "token_language": token_language(language, vocab_mode)},
+        "speaker": dataset["speaker"],
+        "dataset": dataset["summary"],
+        "settings": run["settings"],
+        "training": run["resolved"],
+        "run": str(run_dir),
+        "checkpoint": ckpt.name,
+        "best_eval_loss": read_best(run_dir).get("eval_loss"),
+        "fp16": fp16,
+        "trained": run["created"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tool_version": __version__,
+        "references": references,
+        "notes": [note] if note else [],
+    }
