@@ -41,7 +41,7 @@ def add_lora(gpt, rank: int) -> None:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
         raise UserError("LoRA needs peft, which is not installed",
-                        fix="pip install 'xtts-finetune[memory]' (or pip install peft), or train without --lora") from None
+                        fix="pip install 'xtts-finetune[memory]' (or peft), or train without --lora") from None
     config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, target_modules=LORA_TARGETS, fan_in_fan_out=True)
     inject_adapter_in_model(config, gpt.gpt)
     for name, param in gpt.named_parameters():

@@ -62,7 +62,7 @@ def adamw(
         except ImportError:
             raise UserError(
                 "the 8-bit optimizer needs bitsandbytes, which is not installed",
-                fix="pip install 'xtts-finetune[memory]' (or pip install bitsandbytes), or train without --optimizer-8bit",
+                fix="pip install 'xtts-finetune[memory]' (or bitsandbytes), or train without --optimizer-8bit",
             ) from None
         return bnb.optim.AdamW8bit(groups, **options)
     return torch.optim.AdamW(groups, **options, fused=device in ("cuda", "cpu"))

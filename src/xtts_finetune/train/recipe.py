@@ -33,7 +33,7 @@ from xtts_finetune.train.data import BucketSampler, CodeCache, CondCrop, collate
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, reset_lora
-from xtts_finetune.train.model import base_weights, gpt_losses, load_gpt, load_weights  # noqa: F401 - also used from here
+from xtts_finetune.train.model import base_weights, gpt_losses, load_gpt, load_weights
 from xtts_finetune.train.precision import Precision, adamw, clipped_step
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
 from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
@@ -266,7 +266,8 @@ class Recipe:
         }
         weights = checkpoint.model_weights(self.gpt)
         best = self.best_saved if final and self.best_saved and self.best_saved.stem.endswith(f"_{self.step}") else None
-        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints, best)
+        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints,
+                        same_as=best)
 
     def restore(self) -> None:
         with self.world.main_first():  # rank 0 sets damaged pairs aside; all then read the same newest pair
