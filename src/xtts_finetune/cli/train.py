@@ -54,7 +54,12 @@ def register(sub) -> None:
         help="recompute GPT blocks in the backward pass: less GPU memory, about a third more compute",
     )
     train.add_argument(
-        "--optimizer-8bit", action="store_true", help="AdamW with 8-bit state (needs bitsandbytes; NVIDIA GPUs)"
+        "--optimizer-8bit", action="store_true", help="AdamW with 8-bit state (bitsandbytes: the [memory] extra)"
+    )
+    train.add_argument(
+        "--lora", type=int, default=0, metavar="RANK",
+        help="train only LoRA adapters of this rank on the GPT's attention and MLP (peft: the [memory] extra); "
+        "less memory; usually wants a higher --lr such as 1e-4; checkpoints and exports hold merged plain weights",
     )
     train.add_argument(
         "--devices", type=int, default=1, metavar="N",
@@ -110,6 +115,7 @@ def _settings(args):
         precision=args.precision,
         activation_checkpointing=args.activation_checkpointing,
         optimizer_8bit=args.optimizer_8bit,
+        lora_rank=args.lora,
         evaluate_every=args.evaluate_every,
         evaluate_whisper_model=args.evaluate_whisper_model,
         evaluate_speaker_model=args.evaluate_speaker_model,

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.train.memory import plain_state_dict
 from xtts_finetune.utils import atomic_torch_save
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class Saved:
 
 
 def model_weights(gpt: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The GPT weights under their release names (what export puts into model.pth)."""
-    state = gpt.state_dict()
+    """The GPT weights under their release names (what export puts into model.pth), LoRA adapters merged."""
+    state = plain_state_dict(gpt)
     return {f"gpt.{k}": v for k, v in state.items() if not k.startswith("gpt_inference")}
 
 
@@ -64,12 +65,17 @@ def _write_or_explain(obj, path: Path, previous: Saved | None) -> None:
         ) from err
 
 
-def save(run_dir: Path, step: int, weights: dict, state: dict | None, keep: int) -> Saved:
-    """Write the pair for `step` (weights only when `state` is None: a run that ended), then prune to `keep`."""
+def save(run_dir: Path, step: int, weights: dict, state: dict | None, keep: int, same_as: Path | None = None) -> Saved:
+    """Write the pair for `step` (weights only when `state` is None: a run that ended), then prune to `keep`.
+
+    `same_as`: a file this process wrote with these very weights at this step (the best model, when the
+    last evaluation improved): linked rather than written again.
+    """
     pairs = saved_pairs(run_dir)
     previous = pairs[-1] if pairs else None
     saved = Saved(step, run_dir / f"checkpoint_{step}.pth", run_dir / f"state_{step}.pt")
-    _write_or_explain({"model": weights, "step": step}, saved.weights, previous)
+    if not (same_as and _link(same_as, saved.weights)):
+        _write_or_explain({"model": weights, "step": step}, saved.weights, previous)
     if state is not None:
         _write_or_explain(state, saved.state, previous)
     for old in [p for p in saved_pairs(run_dir) if p.step != step][: max(0, len(pairs) + 1 - keep)]:
@@ -78,17 +84,24 @@ def save(run_dir: Path, step: int, weights: dict, state: dict | None, keep: int)
     return saved
 
 
+def _link(source: Path, target: Path) -> bool:
+    """Hard-link `source` as `target` (replacing it atomically); False where the file system cannot."""
+    temp = target.with_name(f".{target.name}.link")
+    temp.unlink(missing_ok=True)
+    try:
+        temp.hardlink_to(source)
+    except OSError:
+        return False
+    temp.replace(target)
+    return True
+
+
 def save_best(run_dir: Path, step: int, weights: dict) -> Path:
     """best_model_STEP.pth, linked as best_model.pth; the previous best is removed."""
     path = run_dir / f"best_model_{step}.pth"
     _write_or_explain({"model": weights, "step": step}, path, None)
-    link = run_dir / ".best_model.pth.link"
-    link.unlink(missing_ok=True)
-    try:
-        link.hardlink_to(path)
-    except OSError:  # a file system without hard links gets a second copy
-        write({"model": weights, "step": step}, link)
-    link.replace(run_dir / "best_model.pth")
+    if not _link(path, run_dir / "best_model.pth"):  # a file system without hard links gets a second copy
+        write({"model": weights, "step": step}, run_dir / "best_model.pth")
     for old in run_dir.glob("best_model_*.pth"):
         if old != path:
             old.unlink(missing_ok=True)

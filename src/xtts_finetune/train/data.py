@@ -2,9 +2,16 @@
 
 coqui's recipe decodes every clip and runs the 60M-parameter DVAE on it at every step. The codes depend
 only on the clip and the DVAE/mel-stats files, so they are cached on disk per clip under those hashes: a
-later epoch or run does no DVAE work. The conditioning mel is not cached: it is the mel of a random 3-6 s
-crop, and a crop of a whole-clip mel is not the mel of the crop (STFT edges), so it is computed per batch
-from the in-memory audio, as upstream does, exactly.
+later epoch or run does no DVAE work.
+
+The conditioning mel is deliberately not cached. Upstream takes the mel of a random 3-6 s crop (any
+sample offset), zero-padded to 6 s, with a centred STFT (2048-sample window, reflect padding at the
+crop's edges). Frames cut from a whole-clip mel differ from that at both edges (the window sees the
+real neighbouring audio instead of the reflection, and the tail sees audio instead of zeros), and
+offsets off the 256-sample hop grid have no frames at all; an exact cache would have to recompute the
+edge frames and restrict crops to the hop grid, changing upstream's crop distribution. It would save
+little: the mel of two 6 s crops is ~2 % of a CPU step. So it is computed per batch from the in-memory
+audio, as upstream does, exactly.
 """
 
 from __future__ import annotations

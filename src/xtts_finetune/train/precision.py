@@ -62,7 +62,30 @@ def adamw(
         except ImportError:
             raise UserError(
                 "the 8-bit optimizer needs bitsandbytes, which is not installed",
-                fix="pip install bitsandbytes (NVIDIA GPUs), or train without --optimizer-8bit",
+                fix="pip install 'xtts-finetune[memory]' (or bitsandbytes), or train without --optimizer-8bit",
             ) from None
         return bnb.optim.AdamW8bit(groups, **options)
     return torch.optim.AdamW(groups, **options, fused=device in ("cuda", "cpu"))
+
+
+def clipped_step(optimizer: torch.optim.Optimizer, params, max_norm: float) -> None:
+    """clip_grad_norm_ then step, with the clipping folded into the fused AdamW kernel where there is one.
+
+    The fused kernel divides each gradient by the optimizer's `grad_scale` (the tensor GradScaler sets,
+    see torch.amp.GradScaler.step) as it reads it, so passing 1/clip coefficient spares the separate
+    pass that multiplies every gradient (about a fifth of the optimizer's time on a CPU). Same update
+    up to rounding; other optimizers get the plain multiply.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if max_norm > 0 and grads:
+        norm = torch.nn.utils.get_total_norm(grads)
+        coef = torch.clamp(max_norm / (norm + 1e-6), max=1.0)  # clip_grad_norm_'s rule
+        if optimizer.defaults.get("fused") and not hasattr(optimizer, "grad_scale"):
+            optimizer.grad_scale = (1 / coef).float()
+            try:
+                optimizer.step()
+            finally:
+                del optimizer.grad_scale
+            return
+        torch._foreach_mul_(grads, coef.to(grads[0].device))
+    optimizer.step()

@@ -20,7 +20,6 @@ import torch
 
 from xtts_finetune.basemodels import resolve_base_model, training_assets
 from xtts_finetune.progress import ProgressCallback
-from xtts_finetune.text.vocab import load_tokenizer, resize_text_rows
 from xtts_finetune.train import checkpoint
 from xtts_finetune.train.config import (
     RecipeConfig,
@@ -34,8 +33,9 @@ from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCr
 from xtts_finetune.train.data import style_mel
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
-from xtts_finetune.train.memory import enable_activation_checkpointing
-from xtts_finetune.train.precision import Precision, adamw
+from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, reset_lora
+from xtts_finetune.train.model import base_weights, gpt_losses, load_gpt, load_weights
+from xtts_finetune.train.precision import Precision, adamw, clipped_step
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
 from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
@@ -49,7 +49,6 @@ from xtts_finetune.train.settings import (
 from xtts_finetune.errors import UserError
 
 logger = logging.getLogger(__name__)
-TEXT_CE_WEIGHT, MEL_CE_WEIGHT = 0.01, 1.0  # coqui's GPTArgs defaults
 
 
 @dataclass
@@ -60,60 +59,6 @@ class RunResult:
     steps: int
     stopped_early: bool
     status: str = "finished"
-
-
-def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en", vocab_mode: str = "base"):
-    """coqui's GPT with the base model's shape and weights, and its tokenizer; nothing else of Xtts.
-
-    `vocab_json`: an extended vocabulary (script mode); the text rows grow to its size, base rows kept.
-    """
-    from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.layers.xtts.gpt import GPT
-
-    config = XttsConfig()
-    config.load_json(str(base_dir / "config.json"))
-    vocab = vocab_json or (base_dir / "vocab.json")
-    a, tokenizer = config.model_args, load_tokenizer(vocab, language, vocab_mode)
-    with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
-        gpt = GPT(
-            layers=a.gpt_layers, model_dim=a.gpt_n_model_channels, heads=a.gpt_n_heads,
-            start_text_token=tokenizer.tokenizer.token_to_id("[START]"),
-            stop_text_token=tokenizer.tokenizer.token_to_id("[STOP]"),
-            max_text_tokens=a.gpt_max_text_tokens, max_mel_tokens=a.gpt_max_audio_tokens,
-            max_prompt_tokens=a.gpt_max_prompt_tokens, number_text_tokens=tokenizer.get_number_tokens(),
-            num_audio_tokens=a.gpt_num_audio_tokens, start_audio_token=a.gpt_start_audio_token,
-            stop_audio_token=a.gpt_stop_audio_token, use_perceiver_resampler=a.gpt_use_perceiver_resampler,
-            code_stride_len=a.gpt_code_stride_len,
-        )
-    load_weights(gpt, base_weights(base_dir, gpt.number_text_tokens), base_dir, assign=True)
-    return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
-
-
-def base_weights(base_dir: Path, text_rows: int) -> dict:
-    """The base model's weights, text embedding and head grown to `text_rows` (base rows bit-exact)."""
-    state = torch.load(Path(base_dir) / "model.pth", map_location="cpu", weights_only=True)["model"]
-    return resize_text_rows(state, text_rows)
-
-
-def load_weights(gpt, state: dict, source, assign: bool = False) -> None:
-    """Load release-named ("gpt.*") weights into `gpt`; a missing weight is an error, not a random init."""
-    weights = {k[4:]: v for k, v in state.items() if k.startswith("gpt.") and not k.startswith("gpt.gpt_inference")}
-    missing = gpt.load_state_dict(weights, strict=False, assign=assign).missing_keys
-    if missing:
-        raise UserError(f"{source} lacks GPT weights ({', '.join(missing[:3])} ...)",
-                        fix="use a complete XTTS v2 model")
-
-
-def gpt_losses(gpt, batch: dict) -> dict[str, torch.Tensor]:
-    """coqui's GPT forward and GPTTrainer's loss weighting (text CE x 0.01 + mel CE)."""
-    cond_idxs = batch["cond_idxs"]
-    text, mel, _ = gpt(
-        batch["text_inputs"], batch["text_lengths"], batch["audio_codes"], batch["wav_lengths"],
-        cond_mels=batch["cond_mels"], cond_idxs=None if cond_idxs is None else cond_idxs.clone(),
-        cond_lens=batch["cond_lens"],
-    )
-    losses = {"loss_text_ce": text * TEXT_CE_WEIGHT, "loss_mel_ce": mel * MEL_CE_WEIGHT}
-    return {**losses, "loss": losses["loss_text_ce"] + losses["loss_mel_ce"]}
 
 
 class Recipe:
@@ -128,6 +73,7 @@ class Recipe:
         self.step = self.epoch = self.position = self.pending = 0
         self.resume_notes: list[str] = []
         self.stop_event = None  # distributed: a stop asked of any rank, agreed on by all
+        self.best_saved: Path | None = None  # the best model this process last wrote
 
     def setup(self, cache_root: Path | None = None) -> None:
         """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
@@ -153,13 +99,17 @@ class Recipe:
                                     self.crop, assets["mel_stats"], a.gpt_use_perceiver_resampler)  # None: no workers
         self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
         self.gpt.to(self.device)
+        if self.settings.lora_rank:
+            add_lora(self.gpt, self.settings.lora_rank)
         if self.settings.activation_checkpointing:
             enable_activation_checkpointing(self.gpt)
         self.start_fresh(self.cfg.batch_size)
 
     def start_fresh(self, batch_size: int) -> None:
         """Sampler, optimizer, schedule and scaler for `batch_size`, from the base weights (after a probe)."""
-        if hasattr(self, "optimizer"):  # a probe trained: back to the base weights
+        if hasattr(self, "optimizer") and self.settings.lora_rank:  # a probe trained the adapters: reset them
+            reset_lora(self.gpt)
+        elif hasattr(self, "optimizer"):  # a probe trained: back to the base weights
             load_weights(self.gpt, base_weights(Path(self.cfg.base_dir), self.gpt.number_text_tokens), self.cfg.base_dir)
         self.cfg.batch_size = batch_size
         self.cfg.grad_accum, self.cfg.optimizer_steps, self.cfg.warmup_steps = plan_steps(
@@ -211,7 +161,7 @@ class Recipe:
             early = False
             if self.events:
                 if self.events.improves(eval_loss):
-                    checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
+                    self.best_saved = checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
                 try:
                     self.events.evaluated(self.step, self.epoch - 1, eval_loss)
                 except EarlyStop:
@@ -265,23 +215,22 @@ class Recipe:
                         speaker_model=self.settings.evaluate_speaker_model)
 
     def _optimizer_step(self) -> None:
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        if self.settings.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.gpt.parameters(), self.settings.grad_clip)
         skipped = False
         if self.scaler:  # fp16: a step with inf/nan gradients is skipped and the scale lowered
+            self.scaler.unscale_(self.optimizer)
+            if self.settings.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.gpt.parameters(), self.settings.grad_clip)
             scale = self.scaler.get_scale()
             self.scaler.step(self.optimizer)
             self.scaler.update()
             skipped = self.scaler.get_scale() < scale
         else:
-            self.optimizer.step()
+            clipped_step(self.optimizer, list(self.gpt.parameters()), self.settings.grad_clip)
         if not skipped:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def evaluate(self) -> float:
         """Mean loss over the eval batches (in CSV order, fixed conditioning crops), as coqui averages it.
 
@@ -318,9 +267,12 @@ class Recipe:
             "evals_since_best": self.events.evals_since_best if self.events else 0,
             "rng": torch.get_rng_state(), "ranks": self.world.size,
             "grads": [p.grad for p in self.gpt.parameters()],
+            "adapters": adapter_state(self.gpt),  # LoRA: the weights file holds them merged into the base
         }
         weights = checkpoint.model_weights(self.gpt)
-        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints)
+        best = self.best_saved if final and self.best_saved and self.best_saved.stem.endswith(f"_{self.step}") else None
+        checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints,
+                        same_as=best)
 
     def restore(self) -> None:
         with self.world.main_first():  # rank 0 sets damaged pairs aside; all then read the same newest pair
@@ -332,7 +284,10 @@ class Recipe:
             )
         saved, weights, state, notes = found
         self.resume_notes = [f"{note}; resuming from {saved.weights.name} (step {saved.step})" for note in notes]
-        load_weights(self.gpt, weights, saved.weights)
+        if self.settings.lora_rank:  # the frozen base is the base model's; the adapters are the state's
+            self.gpt.load_state_dict(state["adapters"], strict=False)
+        else:
+            load_weights(self.gpt, weights, saved.weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state["scaler"]:

@@ -41,6 +41,7 @@ class TrainSettings:
     grad_clip: float = 1.0
     activation_checkpointing: bool = False  # recompute GPT blocks in backward: less memory, ~30 % more compute
     optimizer_8bit: bool = False  # bitsandbytes AdamW8bit: optimizer state in a quarter of the memory
+    lora_rank: int = 0  # > 0: train LoRA adapters of this rank on the GPT's attention and MLP only (peft)
     evaluate_every: int = 0  # epochs between light evaluations (CER, similarity); 0: none
     evaluate_whisper_model: str | None = None  # None: the one the dataset was transcribed with
     evaluate_speaker_model: str | None = None  # None: evaluate.speaker's default
@@ -74,6 +75,8 @@ class TrainSettings:
             bad("workers", "use a whole number of data-loader processes >= 0 (0: batches made in the training loop)")
         if not isinstance(self.new_tokens, int) or self.new_tokens < 0:
             bad("new_tokens", "use a whole number of tokens >= 0")
+        if not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            bad("lora_rank", "use a whole number >= 0 (0: train all weights; 8-64 for LoRA)")
         if self.save_every_steps < 1 or self.keep_checkpoints < 1:
             bad("save_every_steps" if self.save_every_steps < 1 else "keep_checkpoints", "use a whole number >= 1")
         return self
