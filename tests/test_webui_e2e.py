@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from browser import (
     PHONE, broken_words, chromium, cut_off, dropdown_fits, brightness, open_page, pick, running_app,
-    shot, status, tab, type_custom, wait_for_bars, wait_status,
+    shot, tab, type_custom, wait_for_bars, wait_status,
 )
 
 from speech import espeak

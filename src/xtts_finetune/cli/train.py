@@ -22,6 +22,21 @@ def register(sub) -> None:
         description="Fine-tune XTTS v2 on WORKSPACE/dataset into WORKSPACE/runs/RUN.",
     )
     train.add_argument("workspace", type=Path)
+    _optimisation_options(train)
+    _memory_and_device_options(train)
+    _run_options(train)
+    train.set_defaults(func=_train)
+
+    export = sub.add_parser("export", help="write a ready model folder from a training run")
+    export.add_argument("run", type=Path, help="the run folder, WORKSPACE/runs/RUN")
+    export.add_argument("--name", required=True, help="folder name under WORKSPACE/models")
+    export.add_argument("--checkpoint", default="best", help="best (lowest eval loss), last, recommended (by xtts-finetune evaluate RUN), or a .pth in the run")
+    export.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
+    export.set_defaults(func=_export)
+
+
+def _optimisation_options(train) -> None:
+    """What is trained on and how: base, epochs, batch, learning rate and schedule, limits, text and vocabulary."""
     train.add_argument(
         "--base", default=None, help="XTTS version (v2.0.3, main, ...) or a model folder (default v2.0.3)"
     )
@@ -41,6 +56,15 @@ def register(sub) -> None:
     train.add_argument("--save-every", type=int, default=1000, help="save a resumable checkpoint every N steps")
     train.add_argument("--keep-checkpoints", type=int, default=2)
     train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--vocab", choices=["auto", "base", "script", "phonemes"], default="auto",
+                       help="how text reaches the tokenizer: base (XTTS's languages), script (extend the vocabulary "
+                            "with the dataset's script), phonemes (G2P in Latin letters); auto: base for XTTS's 17, "
+                            "else script")
+    train.add_argument("--new-tokens", type=int, default=1000, help="--vocab script: BPE tokens to add")
+
+
+def _run_options(train) -> None:
+    """Early stopping, evaluation during training, the run's name, resume, and checks without training."""
     train.add_argument(
         "--patience", type=int, default=3, help="stop after N evals without a better eval loss (0: never)"
     )
@@ -48,6 +72,21 @@ def register(sub) -> None:
                        help="every N epochs, score the checkpoint's CER and speaker similarity (0: never)")
     train.add_argument("--evaluate-whisper-model", help="for --evaluate-every (default: the dataset's Whisper)")
     train.add_argument("--evaluate-speaker-model", help="for --evaluate-every (default microsoft/wavlm-base-plus-sv)")
+    train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
+    train.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="RUN",
+        help="continue the last unfinished run (or RUN) from its latest checkpoint",
+    )
+    train.add_argument("--check", action="store_true", help="only validate the dataset against the base model")
+    train.add_argument("--list", action="store_true", help="list the workspace's runs and exit")
+
+
+def _memory_and_device_options(train) -> None:
+    """Precision, memory savers, devices and data-loader workers."""
     train.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
     train.add_argument(
         "--activation-checkpointing", action="store_true",
@@ -66,33 +105,9 @@ def register(sub) -> None:
         help="train on N GPUs of this machine (N CPU processes where there is none) through torchrun; "
         "--batch-size is per device, so the global batch is batch x grad-accum x N",
     )
-    train.add_argument("--vocab", choices=["auto", "base", "script", "phonemes"], default="auto",
-                       help="how text reaches the tokenizer: base (XTTS's languages), script (extend the vocabulary "
-                            "with the dataset's script), phonemes (G2P in Latin letters); auto: base for XTTS's 17, "
-                            "else script")
-    train.add_argument("--new-tokens", type=int, default=1000, help="--vocab script: BPE tokens to add")
     train.add_argument("--workers", type=int, default=0, metavar="N",
                        help="data-loader processes that make the training batches (text front end, conditioning "
                             "crop and mel) ahead of the GPU; 0: made in the training loop")
-    train.add_argument("--run-name", default=None, help="folder name under WORKSPACE/runs (default: run-DATE-TIME)")
-    train.add_argument(
-        "--resume",
-        nargs="?",
-        const=True,
-        default=False,
-        metavar="RUN",
-        help="continue the last unfinished run (or RUN) from its latest checkpoint",
-    )
-    train.add_argument("--check", action="store_true", help="only validate the dataset against the base model")
-    train.add_argument("--list", action="store_true", help="list the workspace's runs and exit")
-    train.set_defaults(func=_train)
-
-    export = sub.add_parser("export", help="write a ready model folder from a training run")
-    export.add_argument("run", type=Path, help="the run folder, WORKSPACE/runs/RUN")
-    export.add_argument("--name", required=True, help="folder name under WORKSPACE/models")
-    export.add_argument("--checkpoint", default="best", help="best (lowest eval loss), last, recommended (by xtts-finetune evaluate RUN), or a .pth in the run")
-    export.add_argument("--fp16", action="store_true", help="store weights in half precision (half the size)")
-    export.set_defaults(func=_export)
 
 
 def _settings(args):
