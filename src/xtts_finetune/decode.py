@@ -11,6 +11,7 @@ temperature, top-k, top-p), so greedy codes equal coqui's.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -51,7 +52,11 @@ class Progress:
 
 
 class GptDecoder:
-    """Generates audio codes and their latents with a coqui `GPT`'s weights (shared, not copied, in fp32)."""
+    """Generates audio codes and their latents with a coqui `GPT`'s weights.
+
+    In the model's own dtype the weights are shared, not copied. In another (half precision on a GPU)
+    the decoding modules are cast copies: casting coqui's modules in place would leave its own paths
+    (`Xtts.inference`, conditioning, training) with mixed dtypes."""
 
     def __init__(self, gpt, dtype: torch.dtype | None = None, sync_every: int = 4):
         self.gpt = gpt
@@ -62,10 +67,13 @@ class GptDecoder:
         self.stop = gpt.stop_audio_token
         self.start = gpt.start_audio_token
         self.model_cap = gpt.max_gen_mel_tokens
-        self.layers = list(gpt.gpt.h)
-        if self.dtype != gpt.mel_head.weight.dtype:  # GPU: cast the weights once (never autocast)
-            for module in (gpt.gpt, gpt.final_norm, gpt.mel_head, gpt.mel_embedding, gpt.mel_pos_embedding):
-                module.to(self.dtype)
+        own = torch.nn.ModuleDict(dict(blocks=gpt.gpt.h, ln_f=gpt.gpt.ln_f, final_norm=gpt.final_norm,
+                                       mel_head=gpt.mel_head, mel_embedding=gpt.mel_embedding))
+        if self.dtype != gpt.mel_head.weight.dtype:  # GPU: cast copies of the weights once (never autocast)
+            own = copy.deepcopy(own).to(self.dtype)
+        self.own = own
+        self.layers = list(own["blocks"])
+        self.mel_pos = gpt.mel_pos_embedding.emb.weight.to(self.dtype)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @torch.inference_mode()
@@ -74,9 +82,9 @@ class GptDecoder:
         gpt = self.gpt
         text = torch.tensor([gpt.start_text_token, *tokens, gpt.stop_text_token], device=self.device)[None]
         text_emb = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
-        start = gpt.mel_embedding.weight[self.start] + gpt.mel_pos_embedding.emb.weight[0]
+        start = self.own["mel_embedding"].weight[self.start] + self.mel_pos[0]
         cond = cond_latent.to(self.device, text_emb.dtype).reshape(-1, text_emb.shape[-1])
-        return torch.cat([cond, text_emb[0], start[None]]).to(self.dtype)
+        return torch.cat([cond, text_emb[0], start[None].to(text_emb.dtype)]).to(self.dtype)
 
     @torch.inference_mode()
     def generate(self, rows: list[Row]) -> Iterator[Progress]:
@@ -118,9 +126,9 @@ class GptDecoder:
                 if not any(flags):
                     return
             if not last:
-                x = self.gpt.mel_embedding(code) + self.gpt.mel_pos_embedding.emb.weight[t + 1]
+                x = self.own["mel_embedding"](code) + self.mel_pos[t + 1]
                 mask = valid[:, None, None, : P + t + 1]
-                hidden = self._forward(x[:, None].to(self.dtype), P + t, mask, k_cache, v_cache)[:, -1]
+                hidden = self._forward(x[:, None], P + t, mask, k_cache, v_cache)[:, -1]
 
     def _kv(self, batch: int, length: int):
         """The static cache, grown (never shrunk) to hold `batch` rows of `length` positions."""
@@ -141,13 +149,13 @@ class GptDecoder:
             a = F.scaled_dot_product_attention(q, k_cache[i, :B, :, :end], v_cache[i, :B, :, :end], attn_mask=mask)
             x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, T, d))
             x = x + block.mlp(block.ln_2(x))
-        return self.gpt.gpt.ln_f(x)
+        return self.own["ln_f"](x)
 
     def _head_norm(self, hidden):
-        return self.gpt.final_norm(hidden)  # coqui's latent: its final norm over GPT-2's own
+        return self.own["final_norm"](hidden)  # coqui's latent: its final norm over GPT-2's own
 
     def _logits(self, latent):
-        return self.gpt.mel_head(latent).float()
+        return self.own["mel_head"](latent).float()
 
 
 class _SamplingTensors:
