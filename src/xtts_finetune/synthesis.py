@@ -217,7 +217,7 @@ class Synthesizer:
                     k, c = queue[0], wave[queue[0]]
                     n, last = progress.lengths[k], progress.finished[k]
                     latents = progress.latents[k, :n]
-                    while stream and n > c.done + c.size + self.vocoder.lookahead:  # ">": the last block is never empty
+                    while stream and n > c.done + c.size + self.vocoder.margin(stretch):  # ">": the last block is never empty
                         wav, c.tail = self.vocoder.block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
                         c.done, c.size = c.done + c.size, self.stream_chunk_codes * self.later_chunk_factor
                         yield r, self._finish_block(c, wav, False, gap, fade)

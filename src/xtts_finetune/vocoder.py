@@ -4,19 +4,22 @@ Coqui keeps the vocoder's weight norm as parametrizations, so every forward reco
 ~76 conv weights from (g, v); here they are folded into plain weights once, at load (the same
 weights, to float rounding). A sentence is decoded in blocks as its latents arrive: each block's
 window is cut from the frames of all latents so far (the decoder's own interpolation) and reaches
-`context` codes before and `lookahead` codes after the block, just past the convolutions' receptive
-field (about 10 frames, 2.3 codes, either side), so the blocks join into the whole-sentence decode
-to float error. Only those few overlap codes are decoded twice: HiFi-GAN's convolutions are not
-causal, so a block's edges cannot be decoded without its neighbours.
+`margin(stretch)` codes either side, just past the convolutions' receptive field (measured: 9.7
+frames either side, 2.3 codes at speed 1), so the blocks join into the whole-sentence decode to float
+error. Only those few overlap codes are decoded twice: HiFi-GAN's convolutions are not causal, so a
+block's edges cannot be decoded without its neighbours.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
 from torch.nn.utils import parametrize
 
 SEAM_SECONDS = 0.005  # crossfade where two blocks of one sentence meet
+RECEPTIVE_FRAMES = 11  # frames either side of a vocoder output frame that it depends on (9.7), plus the seam
 
 
 def fold_weight_norm(module: torch.nn.Module) -> int:
@@ -32,15 +35,19 @@ def fold_weight_norm(module: torch.nn.Module) -> int:
 class BlockVocoder:
     """Latents -> audio with coqui's `HifiDecoder`, whole or in blocks."""
 
-    context = 3  # codes before a block that its window decodes again (13 frames: past the receptive field)
-    lookahead = 3  # codes after a block that its window sees (the block waits for them)
-
     def __init__(self, hifigan_decoder, device):
         self.decoder, self.device = hifigan_decoder, device
         fold_weight_norm(hifigan_decoder.waveform_decoder)
         d = hifigan_decoder
         self.samples_per_code = d.ar_mel_length_compression * d.output_sample_rate / d.input_sample_rate
         self.sample_rate = int(d.output_sample_rate)
+
+    def margin(self, stretch: float) -> int:
+        """Codes a block's window reaches past it on each side: the receptive field at this speed."""
+        return math.ceil(RECEPTIVE_FRAMES / self._frames_per_code(stretch))
+
+    def _frames_per_code(self, stretch: float) -> float:
+        return self.samples_per_code * stretch / self.decoder.output_hop_length
 
     def frames(self, latents: torch.Tensor, stretch: float) -> torch.Tensor:
         """[1, dim, frames]: the decoder's own linear interpolation of latents [codes, dim]."""
@@ -54,14 +61,13 @@ class BlockVocoder:
     def block(self, latents: torch.Tensor, start: int, end: int, tail, embedding, stretch: float, last=False):
         """Samples of latents[start:end] (to the end if `last`), crossfaded from `tail`, and the next tail:
         the samples this window gives just past `end`, for the next block's seam."""
-        frames = self.frames(latents, stretch)
-        per_code = self.samples_per_code * stretch / self.decoder.output_hop_length  # frames per code
+        frames, per_code, margin = self.frames(latents, stretch), self._frames_per_code(stretch), self.margin(stretch)
 
         def frame(code: int) -> int:
             return min(frames.shape[-1], max(0, round(code * per_code)))
 
-        first, low = frame(start - self.context), frame(start)
-        high, stop = (frames.shape[-1],) * 2 if last else (frame(end), frame(end + self.lookahead))
+        first, low = frame(start - margin), frame(start)
+        high, stop = (frames.shape[-1],) * 2 if last else (frame(end), frame(end + margin))
         wav = self.decoder.waveform_decoder(frames[..., first:stop], g=embedding.to(self.device))
         wav = wav.squeeze().float().cpu().numpy()
         hop = len(wav) // max(1, stop - first)  # samples per frame
