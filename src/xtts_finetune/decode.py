@@ -112,22 +112,32 @@ class GptDecoder:
         own = torch.eye(P, dtype=torch.bool, device=dev)  # a padding query sees itself: no all-masked row, no NaN
         mask = ((valid[:, None, :P] | own) & causal)[:, None]  # [B, 1, P, P]
         hidden = self._forward(x, 0, mask, k_cache, v_cache)[:, -1]
+        live = dict(row=torch.arange(B, device=dev), alive=alive, seen=seen, max_codes=max_codes, valid=valid)
+        finished = [False] * B
         for t in range(cap):
             latent = self._head_norm(hidden)
-            code = sample(self._logits(latent), seen, sampling)
-            latents[:, t], codes[:, t] = latent.float(), code
-            seen[torch.arange(B, device=dev), code] = True
-            lengths += alive
-            alive &= (code != self.stop) & (lengths < max_codes)
+            code = sample(self._logits(latent), live["seen"], sampling)
+            row, alive = live["row"], live["alive"]
+            latents[row, t], codes[row, t] = latent.float(), code
+            live["seen"][torch.arange(len(row), device=dev), code] = True
+            lengths[row] += alive
+            alive &= (code != self.stop) & (lengths[row] < live["max_codes"])
             last = t == cap - 1
             if (t + 1) % self.sync_every == 0 or last:
                 flags = alive.tolist()  # the one host sync per `sync_every` tokens
-                yield Progress(codes, latents, lengths.tolist(), [not f for f in flags])
+                for b, flag in zip(row.tolist(), flags):
+                    finished[b] = not flag
+                yield Progress(codes, latents, lengths.tolist(), list(finished))
                 if not any(flags):
                     return
+                if not all(flags):  # finished rows leave the batch: a CPU pays for every row it computes
+                    keep = torch.tensor([j for j, f in enumerate(flags) if f], device=dev)
+                    live, code, sampling = {k: v[keep] for k, v in live.items()}, code[keep], sampling.take(keep)
+                    for cache in (k_cache, v_cache):
+                        cache[:, :len(keep), :, :P + t] = cache[:, keep, :, :P + t]
             if not last:
                 x = self.own["mel_embedding"](code) + self.mel_pos[t + 1]
-                mask = valid[:, None, None, : P + t + 1]
+                mask = live["valid"][:, None, None, : P + t + 1]
                 hidden = self._forward(x[:, None], P + t, mask, k_cache, v_cache)[:, -1]
 
     def _kv(self, batch: int, length: int):
@@ -169,6 +179,13 @@ class _SamplingTensors:
         self.top_k = col("top_k", torch.long)
         self.max_k = min(max(r.top_k for r in rows), vocab)
         self.generators = [torch.Generator(device).manual_seed(r.seed) for r in rows]
+
+    def take(self, keep: torch.Tensor) -> "_SamplingTensors":
+        """The settings of rows `keep` only (each keeps its own generator, so its draws do not change)."""
+        out = copy.copy(self)
+        out.temperature, out.top_p, out.penalty, out.top_k = (t[keep] for t in (self.temperature, self.top_p, self.penalty, self.top_k))
+        out.generators = [self.generators[j] for j in keep.tolist()]
+        return out
 
 
 def sample(logits: torch.Tensor, seen: torch.Tensor, s: _SamplingTensors) -> torch.Tensor:
