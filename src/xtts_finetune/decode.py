@@ -5,8 +5,9 @@ then runs the whole GPT a second time to get the latents the vocoder needs. Here
 sentences is prefilled once (left-padded, so every row writes the same cache slot per step), then
 one step per token reads a preallocated KV cache; sampling happens on the device with each row's
 own random generator, and the latents are the step's own hidden states. The host looks at the
-state only every `sync_every` steps, and then drops the rows that have finished from the batch. The logits pipeline is Hugging Face's (repetition penalty,
-temperature, top-k, top-p), so greedy codes equal coqui's.
+state only every `sync_every` steps, and then drops the rows that have finished from the batch.
+The logits pipeline is Hugging Face's (repetition penalty, temperature, top-k, top-p), so greedy
+codes equal coqui's.
 """
 
 from __future__ import annotations
