@@ -1,16 +1,19 @@
 """Speaking speed: our engine against coqui's `Xtts.inference`, in one run, on the same sentences.
 
-    python bench/speak_speed.py [--layers 12 --width 512] [--concurrency 1 4 8 16] [--out bench/results/speak_speed_cpu.json]
+    python bench/speak_speed.py [--layers 12 --width 512] [--threads N] [--concurrency 1 4 8 16] [--out FILE]
 
-A random XTTS of the given GPT shape (the vocoder is the release's) is built on the spot; both sides
-use the same loaded weights, the same voice and the same 8 sentences, after one warm-up each.
-Measured, interleaved sentence by sentence so machine noise hits both alike:
-- sequential RTF (wall time / audio time): coqui's `Xtts.inference` per sentence, ours `Synthesizer.speak`
-  per sentence, and ours as one 8-sentence request (its sentences decode as one batch);
+A random XTTS of the given GPT shape (the vocoder is the release's) is built on the spot, its stop token
+made `--stop-bias` less likely so that sentences last ~2 s as real speech does (the tiny model's default
+stops after ~0.5 s, where fixed costs would decide). Coqui runs on its own copy, loaded as coqui loads it
+(weight-norm parametrizations and all); ours is a `Synthesizer` of the same folder. Both speak the same
+voice and sentences after a warm-up, each measurement alternating the two sides (A B A B) so machine
+noise hits both alike:
+- sequential RTF (wall time / audio time): coqui's `Xtts.inference` per sentence against ours `speak` per
+  sentence, then coqui's 8 calls in a row against ours given the 8 sentences as one request (one batch);
 - time to first audio: coqui's `inference_stream` against our `stream`;
-- throughput (audio seconds per second) through our REST server on loopback with N clients at once,
-  against coqui's sequential throughput (it has no server: one request after another).
-Random weights talk for a random length, so RTF (per audio second) is the comparable figure.
+- throughput (audio seconds per second) through our REST server on loopback with N clients at once, each
+  level against coqui saying the same N sentences one after another, measured just before it.
+Random weights talk for a random length, so rates per audio second are the comparable figures.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import socket
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -47,25 +52,51 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
-def sequential(synth, xtts, latent, embedding, repeats: int) -> dict:
-    """Wall and audio seconds per side, sentence by sentence, the two sides taking turns."""
-    totals = {"coqui": [0.0, 0.0], "ours": [0.0, 0.0], "ours_batched": [0.0, 0.0]}
+class Sides:
+    """The two engines on the same folder and voice; each call returns (wall s, audio s)."""
+
+    def __init__(self, synth, xtts):
+        self.synth, self.xtts = synth, xtts
+        self.latent, self.embedding = synth.speakers["Tiny Speaker"].values()
+
+    def coqui(self, texts: list[str], seed: int) -> tuple[float, float]:
+        def run():
+            audio = 0.0
+            for i, text in enumerate(texts):  # one call per sentence, as coqui's users make them
+                torch.manual_seed(seed + i)
+                audio += len(self.xtts.inference(text.lower(), "en", self.latent, self.embedding)["wav"]) / 24000
+            return audio
+        return _timed(run)
+
+    def ours(self, texts: list[str], seed: int, together: bool = False) -> tuple[float, float]:
+        def run():
+            if together:
+                return len(self.synth.speak(" ".join(texts), "en", "Tiny Speaker", seed=seed)) / 24000
+            return sum(len(self.synth.speak(t, "en", "Tiny Speaker", seed=seed + i)) / 24000 for i, t in enumerate(texts))
+        return _timed(run)
+
+
+def _rates(runs: dict[str, list[tuple[float, float]]]) -> dict:
+    """Per side: totals, RTF over all runs, and the median of the runs' own RTFs."""
+    return {name: {"wall_s": sum(w for w, _ in r), "audio_s": sum(a for _, a in r),
+                   "rtf": sum(w for w, _ in r) / sum(a for _, a in r),
+                   "rtf_median_run": statistics.median(w / a for w, a in r)} for name, r in runs.items()}
+
+
+def sequential(sides: Sides, repeats: int) -> dict:
+    """Per round: each sentence by coqui then by ours; then the 8 by coqui one after another, then by
+    ours as one request."""
+    runs = {"coqui": [], "ours": [], "coqui_8_in_a_row": [], "ours_one_request": []}
     for r in range(repeats):
         for i, text in enumerate(SENTENCES):
-            torch.manual_seed(r * 100 + i)
-            wall, out = _timed(lambda: xtts.inference(text.lower(), "en", latent, embedding))
-            totals["coqui"][0] += wall
-            totals["coqui"][1] += len(out["wav"]) / 24000
-            wall, wav = _timed(lambda: synth.speak(text, "en", "Tiny Speaker", seed=r * 100 + i))
-            totals["ours"][0] += wall
-            totals["ours"][1] += len(wav) / 24000
-        wall, wav = _timed(lambda: synth.speak(" ".join(SENTENCES), "en", "Tiny Speaker", seed=r))
-        totals["ours_batched"][0] += wall
-        totals["ours_batched"][1] += len(wav) / 24000
-    return {name: {"wall_s": w, "audio_s": a, "rtf": w / a} for name, (w, a) in totals.items()}
+            runs["coqui"].append(sides.coqui([text], 100 * r + i))
+            runs["ours"].append(sides.ours([text], 100 * r + i))
+        runs["coqui_8_in_a_row"].append(sides.coqui(SENTENCES, 100 * r))
+        runs["ours_one_request"].append(sides.ours(SENTENCES, 100 * r, together=True))
+    return _rates(runs)
 
 
-def first_audio(synth, xtts, latent, embedding, repeats: int) -> dict:
+def first_audio(sides: Sides, repeats: int) -> dict:
     def first(chunks):
         start = time.perf_counter()
         next(iter(chunks))
@@ -73,15 +104,14 @@ def first_audio(synth, xtts, latent, embedding, repeats: int) -> dict:
 
     coqui, ours = [], []
     for r in range(repeats):
+        torch.manual_seed(r)
         with torch.inference_mode():
-            coqui.append(first(xtts.inference_stream(SENTENCES[0].lower(), "en", latent, embedding)))
-        ours.append(first(synth.stream(SENTENCES[0], "en", "Tiny Speaker", seed=r)))
+            coqui.append(first(sides.xtts.inference_stream(SENTENCES[0].lower(), "en", sides.latent, sides.embedding)))
+        ours.append(first(sides.synth.stream(SENTENCES[0], "en", "Tiny Speaker", seed=r)))
     return {"coqui_s": statistics.median(coqui), "ours_s": statistics.median(ours)}
 
 
-def throughput(synth, concurrency: list[int], requests_per_client: int) -> dict:
-    import httpx
-    import soundfile
+def _serve(synth, max_batch: int):
     import uvicorn
 
     from xtts_finetune.server import create_app
@@ -89,72 +119,89 @@ def throughput(synth, concurrency: list[int], requests_per_client: int) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(synthesizer=synth, max_queue=max(concurrency) * 2, max_batch=max(concurrency))
+    app = create_app(synthesizer=synth, max_queue=max_batch * 2, max_batch=max_batch)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}/v1/audio/speech"
+    return server, f"http://127.0.0.1:{port}/v1/audio/speech"
+
+
+def throughput(sides: Sides, concurrency: list[int]) -> dict:
+    """Per level N: coqui says N sentences one after another, then N clients ask our server at once."""
+    import httpx
+    import soundfile
+
+    server, url = _serve(sides.synth, max(concurrency))
 
     def client(c: int) -> float:
-        audio = 0.0
-        for k in range(requests_per_client):  # bounded: loopback only, a fixed count
-            body = {"input": SENTENCES[(c + k) % len(SENTENCES)], "voice": "alloy", "response_format": "wav", "seed": c}
-            response = httpx.post(url, json=body, timeout=600)
-            response.raise_for_status()
-            audio += soundfile.info(io.BytesIO(response.content)).duration
-        return audio
+        body = {"input": SENTENCES[c % len(SENTENCES)], "voice": "alloy", "response_format": "wav", "seed": c}
+        response = httpx.post(url, json=body, timeout=1800)
+        response.raise_for_status()
+        return soundfile.info(io.BytesIO(response.content)).duration
 
     results = {}
     try:
         for n in concurrency:
+            texts = [SENTENCES[c % len(SENTENCES)] for c in range(n)]
+            c_wall, c_audio = sides.coqui(texts, 0)
             with ThreadPoolExecutor(n) as pool:
                 wall, audio = _timed(lambda: sum(pool.map(client, range(n))))
-            results[str(n)] = {"audio_s": audio, "wall_s": wall, "audio_s_per_s": audio / wall}
-            print(f"  concurrency {n:>2}: {audio / wall:.3f} audio s/s", flush=True)
+            results[str(n)] = {"ours_audio_s": audio, "ours_wall_s": wall, "ours_audio_s_per_s": audio / wall,
+                               "coqui_sequential_audio_s_per_s": c_audio / c_wall,
+                               "ratio": (audio / wall) / (c_audio / c_wall), "load_avg": os.getloadavg()}
+            print(f"  concurrency {n:>2}: ours {audio / wall:.3f} audio s/s, coqui sequential {c_audio / c_wall:.3f}",
+                  flush=True)
     finally:
         server.should_exit = True
     return results
+
+
+def load(args):
+    """Builds the random model; returns (ours, coqui's own copy)."""
+    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
+    from xtts_finetune.synthesis import Synthesizer, _load_model
+
+    folder = make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
+                            heads=args.width // 64, stop_bias=args.stop_bias)
+    synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()))
+    return synth, _load_model(folder, args.device)[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", type=int, default=12)
     parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--stop-bias", type=float, default=1.5, help="the stop token's logit bias (tiny default 2)")
+    parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--requests-per-client", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
-    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
-    from xtts_finetune.synthesis import Synthesizer
-
-    folder = make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
-                            heads=args.width // 64)
-    synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()))
-    xtts = synth.model
-    latent, embedding = synth.speakers["Tiny Speaker"].values()
-    synth.speak(SENTENCES[0], "en", "Tiny Speaker", seed=0)  # warm-up, both sides
-    xtts.inference(SENTENCES[0].lower(), "en", latent, embedding)
-
-    seq = sequential(synth, xtts, latent, embedding, args.repeats)
+    sides = Sides(*load(args))
+    sides.ours(SENTENCES[:1], 0), sides.coqui(SENTENCES[:1], 0)  # warm-up, both sides
+    load_before = os.getloadavg()
+    seq = sequential(sides, args.repeats)
     print(json.dumps(seq, indent=1), flush=True)
-    tfa = first_audio(synth, xtts, latent, embedding, 3)
+    tfa = first_audio(sides, 3)
     print(json.dumps(tfa), flush=True)
-    thr = throughput(synth, args.concurrency, args.requests_per_client)
-    coqui_rate = seq["coqui"]["audio_s"] / seq["coqui"]["wall_s"]
+    thr = throughput(sides, args.concurrency)
     result = {
-        "model": {"gpt_layers": args.layers, "gpt_width": args.width, "vocoder": "release shape"},
+        "command": "python " + " ".join(sys.argv),
+        "model": {"gpt_layers": args.layers, "gpt_width": args.width, "stop_bias": args.stop_bias, "vocoder": "release shape"},
         "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
-        "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
-        "sequential": seq, "first_audio": tfa, "throughput": thr, "coqui_sequential_audio_s_per_s": coqui_rate,
+        "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "load_avg_start": load_before, "load_avg_end": os.getloadavg(),
+        "sequential": seq, "first_audio": tfa, "throughput": thr,
         "ratios": {
-            "sequential_rtf_coqui_over_ours": seq["coqui"]["rtf"] / seq["ours"]["rtf"],
-            "sequential_rtf_coqui_over_ours_batched_request": seq["coqui"]["rtf"] / seq["ours_batched"]["rtf"],
+            "sequential_rtf_coqui_over_ours_per_sentence": seq["coqui"]["rtf"] / seq["ours"]["rtf"],
+            "sequential_rtf_coqui_over_ours_one_request": seq["coqui_8_in_a_row"]["rtf"] / seq["ours_one_request"]["rtf"],
             "first_audio_coqui_over_ours": tfa["coqui_s"] / tfa["ours_s"],
-            **{f"throughput_c{n}_over_coqui": v["audio_s_per_s"] / coqui_rate for n, v in thr.items()},
+            **{f"throughput_c{n}_over_coqui_sequential": v["ratio"] for n, v in thr.items()},
         },
     }
     print(json.dumps(result["ratios"], indent=1))

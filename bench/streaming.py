@@ -4,8 +4,9 @@
 
 MODEL_DIR defaults to a tiny random XTTS built on the spot (numbers then say little about a real
 model on a GPU; run it with a real export there). Baselines, measured in the same process on the same
-sentence and seed: coqui's `Xtts.inference` (whole sentence, no streaming) and `Xtts.inference_stream`
-(streams, but re-decodes the sentence so far at every chunk). Reported as ratios to those baselines.
+sentence and seed, on coqui's own copy of the model: `Xtts.inference` (whole sentence, no streaming)
+and `Xtts.inference_stream` (streams, but re-decodes the sentence so far at every chunk). Reported as
+ratios to those baselines. `speak_speed.py` measures first audio too, on a mid-size model.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="Synthesizer.stream_chunk_codes (default: its own)")
     args = parser.parse_args()
 
-    from xtts_finetune.synthesis import Synthesizer
+    from xtts_finetune.synthesis import Synthesizer, _load_model
 
     model_dir = args.model
     if model_dir is None:
@@ -50,7 +51,7 @@ def main() -> None:
         synth.stream_chunk_codes = args.chunk
     voice = synth.voices()[0]
     latent, embedding = synth._conditioning(synth._check_voice(voice))
-    xtts = synth.model
+    xtts = _load_model(synth.model_dir, synth.device)[1]  # coqui's own copy, as coqui loads it
 
     def ours():
         torch.manual_seed(0)

@@ -7,9 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from torch.nn.utils.parametrize import is_parametrized
 
-from xtts_finetune.decode import Row, code_cap
-from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, trim_trailing_silence
+from xtts_finetune.decode import GptDecoder, Row, code_cap
+from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, _load_model, trim_trailing_silence
 
 TEXTS = ["hello there, my friend.", "the weather is lovely today, is it not?", "hi."]
 STREAM_TOLERANCE = 0.05  # streamed audio vs coqui's inference_stream: RMS difference / RMS, fades excluded
@@ -56,7 +57,10 @@ def test_greedy_codes_equal_coquis_and_latents_come_from_the_same_pass(talker, v
 
 
 def test_spoken_and_streamed_audio_match_coquis(talker, voice, monkeypatch):
-    xtts, (latent, embedding) = talker.model, voice
+    # Coqui's own copy, as coqui loads it: its vocoder recomputes weight norm each call; ours has it folded.
+    xtts, (latent, embedding) = _load_model(talker.model_dir, "cpu")[1], voice
+    assert is_parametrized(xtts.hifigan_decoder.waveform_decoder.ups[0])
+    assert not is_parametrized(talker.model.hifigan_decoder.waveform_decoder.ups[0])
     text = TEXTS[1]
     whole = xtts.inference(text, "en", latent, embedding, top_k=1)["wav"]
     ours = talker.speak(text, "en", voice="Tiny Speaker", top_k=1)
@@ -74,6 +78,22 @@ def test_spoken_and_streamed_audio_match_coquis(talker, voice, monkeypatch):
     n = min(len(streamed), len(theirs))
     diff = streamed[fade:n - fade] - theirs[fade:n - fade]
     assert np.sqrt(np.mean(diff**2)) <= STREAM_TOLERANCE * np.sqrt(np.mean(theirs**2))
+
+
+def test_half_precision_decodes_on_cast_copies_and_leaves_coquis_model_in_fp32(talker, voice):
+    # The GPU path (fp16 weights), run on the CPU: coqui's modules keep their fp32 weights, so its own
+    # inference still works on the same model, and the fp16 copies say what fp32 says (greedy, to fp16 error).
+    gpt, (latent, _) = talker.model.gpt, voice
+    before = {k: v.clone() for k, v in gpt.state_dict().items()}
+    half = GptDecoder(gpt, dtype=torch.float16)
+    tokens = talker.model.tokenizer.encode(TEXTS[0], lang="en")
+    *_, fp16 = half.generate([Row(half.prefix(latent, tokens), 40, top_k=1)])
+    *_, fp32 = talker.decoder.generate([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
+    assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in gpt.state_dict().items())
+    assert half.own["blocks"][0].attn.c_attn.weight.dtype == torch.float16
+    n = min(fp16.lengths[0], fp32.lengths[0], 4)
+    assert torch.equal(fp16.codes[0, :n], fp32.codes[0, :n])
+    assert np.allclose(fp16.latents[0, :n].numpy(), fp32.latents[0, :n].numpy(), atol=0.05)
 
 
 def test_a_gpt_that_never_stops_ends_at_a_cap_proportional_to_the_text(tiny_xtts, tmp_path):

@@ -62,7 +62,7 @@ def test_stream_chunks_concatenate_to_speak(synth):
     assert len(chunks) >= 4 and all(c.dtype == np.float32 for c in chunks)  # at least one per sentence
     spoken = synth.speak(FOUR, "en", voice="Tiny Speaker", seed=7, temperature=0.6)  # each sentence decoded whole
     streamed = np.concatenate(chunks)
-    assert len(streamed) == len(spoken) and np.abs(streamed - spoken).max() <= 1e-3 * np.abs(spoken).max()
+    assert len(streamed) == len(spoken) and np.abs(streamed - spoken).max() <= 1e-5 * np.abs(spoken).max()
 
 
 @pytest.mark.parametrize("speed", [1.0, 2.0])
@@ -80,11 +80,11 @@ def test_one_sentence_streams_in_blocks_that_join_without_seams(synth, monkeypat
     jumps = np.abs(np.diff(spoken))
     seams = np.cumsum([len(c) for c in chunks])[:-1] - 1
     assert jumps[seams].max() <= 2 * np.percentile(jumps, 99)
-    # Decoding block by block over bounded windows sounds like decoding the sentence in one go.
+    # Windows reach past the vocoder's receptive field, so block by block is decoding in one go, to float error.
     monkeypatch.setattr(synth, "stream_chunk_codes", 10_000)
     whole = list(synth.stream("Hello there, my friend.", "en", voice="Tiny Speaker", seed=0, speed=speed))
     assert len(whole) == 1 and len(whole[0]) == len(spoken)
-    assert np.abs(whole[0] - spoken).max() <= 1e-3 * np.abs(whole[0]).max()
+    assert np.abs(whole[0] - spoken).max() <= 1e-5 * np.abs(whole[0]).max()
 
 
 def test_speed_changes_duration(synth):

@@ -5,12 +5,14 @@ then runs the whole GPT a second time to get the latents the vocoder needs. Here
 sentences is prefilled once (left-padded, so every row writes the same cache slot per step), then
 one step per token reads a preallocated KV cache; sampling happens on the device with each row's
 own random generator, and the latents are the step's own hidden states. The host looks at the
-state only every `sync_every` steps. The logits pipeline is Hugging Face's (repetition penalty,
-temperature, top-k, top-p), so greedy codes equal coqui's.
+state only every `sync_every` steps, and then drops the rows that have finished from the batch.
+The logits pipeline is Hugging Face's (repetition penalty, temperature, top-k, top-p), so greedy
+codes equal coqui's.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -51,7 +53,11 @@ class Progress:
 
 
 class GptDecoder:
-    """Generates audio codes and their latents with a coqui `GPT`'s weights (shared, not copied, in fp32)."""
+    """Generates audio codes and their latents with a coqui `GPT`'s weights.
+
+    In the model's own dtype the weights are shared, not copied. In another (half precision on a GPU)
+    the decoding modules are cast copies: casting coqui's modules in place would leave its own paths
+    (`Xtts.inference`, conditioning, training) with mixed dtypes."""
 
     def __init__(self, gpt, dtype: torch.dtype | None = None, sync_every: int = 4):
         self.gpt = gpt
@@ -62,10 +68,13 @@ class GptDecoder:
         self.stop = gpt.stop_audio_token
         self.start = gpt.start_audio_token
         self.model_cap = gpt.max_gen_mel_tokens
-        self.layers = list(gpt.gpt.h)
-        if self.dtype != gpt.mel_head.weight.dtype:  # GPU: cast the weights once (never autocast)
-            for module in (gpt.gpt, gpt.final_norm, gpt.mel_head, gpt.mel_embedding, gpt.mel_pos_embedding):
-                module.to(self.dtype)
+        own = torch.nn.ModuleDict(dict(blocks=gpt.gpt.h, ln_f=gpt.gpt.ln_f, final_norm=gpt.final_norm,
+                                       mel_head=gpt.mel_head, mel_embedding=gpt.mel_embedding))
+        if self.dtype != gpt.mel_head.weight.dtype:  # GPU: cast copies of the weights once (never autocast)
+            own = copy.deepcopy(own).to(self.dtype)
+        self.own = own
+        self.layers = list(own["blocks"])
+        self.mel_pos = gpt.mel_pos_embedding.emb.weight.to(self.dtype)
         self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     @torch.inference_mode()
@@ -74,9 +83,9 @@ class GptDecoder:
         gpt = self.gpt
         text = torch.tensor([gpt.start_text_token, *tokens, gpt.stop_text_token], device=self.device)[None]
         text_emb = gpt.text_embedding(text) + gpt.text_pos_embedding(text)
-        start = gpt.mel_embedding.weight[self.start] + gpt.mel_pos_embedding.emb.weight[0]
+        start = self.own["mel_embedding"].weight[self.start] + self.mel_pos[0]
         cond = cond_latent.to(self.device, text_emb.dtype).reshape(-1, text_emb.shape[-1])
-        return torch.cat([cond, text_emb[0], start[None]]).to(self.dtype)
+        return torch.cat([cond, text_emb[0], start[None].to(text_emb.dtype)]).to(self.dtype)
 
     @torch.inference_mode()
     def generate(self, rows: list[Row]) -> Iterator[Progress]:
@@ -104,23 +113,33 @@ class GptDecoder:
         own = torch.eye(P, dtype=torch.bool, device=dev)  # a padding query sees itself: no all-masked row, no NaN
         mask = ((valid[:, None, :P] | own) & causal)[:, None]  # [B, 1, P, P]
         hidden = self._forward(x, 0, mask, k_cache, v_cache)[:, -1]
+        live = dict(row=torch.arange(B, device=dev), alive=alive, seen=seen, max_codes=max_codes, valid=valid)
+        finished = [False] * B
         for t in range(cap):
             latent = self._head_norm(hidden)
-            code = sample(self._logits(latent), seen, sampling)
-            latents[:, t], codes[:, t] = latent.float(), code
-            seen[torch.arange(B, device=dev), code] = True
-            lengths += alive
-            alive &= (code != self.stop) & (lengths < max_codes)
+            code = sample(self._logits(latent), live["seen"], sampling)
+            row, alive = live["row"], live["alive"]
+            latents[row, t], codes[row, t] = latent.float(), code
+            live["seen"][torch.arange(len(row), device=dev), code] = True
+            lengths[row] += alive
+            alive &= (code != self.stop) & (lengths[row] < live["max_codes"])
             last = t == cap - 1
             if (t + 1) % self.sync_every == 0 or last:
                 flags = alive.tolist()  # the one host sync per `sync_every` tokens
-                yield Progress(codes, latents, lengths.tolist(), [not f for f in flags])
+                for b, flag in zip(row.tolist(), flags):
+                    finished[b] = not flag
+                yield Progress(codes, latents, lengths.tolist(), list(finished))
                 if not any(flags):
                     return
+                if not all(flags):  # finished rows leave the batch: a CPU pays for every row it computes
+                    keep = torch.tensor([j for j, f in enumerate(flags) if f], device=dev)
+                    live, code, sampling = {k: v[keep] for k, v in live.items()}, code[keep], sampling.take(keep)
+                    for cache in (k_cache, v_cache):
+                        cache[:, :len(keep), :, :P + t] = cache[:, keep, :, :P + t]
             if not last:
-                x = self.gpt.mel_embedding(code) + self.gpt.mel_pos_embedding.emb.weight[t + 1]
-                mask = valid[:, None, None, : P + t + 1]
-                hidden = self._forward(x[:, None].to(self.dtype), P + t, mask, k_cache, v_cache)[:, -1]
+                x = self.own["mel_embedding"](code) + self.mel_pos[t + 1]
+                mask = live["valid"][:, None, None, : P + t + 1]
+                hidden = self._forward(x[:, None], P + t, mask, k_cache, v_cache)[:, -1]
 
     def _kv(self, batch: int, length: int):
         """The static cache, grown (never shrunk) to hold `batch` rows of `length` positions."""
@@ -141,13 +160,13 @@ class GptDecoder:
             a = F.scaled_dot_product_attention(q, k_cache[i, :B, :, :end], v_cache[i, :B, :, :end], attn_mask=mask)
             x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, T, d))
             x = x + block.mlp(block.ln_2(x))
-        return self.gpt.gpt.ln_f(x)
+        return self.own["ln_f"](x)
 
     def _head_norm(self, hidden):
-        return self.gpt.final_norm(hidden)  # coqui's latent: its final norm over GPT-2's own
+        return self.own["final_norm"](hidden)  # coqui's latent: its final norm over GPT-2's own
 
     def _logits(self, latent):
-        return self.gpt.mel_head(latent).float()
+        return self.own["mel_head"](latent).float()
 
 
 class _SamplingTensors:
@@ -161,6 +180,13 @@ class _SamplingTensors:
         self.top_k = col("top_k", torch.long)
         self.max_k = min(max(r.top_k for r in rows), vocab)
         self.generators = [torch.Generator(device).manual_seed(r.seed) for r in rows]
+
+    def take(self, keep: torch.Tensor) -> "_SamplingTensors":
+        """The settings of rows `keep` only (each keeps its own generator, so its draws do not change)."""
+        out = copy.copy(self)
+        out.temperature, out.top_p, out.penalty, out.top_k = (t[keep] for t in (self.temperature, self.top_p, self.penalty, self.top_k))
+        out.generators = [self.generators[j] for j in keep.tolist()]
+        return out
 
 
 def sample(logits: torch.Tensor, seen: torch.Tensor, s: _SamplingTensors) -> torch.Tensor:

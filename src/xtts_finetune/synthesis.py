@@ -22,6 +22,7 @@ from xtts_finetune.decode import GptDecoder, Row, code_cap
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language, tokenizer_language
 from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
+from xtts_finetune.vocoder import BlockVocoder
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ DEFAULT_VOICE = "default"  # all of an export's reference clips together
 MAX_CHARS = 100_000
 GAP_SECONDS = 0.2  # silence between sentences
 FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
-SEAM_SECONDS = 0.005  # crossfade where two blocks of one sentence meet
 TRIM_KEEP_SECONDS = 0.1  # quiet kept after a sentence's last sound (the rest is trimmed)
 TRIM_LEVEL = 0.01  # "quiet": below 1% (-40 dB) of the sentence's peak
 
@@ -79,8 +79,6 @@ class Synthesizer:
     sample_rate = 24000
     stream_chunk_codes = 16  # codes in a sentence's first block: small, so the first sound comes soon
     later_chunk_factor = 4  # later blocks are this many times longer: fewer decoder calls
-    decode_context = 16  # latents before a block that its decoder window sees again, so seams stay smooth
-    decode_lookahead = 4  # latents after a block that its window sees (the block waits for them)
 
     def __init__(self, model_dir: str | Path, device: str = "auto", latents_cache_dir: Path | None = None,
                  max_chars: int = MAX_CHARS, max_batch: int = 8):
@@ -105,6 +103,7 @@ class Synthesizer:
             self.model.tokenizer = load_tokenizer(self.model_dir / "vocab.json", self.card["language"], self.vocab_mode)
         self.max_batch = max_batch  # sentences decoded together
         self.decoder = GptDecoder(self.model.gpt, dtype=torch.float16 if self.device.startswith("cuda") else None)
+        self.vocoder = BlockVocoder(self.model.hifigan_decoder, self.device)
         self.references = sorted((self.model_dir / "references").glob("*.wav"))
         manager = getattr(self.model, "speaker_manager", None)
         self.speakers: dict = dict(manager.speakers) if manager is not None else {}
@@ -187,8 +186,7 @@ class Synthesizer:
     @property
     def samples_per_code(self) -> float:
         """Output samples per GPT latent at speed 1 (the decoder stretches each latent by a fixed factor)."""
-        decoder = self.model.hifigan_decoder
-        return decoder.ar_mel_length_compression * decoder.output_sample_rate / decoder.input_sample_rate
+        return self.vocoder.samples_per_code
 
     # -- decoding: GPT rows in a batch, vocoder blocks per sentence -----------------------------------
 
@@ -219,13 +217,13 @@ class Synthesizer:
                     k, c = queue[0], wave[queue[0]]
                     n, last = progress.lengths[k], progress.finished[k]
                     latents = progress.latents[k, :n]
-                    while stream and n > c.done + c.size + self.decode_lookahead:  # ">": the last block is never empty
-                        wav, c.tail = self._decode_block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
+                    while stream and n > c.done + c.size + self.vocoder.margin(stretch):  # ">": the last block is never empty
+                        wav, c.tail = self.vocoder.block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
                         c.done, c.size = c.done + c.size, self.stream_chunk_codes * self.later_chunk_factor
                         yield r, self._finish_block(c, wav, False, gap, fade)
                     if not last:
                         break
-                    wav = self._decode_block(latents, c.done, n, c.tail, embedding, stretch, last=True)[0]
+                    wav = self.vocoder.block(latents, c.done, n, c.tail, embedding, stretch, last=True)[0]
                     yield r, self._finish_block(c, wav, True, gap, fade)
                     self.stats.sentences += 1
                     self.stats.codes += n
@@ -239,37 +237,6 @@ class Synthesizer:
         first, cursor.blocks = cursor.blocks == 0, cursor.blocks + 1
         wav = _fade(wav, fade, start=first, end=last)
         return np.concatenate([gap, wav]) if first and cursor.sentence else wav
-
-    def _decode_block(self, latents: torch.Tensor, start: int, end: int, tail, embedding, stretch: float, last=False):
-        """Samples of latents[start:end] (to the end if `last`), crossfaded from `tail`, and the next tail:
-        the samples this window gives just past `end`, for the next block's seam.
-
-        The window's frames are cut from the frames of all latents so far (the decoder's own linear
-        interpolation, redone per block: negligible next to the vocoder), so every window samples the
-        latents on the grid of a whole-sentence decode and the blocks join it to within float error."""
-        decoder = self.model.hifigan_decoder
-        frames = latents[None].transpose(1, 2)  # [1, dim, codes]
-        for scale in (stretch, decoder.ar_mel_length_compression / decoder.output_hop_length,
-                      decoder.output_sample_rate / decoder.input_sample_rate):
-            if scale != 1.0:
-                frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="linear")
-        per_code = self.samples_per_code * stretch / decoder.output_hop_length  # frames per code
-
-        def frame(code: int) -> int:
-            return min(frames.shape[-1], max(0, round(code * per_code)))
-
-        first, low = frame(start - self.decode_context), frame(start)
-        high, stop = (frames.shape[-1],) * 2 if last else (frame(end), frame(end + self.decode_lookahead))
-        wav = decoder.waveform_decoder(frames[..., first:stop], g=embedding.to(self.device))
-        wav = wav.squeeze().float().cpu().numpy()
-        hop = len(wav) // max(1, stop - first)  # samples per frame
-        block = np.array(wav[(low - first) * hop:(high - first) * hop], dtype=np.float32)
-        if tail is not None:
-            n = min(len(tail), len(block))
-            ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-            block[:n] = tail[:n] * (1.0 - ramp) + block[:n] * ramp
-        seam = (high - first) * hop
-        return block, np.array(wav[seam:seam + int(SEAM_SECONDS * self.sample_rate)], dtype=np.float32)
 
     # -- checks and conditioning ------------------------------------------------------------------
 

@@ -65,8 +65,9 @@ def _release_language_names():
     return ["zh-cn" if code == "zh" else code for code in XTTS_LANGUAGES]
 
 
-def make_tiny_xtts(out_dir: str | Path, seed: int = 0, **shape) -> Path:
-    """Write a tiny random XTTS v2 folder to `out_dir` and return it; `shape` sizes its GPT (see tiny_config)."""
+def make_tiny_xtts(out_dir: str | Path, seed: int = 0, stop_bias: float = STOP_BIAS, **shape) -> Path:
+    """Write a tiny random XTTS v2 folder to `out_dir` and return it; `shape` sizes its GPT (see tiny_config),
+    `stop_bias` is added to the stop token's logit (lower: longer generations)."""
     from TTS.tts.layers.xtts.dvae import DiscreteVAE
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
@@ -83,7 +84,7 @@ def make_tiny_xtts(out_dir: str | Path, seed: int = 0, **shape) -> Path:
     with torch.no_grad():
         # A random GPT almost never samples the stop token and would always generate the
         # maximum number of audio codes; bias it so tiny generations end after a few dozen.
-        model.gpt.mel_head.bias[model.args.gpt_stop_audio_token] += STOP_BIAS
+        model.gpt.mel_head.bias[model.args.gpt_stop_audio_token] += stop_bias
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("gpt.gpt_inference")}
     atomic_torch_save({"model": state}, out / "model.pth")
 
