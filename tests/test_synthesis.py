@@ -93,6 +93,19 @@ def test_speed_changes_duration(synth):
     assert len(fast) < len(normal)
 
 
+def test_a_single_code_sped_up_still_decodes(synth):
+    """A GPT that stops after one code, at speed 2: linear interpolation by 0.5 would leave no frame
+    (a 500 from the server once), so the frame is kept and the sentence is short audio, not an error."""
+    import torch
+
+    vocoder, speaker = synth.vocoder, synth.model.speaker_manager.speakers["Tiny Speaker"]
+    latents = torch.randn(1, synth.model.args.decoder_input_dim)
+    assert vocoder.frames(latents, 0.5).shape[-1] >= 1
+    with torch.inference_mode():
+        wav, _ = vocoder.block(latents, 0, 1, None, speaker["speaker_embedding"], 0.5, last=True)
+    assert 0 < len(wav) <= vocoder.samples_per_code and np.isfinite(wav).all()
+
+
 def test_latents_cached_in_memory_and_on_disk(tiny_export, tmp_path):
     from speech import espeak
 

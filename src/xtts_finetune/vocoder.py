@@ -54,7 +54,11 @@ class BlockVocoder:
         d = self.decoder
         frames = latents[None].transpose(1, 2)
         for scale in (stretch, d.ar_mel_length_compression / d.output_hop_length, d.output_sample_rate / d.input_sample_rate):
-            if scale != 1.0:
+            if scale == 1.0:
+                continue
+            if math.floor(frames.shape[-1] * scale) < 1:  # one code sped up: coqui's interpolation would give none
+                frames = torch.nn.functional.interpolate(frames, size=1, mode="linear")
+            else:
                 frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="linear")
         return frames
 
