@@ -164,42 +164,8 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))  # outermost: runs first
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, err: ApiError):
-        return _error(err.status, err.message, err.kind, err.headers)
-
-    @app.exception_handler(UserError)
-    async def _user_error(request: Request, err: UserError):
-        return _error(400, str(err))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, err: RequestValidationError):
-        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in err.errors())
-        return _error(400, f"invalid request: {problems}")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, err: StarletteHTTPException):
-        return _error(err.status_code, str(err.detail), "invalid_request_error" if err.status_code < 500 else "server_error")
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, err: Exception):
-        log.exception("unexpected error")
-        return _error(500, f"internal error: {type(err).__name__}", "server_error")
-
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
-
-    @app.get("/v1/models")
-    def models() -> dict:
-        """OpenAI's model list: this model, under its own name and OpenAI's speech model names."""
-        names = [synth.name, *(n for n in OPENAI_MODELS if n != synth.name)]
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "xtts-finetune"}
-                                           for n in names]}
-
-    @app.get("/v1/voices")
-    def voices() -> dict:
-        return {"voices": synth.voices(), "languages": synth.languages, "model": synth.name}
+    _error_handlers(app)
+    _info_routes(app, synth, worker)
 
     @app.post("/v1/audio/speech", responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}, "description": "the audio"}})
     async def speech(body: SpeechBody, http: Request):
@@ -230,6 +196,49 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
         return Response(data, media_type=MEDIA_TYPES[fmt])
 
     return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every error answers in OpenAI's error shape; a UserError is the client's 400, anything else a 500."""
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, err: ApiError):
+        return _error(err.status, err.message, err.kind, err.headers)
+
+    @app.exception_handler(UserError)
+    async def _user_error(request: Request, err: UserError):
+        return _error(400, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, err: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in err.errors())
+        return _error(400, f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, err: StarletteHTTPException):
+        return _error(err.status_code, str(err.detail), "invalid_request_error" if err.status_code < 500 else "server_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception):
+        log.exception("unexpected error")
+        return _error(500, f"internal error: {type(err).__name__}", "server_error")
+
+
+def _info_routes(app: FastAPI, synth: Synthesizer, worker: "Worker") -> None:
+    """/health, /v1/models (OpenAI's model list) and /v1/voices."""
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        """OpenAI's model list: this model, under its own name and OpenAI's speech model names."""
+        names = [synth.name, *(n for n in OPENAI_MODELS if n != synth.name)]
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "xtts-finetune"}
+                                           for n in names]}
+
+    @app.get("/v1/voices")
+    def voices() -> dict:
+        return {"voices": synth.voices(), "languages": synth.languages, "model": synth.name}
 
 
 class ClientGone(Exception):

@@ -48,7 +48,8 @@ def register(sub) -> None:
     serve.add_argument("--allowed-hosts", nargs="+", metavar="NAME", help="Host header names accepted "
                        "(default on 127.0.0.1: localhost 127.0.0.1 ::1, which stops DNS rebinding; elsewhere: any)")
     serve.add_argument("--max-queue", type=int, default=4, help="requests admitted at once; more get 503 (default 4)")
-    serve.add_argument("--max-chars", type=int, default=4000, help="longest input accepted (default 4000)")
+    serve.add_argument("--max-chars", type=int, default=None,
+                       help="longest input accepted (default: 4000, the web UI's Speak limit too)")
     serve.add_argument("--max-batch", type=int, default=8, help="sentences decoded together, across the requests "
                        "waiting (default 8; more raises throughput under load, and memory)")
     serve.add_argument("--language", help="language of requests that name none (OpenAI clients cannot); default: "
@@ -124,7 +125,7 @@ def _jobs(args) -> list[tuple[Path, str]]:
 
 
 def _serve(args) -> int:
-    from xtts_finetune.server import check_binding, read_token, serve
+    from xtts_finetune.server import MAX_INPUT_CHARS, check_binding, read_token, serve
 
     if args.token:
         print("warning: --token is visible to other users of this computer (ps); prefer --token-file or "
@@ -136,6 +137,6 @@ def _serve(args) -> int:
     print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs"
           f"{', with the token' if token else ''})", flush=True)
     serve(args.model, host=args.host, port=args.port, token=token, max_queue=args.max_queue,
-          max_chars=args.max_chars, device=args.device, max_batch=args.max_batch, language=args.language,
+          max_chars=args.max_chars or MAX_INPUT_CHARS, device=args.device, max_batch=args.max_batch, language=args.language,
           allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None)
     return 0
