@@ -66,3 +66,12 @@ def tiny_export(tiny_xtts, tmp_path_factory) -> Path:
             "text_frontend": "default", "references": ["references/ref_a.wav", "references/ref_b.wav"]}
     (folder / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one browser test module (tests/browser.py drives its page)."""
+    from browser import chromium
+
+    with chromium() as opened:
+        yield opened

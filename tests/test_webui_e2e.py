@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from browser import (
-    PHONE, broken_words, chromium, cut_off, dropdown_fits, brightness, open_page, pick, running_app,
+    PHONE, broken_words, cut_off, dropdown_fits, brightness, open_page, pick, running_app,
     shot, tab, type_custom, wait_for_bars, wait_status,
 )
 
@@ -52,12 +52,6 @@ def journey():
 def app(tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("e2e")) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from browser import PHONE, chromium, open_page, running_app, shot, status, tab, type_custom, wait_status
+from browser import PHONE, open_page, running_app, shot, status, tab, type_custom, wait_status
 
 from speech import espeak
 
@@ -25,12 +25,6 @@ def offline_app(tmp_path_factory, tiny_export):
         mp.setattr(constants, "HF_HUB_OFFLINE", True)
         with running_app(tmp_path_factory.mktemp("failures"), models=(tiny_export,)) as served:
             yield served
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as opened:
-        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -176,6 +176,15 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
 
 def _layout(ui: UI) -> SimpleNamespace:
     """The tab's components, laid out, by name for the wiring."""
+    return SimpleNamespace(**_sources_and_stats(ui), **_clips_and_sources(ui), shown=gr.State(()), timer=gr.Timer(1.0))
+
+
+def _components(scope: dict) -> dict:
+    return {k: v for k, v in scope.items() if isinstance(v, gr.components.Component)}
+
+
+def _sources_and_stats(ui: UI) -> dict:
+    """The top row: recordings, language, text preview, Whisper and the job panel beside the statistics."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, elem_classes="xf-section"):
             gr.Markdown("### Add recordings")
@@ -211,6 +220,11 @@ def _layout(ui: UI) -> SimpleNamespace:
             histogram = gr.BarPlot(None, x="seconds", y="clips", x_bin=1, y_aggregate="sum", height=240, y_lim=[0, None],
                                    title="Clip durations (s)", x_title="seconds", y_title="clips", elem_id="ds-histogram")
             histogram_alt = gr.HTML("", elem_id="ds-histogram-alt", elem_classes="xf-note")
+    return _components(locals())
+
+
+def _clips_and_sources(ui: UI) -> dict:
+    """The clip table with its player and editor, and the sources that can be removed."""
     with gr.Column(elem_classes="xf-section"):
         gr.Markdown("### Clips\n<span class='xf-note'>Select a row to play the clip, correct its transcript or exclude it from training.</span>")
         with gr.Row():
@@ -233,9 +247,7 @@ def _layout(ui: UI) -> SimpleNamespace:
             source = gr.Dropdown(_source_choices(ui), label="Source", elem_id="ds-source", scale=3,
                                  info="Removing a source deletes its clips, so it can be added again (e.g. with fixed subtitles).")
             remove = gr.Button("Remove source", size="sm", variant="stop", elem_id="ds-remove-source", scale=1)
-    shown = gr.State(())
-    timer = gr.Timer(1.0)
-    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "ui" and not k.startswith("_")})
+    return _components(locals())
 
 
 def _wire_create(ui: UI, c: SimpleNamespace) -> None:
