@@ -46,6 +46,17 @@ def test_lora_trains_only_the_adapters(coqui_dataset, tiny_xtts, tmp_path):
     assert trained == {id(p) for n, p in recipe.gpt.named_parameters() if n in lora}  # optimizer state: adapters only
 
 
+def test_lora_with_new_tokens_is_refused_before_training(coqui_dataset, tiny_xtts, tmp_path):
+    """LoRA freezes the text embedding, so the rows --vocab script adds would never train: said, not run."""
+    from xtts_finetune.train.preflight import inspect_dataset
+
+    workspace = make_workspace(coqui_dataset, tmp_path / "ws")
+    _, problems = inspect_dataset(workspace, tiny_xtts, TrainSettings(lora_rank=4, vocab="script"))
+    assert [p.message for p in problems] == ["LoRA cannot train the new tokens that --vocab script adds for 'en'"]
+    assert "--vocab phonemes" in problems[0].fix
+    assert inspect_dataset(workspace, tiny_xtts, TrainSettings(lora_rank=4))[1] == []  # base vocabulary: fine
+
+
 def test_lora_run_resumes_and_exports_plain_weights_coqui_loads(coqui_dataset, tiny_xtts, tmp_path):
     workspace = make_workspace(coqui_dataset, tmp_path / "ws")
     stop, progress = _stop_after_first_step()

@@ -132,11 +132,13 @@ def _serve(args) -> int:
               "$XTTS_FINETUNE_TOKEN", file=sys.stderr)
     token = args.token or read_token(args.token_file)
     check_binding(args.host, token)  # before the model loads
+    if args.max_chars is not None and args.max_chars < 1:
+        raise UserError(f"--max-chars must be at least 1, not {args.max_chars}", fix="pass e.g. --max-chars 4000")
     if args.max_batch < 1:
         raise UserError(f"--max-batch must be at least 1, not {args.max_batch}", fix="pass e.g. --max-batch 8")
     print(f"loading {args.model}; then serving on http://{args.host}:{args.port} (API docs at /docs"
           f"{', with the token' if token else ''})", flush=True)
     serve(args.model, host=args.host, port=args.port, token=token, max_queue=args.max_queue,
-          max_chars=args.max_chars or MAX_INPUT_CHARS, device=args.device, max_batch=args.max_batch, language=args.language,
+          max_chars=MAX_INPUT_CHARS if args.max_chars is None else args.max_chars, device=args.device, max_batch=args.max_batch, language=args.language,
           allowed_hosts=tuple(args.allowed_hosts) if args.allowed_hosts else None)
     return 0

@@ -124,7 +124,7 @@ def run_g2p(text: str, language: str, backend: str = "builtin") -> tuple[str, st
         try:
             ipa = _external_g2p(text, normalize_language(language), backend)
         except (ImportError, OSError, G2PUnavailable) as err:
-            _said(logging.WARNING, "G2P backend %s is not available (%s); using the built-in converter", backend, err)
+            _said(logging.WARNING, "G2P backend %s is not available (%s); using the built-in converter", backend, str(err))
             used = "builtin"
     if used == "builtin":
         builtin = frontend_for(language).builtin_g2p

@@ -195,6 +195,10 @@ def _choose_vocab(info: DatasetInfo, base_dir: Path, settings: TrainSettings, vo
     except UserError as err:
         problems.append(Problem(None, str(err).splitlines()[0], err.fix or ""))
         return None
+    if settings.lora_rank and info.vocab_mode == "script":  # LoRA freezes the embedding: new tokens would never learn
+        problems.append(Problem(None, f"LoRA cannot train the new tokens that --vocab script adds for {info.language!r}",
+                                "train without --lora, or with --vocab phonemes (the base vocabulary)"))
+        return None
     info.frontend = frontend_for(info.language).record()
     base_json = (base_dir / "vocab.json").read_text(encoding="utf-8")
     if vocab_json:

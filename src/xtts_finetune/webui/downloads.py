@@ -78,8 +78,8 @@ def add_zip_route(app, ui: UI) -> None:
     from fastapi.responses import StreamingResponse
 
     # Gradio's page config asks for the login: the same dependencies guard the zips.
-    login = next(r.dependencies for r in app.routes if getattr(r, "path", "") == "/config")
-    if not login and getattr(app, "auth", None):
+    login = next((r.dependencies for r in app.routes if getattr(r, "path", "") == "/config"), None)
+    if login is None or (not login and getattr(app, "auth", None)):
         raise RuntimeError("Gradio's /config route no longer carries its login check: the zip route would be open")
 
     def download(name: str):
