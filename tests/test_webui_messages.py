@@ -132,10 +132,11 @@ def test_a_failed_training_job_does_not_show_the_previous_runs_curves(tmp_path):
     run = tmp_path / "runs" / "old"
     run.mkdir(parents=True)
     (run / "settings.json").write_text("{}")
-    old = time.time() - 600
-    os.utime(run / "settings.json", (old, old))
     failed = SimpleNamespace(active=False, started=time.time(), status="failed", params={})
-    assert run_of(failed, run) is None
+    for before in (600, 0.5):  # a run that finished a moment before the job started is not the job's either
+        old = failed.started - before
+        os.utime(run / "settings.json", (old, old))
+        assert run_of(failed, run) is None
     assert run_of(SimpleNamespace(active=True), run) == run and run_of(None, run) == run
     (run / "events.jsonl").write_text("")  # the job wrote to the run: its curves are its own
     assert run_of(failed, run) == run

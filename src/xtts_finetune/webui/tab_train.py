@@ -96,7 +96,9 @@ def run_of(job, run_dir: Path | None) -> Path | None:
     if job is None or job.active or run_dir is None:
         return run_dir
     touched = max((p.stat().st_mtime for p in (run_dir / "settings.json", run_dir / "events.jsonl") if p.exists()), default=0)
-    return run_dir if touched >= job.started - 1 else None
+    # A small slack only: file times come from the kernel's coarse clock (a few ms behind time.time()), and a
+    # run that finished a second before this job started is not this job's.
+    return run_dir if touched >= job.started - 0.02 else None
 
 
 def _file_state(run_dir: Path | None) -> tuple:
