@@ -164,7 +164,7 @@ def load(args):
 
     folder = make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
                             heads=args.width // 64, stop_bias=args.stop_bias)
-    synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()))
+    synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()), precision=args.precision)
     return synth, _load_model(folder, args.device)[1]
 
 
@@ -177,6 +177,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", help="ours only (coqui runs as it loads): auto, fp32, fp16, bf16")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.threads:
@@ -193,7 +194,7 @@ def main() -> None:
     result = {
         "command": "python " + " ".join(sys.argv),
         "model": {"gpt_layers": args.layers, "gpt_width": args.width, "stop_bias": args.stop_bias, "vocoder": "release shape"},
-        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(),
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(), "ours_dtype": str(sides.synth.dtype),
         "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(), "load_avg_start": load_before, "load_avg_end": os.getloadavg(),
         "sequential": seq, "first_audio": tfa, "throughput": thr,

@@ -10,7 +10,9 @@ import torch
 from torch.nn.utils.parametrize import is_parametrized
 
 from xtts_finetune.decode import GptDecoder, Row, code_cap
-from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, _load_model, trim_trailing_silence
+from xtts_finetune.errors import UserError
+from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, _load_model, inference_dtype, trim_trailing_silence
+from xtts_finetune.vocoder import BlockVocoder
 
 TEXTS = ["hello there, my friend.", "the weather is lovely today, is it not?", "hi."]
 STREAM_TOLERANCE = 0.05  # streamed audio vs coqui's inference_stream: RMS difference / RMS, fades excluded
@@ -136,3 +138,38 @@ def test_sentences_batched_together_say_what_they_say_alone(tiny_export, tmp_pat
         got[index].append(chunk)
     assert np.allclose(np.concatenate(got[0]), np.concatenate(list(synth.generate(request))), atol=1e-5)
     assert np.allclose(np.concatenate(got[1]), np.concatenate(list(synth.generate(other))), atol=1e-5)
+
+
+def test_a_bf16_vocoder_copy_sounds_like_fp32_and_leaves_coquis_in_fp32(talker, voice):
+    latent, embedding = voice
+    tokens = talker.model.tokenizer.encode(TEXTS[1], lang="en")
+    *_, done = talker.decoder.generate([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
+    latents = done.latents[0, :done.lengths[0]]
+    fp32 = talker.vocoder.block(latents, 0, len(latents), None, embedding, 1.0, last=True)[0]
+    bf16 = BlockVocoder(talker.model.hifigan_decoder, "cpu", torch.bfloat16).block(latents, 0, len(latents), None,
+                                                                                  embedding, 1.0, last=True)[0]
+    assert all(p.dtype == torch.float32 for p in talker.model.hifigan_decoder.parameters())
+    snr = 10 * np.log10(np.mean(fp32**2) / np.mean((bf16 - fp32) ** 2))
+    assert len(bf16) == len(fp32) and snr > 30  # measured ~46 dB on random weights
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # the whole engine in bf16, as `speak --precision bf16` runs it
+        synth = Synthesizer(talker.model_dir, device="cpu", latents_cache_dir=talker.cache.directory, precision="bf16")
+        audio = synth.speak(TEXTS[0], "en", "Tiny Speaker", top_k=1)
+        assert synth.decoder.own["blocks"][0].attn.c_attn.weight.dtype == torch.bfloat16
+        assert next(synth.vocoder.waveform.parameters()).dtype == torch.bfloat16
+        assert all(p.dtype == torch.float32 for p in synth.model.parameters())
+        assert len(audio) > 0.1 * synth.sample_rate and np.isfinite(audio).all()
+
+
+def test_precision_is_chosen_per_device_and_a_slow_one_refused():
+    assert inference_dtype("auto", "cpu") == torch.float32 and inference_dtype("fp32", "cpu") == torch.float32
+    assert inference_dtype("auto", "cuda:0") == torch.float16 and inference_dtype("fp16", "cuda") == torch.float16
+    with pytest.raises(UserError, match="emulated") as err:
+        inference_dtype("fp16", "cpu")
+    assert "bf16" in err.value.fix
+    with pytest.raises(UserError, match="unknown precision"):
+        inference_dtype("int4", "cpu")
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # this CPU does bf16 natively (AVX512-BF16, AMX)
+        assert inference_dtype("bf16", "cpu") == torch.bfloat16
+    else:
+        with pytest.raises(UserError, match="natively"):
+            inference_dtype("bf16", "cpu")

@@ -147,14 +147,14 @@ class Worker:
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
                max_chars: int = MAX_INPUT_CHARS, synthesizer: Synthesizer | None = None, device: str = "auto",
                latents_cache_dir: Path | None = None, allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS,
-               max_batch: int = 8, language: str | None = None) -> FastAPI:
+               max_batch: int = 8, language: str | None = None, precision: str = "auto") -> FastAPI:
     """The app for `model_dir` (or an already loaded `synthesizer`, shared with e.g. the web UI).
 
     `allowed_hosts`: Host header names accepted (default: loopback names only); None accepts any.
     `max_batch`: sentences decoded together across requests. `language`: the default when a request has
     none (OpenAI clients cannot send one); without it the model's own, else a guess from the text's script.
     """
-    synth = synthesizer or Synthesizer(model_dir, device=device, latents_cache_dir=latents_cache_dir)
+    synth = synthesizer or Synthesizer(model_dir, device=device, latents_cache_dir=latents_cache_dir, precision=precision)
     if language is not None:
         synth.prepare("a", language)  # an unknown or unspoken language fails at start, not per request
     worker = Worker(synth, max_queue, max_batch)
@@ -370,7 +370,8 @@ def check_binding(host: str, token: str | None) -> None:
 
 def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, token: str | None = None, *,
           max_queue: int = 4, max_chars: int = MAX_INPUT_CHARS, device: str = "auto", log_level: str = "info",
-          allowed_hosts: tuple[str, ...] | None = None, max_batch: int = 8, language: str | None = None) -> None:
+          allowed_hosts: tuple[str, ...] | None = None, max_batch: int = 8, language: str | None = None,
+          precision: str = "auto") -> None:
     """Load the model and serve until interrupted. On loopback only loopback Host names are accepted by default."""
     import uvicorn
 
@@ -378,5 +379,5 @@ def serve(model_dir: str | Path, host: str = "127.0.0.1", port: int = 8020, toke
     if allowed_hosts is None and is_loopback(host):
         allowed_hosts = LOOPBACK_HOSTS
     app = create_app(model_dir, token=token, max_queue=max_queue, max_chars=max_chars, device=device,
-                     allowed_hosts=allowed_hosts, max_batch=max_batch, language=language)
+                     allowed_hosts=allowed_hosts, max_batch=max_batch, language=language, precision=precision)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -14,6 +14,8 @@ from typing import Iterator
 
 from xtts_finetune.errors import UserError
 
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # for training and for speaking; auto is chosen per device
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:

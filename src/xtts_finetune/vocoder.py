@@ -12,6 +12,7 @@ block's edges cannot be decoded without its neighbours.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -35,9 +36,13 @@ def fold_weight_norm(module: torch.nn.Module) -> int:
 class BlockVocoder:
     """Latents -> audio with coqui's `HifiDecoder`, whole or in blocks."""
 
-    def __init__(self, hifigan_decoder, device):
-        self.decoder, self.device = hifigan_decoder, device
+    def __init__(self, hifigan_decoder, device, dtype: torch.dtype = torch.float32):
+        """`dtype` other than float32: a cast copy of the decoder runs (coqui's own stays as it is)."""
+        self.decoder, self.device, self.dtype = hifigan_decoder, device, dtype
         fold_weight_norm(hifigan_decoder.waveform_decoder)
+        self.waveform = hifigan_decoder.waveform_decoder
+        if dtype != torch.float32:
+            self.waveform = copy.deepcopy(self.waveform).to(dtype)
         d = hifigan_decoder
         self.samples_per_code = d.ar_mel_length_compression * d.output_sample_rate / d.input_sample_rate
         self.sample_rate = int(d.output_sample_rate)
@@ -62,6 +67,7 @@ class BlockVocoder:
                 frames = torch.nn.functional.interpolate(frames, scale_factor=scale, mode="linear")
         return frames
 
+    @torch.inference_mode()
     def block(self, latents: torch.Tensor, start: int, end: int, tail, embedding, stretch: float, last=False):
         """Samples of latents[start:end] (to the end if `last`), crossfaded from `tail`, and the next tail:
         the samples this window gives just past `end`, for the next block's seam."""
@@ -72,7 +78,7 @@ class BlockVocoder:
 
         first, low = frame(start - margin), frame(start)
         high, stop = (frames.shape[-1],) * 2 if last else (frame(end), frame(end + margin))
-        wav = self.decoder.waveform_decoder(frames[..., first:stop], g=embedding.to(self.device))
+        wav = self.waveform(frames[..., first:stop].to(self.dtype), g=embedding.to(self.device, self.dtype))
         wav = wav.squeeze().float().cpu().numpy()
         hop = len(wav) // max(1, stop - first)  # samples per frame
         block = np.array(wav[(low - first) * hop:(high - first) * hop], dtype=np.float32)

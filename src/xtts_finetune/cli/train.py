@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from xtts_finetune.progress import ConsoleProgress
-from xtts_finetune.utils import human_bytes
+from xtts_finetune.utils import PRECISIONS, human_bytes
 
 
 def _batch_size(value: str):
@@ -87,7 +87,7 @@ def _run_options(train) -> None:
 
 def _memory_and_device_options(train) -> None:
     """Precision, memory savers, devices and data-loader workers."""
-    train.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto")
     train.add_argument(
         "--activation-checkpointing", action="store_true",
         help="recompute GPT blocks in the backward pass: less GPU memory, about a third more compute",

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Callable, Literal
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.utils import PRECISIONS
 
 SAMPLE_RATE = 22050  # coqui's XTTSDataset loads every clip at 22.05 kHz
 RECIPE_MAX_AUDIO_SECONDS = 255995 / SAMPLE_RATE  # ~11.6 s, the release's training limit
@@ -65,7 +66,7 @@ class TrainSettings:
             bad("scheduler", f"use one of {', '.join(SCHEDULES)}")
         if self.max_audio_seconds is not None and self.max_audio_seconds <= MIN_AUDIO_SECONDS:
             bad("max_audio_seconds", f"use more than {MIN_AUDIO_SECONDS} seconds")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+        if self.precision not in PRECISIONS:
             bad("precision", "use auto, fp32, fp16 or bf16")
         if not isinstance(self.evaluate_every, int) or self.evaluate_every < 0:
             bad("evaluate_every", "use a whole number of epochs >= 0 (0: no evaluation during training)")

@@ -10,10 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.utils import PRECISIONS
 from xtts_finetune.webui.common import UI, JsonlTail, fail, job_html, job_signature, start_job
 from xtts_finetune.webui.messages import form_source
 
-PRECISIONS = ["auto", "fp32", "fp16", "bf16"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # runs of older versions hold coqui's coloured log
 LOG_TAIL = 14  # as many lines as the log box shows
 
