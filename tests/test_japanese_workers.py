@@ -9,6 +9,7 @@ the workers it had started waited. Our workers are sent the vocabulary and langu
 from __future__ import annotations
 
 import json
+import multiprocessing
 import pickle
 import shutil
 
@@ -47,6 +48,7 @@ def test_a_japanese_dataset_trains_with_two_workers_as_without(japanese_workspac
     Japanese front end in their own process, seeded crop, mel, collate) is the one the loop would make."""
     assert main(["train", str(japanese_workspace), "--base", str(tiny_xtts), "--epochs", "2", "--batch-size", "2",
                  "--patience", "0", "--lr", "1e-4", "--workers", "2", "--run-name", "workers"]) == 0
+    assert not multiprocessing.active_children()  # the worker processes ended with the run
     workers = japanese_workspace / "runs" / "workers"
     assert json.loads((workers / "config.json").read_text())["settings"]["workers"] == 2
     settings = TrainSettings(epochs=2, batch_size=2, early_stopping_patience=None, lr=1e-4)

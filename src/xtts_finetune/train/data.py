@@ -329,6 +329,11 @@ class BatchFeed:
     def __len__(self) -> int:
         return len(self.items)
 
+    def close(self) -> None:
+        """Ends the worker processes now (a long-lived app such as the web UI would otherwise keep them):
+        dropping the loader's last reference shuts its persistent workers down."""
+        self.loader, self.items = None, []
+
     def rounds(self, batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1):
         """(global batch index, batch) of each round left in the epoch, made ahead by the workers."""
         self.items = list(rank_batches(batches, position, step, rank, ranks))

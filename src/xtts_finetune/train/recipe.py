@@ -458,4 +458,6 @@ def _run(recipe: Recipe, resume, info) -> str:
         emit("status", status=status, message=message)
         if events:
             events.close()
+        if recipe.feed:
+            recipe.feed.close()
     return status
