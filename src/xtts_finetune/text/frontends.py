@@ -167,10 +167,16 @@ def _external_g2p(text: str, language: str, backend: str) -> str:
     if not any(model.glob("*.pt")):
         raise G2PUnavailable(f"transphone's model files are not in {model} (it downloads them from GitHub on first "
                              "use; run `python -m transphone.bin.download_model` once online)")
+    g2p = _transphone(language)
+    return " ".join("".join(g2p.tokenize(w)) for w in text.split())
+
+
+@lru_cache(maxsize=4)
+def _transphone(code: str):
+    """Transphone's tokenizer, read once per language: loading its model per clip would dominate."""
     from transphone import read_tokenizer
 
     try:
-        g2p = read_tokenizer({"am": "amh"}.get(language, language))
+        return read_tokenizer({"am": "amh"}.get(code, code))
     except ValueError as err:  # transphone's word for a model it could not read
         raise G2PUnavailable(str(err)) from err
-    return " ".join("".join(g2p.tokenize(w)) for w in text.split())
