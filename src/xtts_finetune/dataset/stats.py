@@ -17,7 +17,6 @@ import numpy as np
 
 from xtts_finetune.dataset.manifest import dataset_dir, load_manifest
 from xtts_finetune.dataset.verify import cer_histogram
-from xtts_finetune.errors import UserError
 from xtts_finetune.utils import atomic_path, atomic_write_text
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
@@ -75,15 +74,6 @@ class DatasetStats:
         return "\n".join(lines)
 
 
-def _vocab_mode(mode: str, language: str) -> str:
-    """`train`'s choice for `auto`; base also for a language it does not know (to show what it lacks)."""
-    from xtts_finetune.text.frontends import VOCAB_MODES, default_vocab_mode
-
-    if mode != "auto" and mode not in VOCAB_MODES:
-        raise UserError(f"unknown vocabulary mode {mode!r}", fix=f"use one of: auto, {', '.join(VOCAB_MODES)}")
-    return default_vocab_mode(language) if mode == "auto" else mode
-
-
 def _rate_outliers(rates: dict[str, float], factor: float = 2.5) -> tuple[float, set[str]]:
     """Median characters/s, and the ids `factor` times faster or slower (usually a wrong transcript)."""
     if not rates:
@@ -118,6 +108,7 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None, voca
     import soundfile as sf
 
     from xtts_finetune.text.coverage import find_unknown_characters
+    from xtts_finetune.text.frontends import check_vocab_mode
     from xtts_finetune.text.vocab import vocab_for_mode
 
     manifest = load_manifest(workspace)
@@ -153,7 +144,7 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None, voca
     stats.cer_histogram = cer_histogram(scores) if scores else {}
     stats.duplicate_texts = [ids for text, ids in texts.items() if len(ids) > 1 and text]
     if vocab_path is not None:
-        stats.vocab, stats.vocab_mode = str(vocab_path), _vocab_mode(vocab_mode, manifest.language)
+        stats.vocab, stats.vocab_mode = str(vocab_path), check_vocab_mode(vocab_mode, manifest.language, base_for_any_language=True)
         vocab = vocab_for_mode(Path(vocab_path).read_text(encoding="utf-8"), [s.text for s in active],
                                manifest.language, stats.vocab_mode, new_tokens=0)  # coverage: the characters
         unknown = find_unknown_characters(((s.id, s.text) for s in active), vocab, manifest.language,

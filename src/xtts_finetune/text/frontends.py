@@ -72,12 +72,14 @@ def default_vocab_mode(language: str) -> str:
     return "base" if normalize_language(language) in XTTS_LANGUAGES else "script"
 
 
-def check_vocab_mode(mode: str, language: str) -> str:
+def check_vocab_mode(mode: str, language: str, base_for_any_language: bool = False) -> str:
+    """`train`'s choice for `auto`, or `mode` checked. `base_for_any_language`: base is allowed for a
+    language it has no token for (dataset stats show what it lacks)."""
     if mode == "auto":
         return default_vocab_mode(language)
     if mode not in VOCAB_MODES:
         raise UserError(f"unknown vocabulary mode {mode!r}", fix=f"use one of: auto, {', '.join(VOCAB_MODES)}")
-    if mode == "base" and normalize_language(language) not in XTTS_LANGUAGES:
+    if mode == "base" and not base_for_any_language and normalize_language(language) not in XTTS_LANGUAGES:
         raise UserError(f"the base vocabulary has no token for language {language!r}",
                         fix="use --vocab script (extend the vocabulary) or --vocab phonemes")
     return mode
