@@ -73,7 +73,7 @@ class Recipe:
         self.step = self.epoch = self.position = self.pending = 0
         self.resume_notes: list[str] = []
         self.stop_event = None  # distributed: a stop asked of any rank, agreed on by all
-        self.best_saved: Path | None = None  # the best model this process last wrote
+        self.best_saved: tuple[int, Path] | None = None  # (step, file) of the best model this process last wrote
 
     def setup(self, cache_root: Path | None = None) -> None:
         """Model, clips and a fresh optimizer; `restore()` then continues from the run's last checkpoint."""
@@ -161,7 +161,7 @@ class Recipe:
             early = False
             if self.events:
                 if self.events.improves(eval_loss):
-                    self.best_saved = checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
+                    self.best_saved = self.step, checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
                 try:
                     self.events.evaluated(self.step, self.epoch - 1, eval_loss)
                 except EarlyStop:
@@ -270,7 +270,7 @@ class Recipe:
             "adapters": adapter_state(self.gpt),  # LoRA: the weights file holds them merged into the base
         }
         weights = checkpoint.model_weights(self.gpt)
-        best = self.best_saved if final and self.best_saved and self.best_saved.stem.endswith(f"_{self.step}") else None
+        best = self.best_saved[1] if final and self.best_saved and self.best_saved[0] == self.step else None
         checkpoint.save(self.run_dir, self.step, weights, None if final else state, self.settings.keep_checkpoints,
                         same_as=best)
 
