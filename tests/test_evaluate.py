@@ -38,7 +38,7 @@ def run(coqui_dataset, tiny_models, tmp_path_factory):
 def run_report(run, tiny_models, tmp_path_factory):
     """`xtts-finetune evaluate RUN --json` on one sentence, then `export --checkpoint recommended`."""
     sentences = tmp_path_factory.mktemp("sentences") / "sentences.txt"
-    sentences.write_text("\nThe weather is lovely today.\n\n", encoding="utf-8")
+    sentences.write_text("\nLovely day.\n\n", encoding="utf-8")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["evaluate", str(run), "--sentences", str(sentences), "--json", *scoring_args(tiny_models)])
@@ -68,7 +68,7 @@ def test_evaluate_a_run_from_the_cli_and_export_the_recommended_checkpoint(run, 
     for m in models.values():
         assert {"cer", "similarity", "wer", "pace", "babble_share"} <= set(m)
         assert 0 <= m["cer"] and -1 <= m["similarity"] <= 1
-    assert [s["text"] for s in run_report["sentences"]] == ["The weather is lovely today."]
+    assert [s["text"] for s in run_report["sentences"]] == ["Lovely day."]
     assert run_report["recommended"] in checkpoints and "CER is within 2%" in run_report["rule"]
     folder = run / "evaluation"
     assert (folder / "evaluation.png").read_bytes()[:8] == PNG
@@ -85,7 +85,7 @@ def test_evaluate_a_run_from_the_cli_and_export_the_recommended_checkpoint(run, 
 
 def test_evaluate_the_export_from_the_cli(run, run_report, tiny_models, tmp_path, capsys):
     sentences = tmp_path / "one.txt"
-    sentences.write_text("Yes, of course.\n", encoding="utf-8")
+    sentences.write_text("Yes.\n", encoding="utf-8")
     model = run.parent.parent / "models" / "picked"
     assert main(["evaluate", str(model), "--sentences", str(sentences), *scoring_args(tiny_models)]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -111,7 +111,7 @@ def test_evaluate_the_export_from_the_web_ui(run, run_report, tiny_models):
         evaluation_targets(ui))
     shutil.rmtree(workspace / "models" / "picked" / "evaluation", ignore_errors=True)  # as before any evaluation
     assert evaluation_view(ui, "models/picked") == ([], None, []) == evaluation_view(ui, None)
-    job = start_evaluation(ui, "models/picked", "Hello there, my friend.\n", str(tiny_models["whisper"]),
+    job = start_evaluation(ui, "models/picked", "Hello there.\n", str(tiny_models["whisper"]),
                            str(tiny_models["speaker"]))
     job = ui.jobs.wait(job.id, timeout=600)
     assert job.status == "finished", job.message
@@ -119,7 +119,7 @@ def test_evaluate_the_export_from_the_web_ui(run, run_report, tiny_models):
     rows, chart, choices = evaluation_view(ui, "models/picked")
     assert [r[0] for r in rows] == ["picked", "base", "real clips"] and rows[0][1].endswith("%")
     assert open(chart, "rb").read(8) == PNG
-    assert choices == [("1. Hello there, my friend.", 0)]
+    assert choices == [("1. Hello there.", 0)]
     base, tuned = side_by_side(ui, "models/picked", 0)
     assert "/audio/base/" in base and "/audio/picked/" in tuned
     assert sf.info(base).samplerate == sf.info(tuned).samplerate == 24000
