@@ -44,18 +44,17 @@ def voice(talker):
 def test_greedy_codes_equal_coquis_and_latents_come_from_the_same_pass(talker, voice):
     xtts, (latent, embedding) = talker.model, voice
     rows = [Row(talker.decoder.prefix(latent, xtts.tokenizer.encode(t, lang="en")), 600, top_k=1) for t in TEXTS]
-    *_, ours = talker.decoder.generate(rows)  # the three sentences as one batch, of different lengths
+    ours = talker.decoder.complete(rows)  # the three sentences as one batch, of different lengths
     for b, text in enumerate(TEXTS):
         tokens = torch.IntTensor(xtts.tokenizer.encode(text, lang="en"))[None]
         with torch.inference_mode():  # exactly the call Xtts.inference makes
             codes = xtts.gpt.generate(cond_latents=latent, text_inputs=tokens, do_sample=True, top_k=1, top_p=0.85,
                                       temperature=0.75, num_return_sequences=1, num_beams=1, length_penalty=1.0,
                                       repetition_penalty=10.0, output_attentions=False)[0]
-        n = ours.lengths[b]
         assert len(codes) > 4 and codes[-1] == xtts.gpt.stop_audio_token
-        assert torch.equal(ours.codes[b, :n], codes)
+        assert torch.equal(ours[b][0], codes)
         reference = xtts.inference(text, "en", latent, embedding, top_k=1)  # its latents: a second GPT pass
-        assert np.allclose(ours.latents[b, :n].numpy(), reference["gpt_latents"][0], atol=1e-4)
+        assert np.allclose(ours[b][1].numpy(), reference["gpt_latents"][0], atol=1e-4)
 
 
 def test_spoken_and_streamed_audio_match_coquis(talker, voice, monkeypatch):
@@ -89,13 +88,13 @@ def test_half_precision_decodes_on_cast_copies_and_leaves_coquis_model_in_fp32(t
     before = {k: v.clone() for k, v in gpt.state_dict().items()}
     half = GptDecoder(gpt, dtype=torch.float16)
     tokens = talker.model.tokenizer.encode(TEXTS[0], lang="en")
-    *_, fp16 = half.generate([Row(half.prefix(latent, tokens), 40, top_k=1)])
-    *_, fp32 = talker.decoder.generate([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
+    [fp16] = half.complete([Row(half.prefix(latent, tokens), 40, top_k=1)])
+    [fp32] = talker.decoder.complete([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
     assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in gpt.state_dict().items())
     assert half.own["blocks"][0].attn.c_attn.weight.dtype == torch.float16
-    n = min(fp16.lengths[0], fp32.lengths[0], 4)
-    assert torch.equal(fp16.codes[0, :n], fp32.codes[0, :n])
-    assert np.allclose(fp16.latents[0, :n].numpy(), fp32.latents[0, :n].numpy(), atol=0.05)
+    n = min(len(fp16[0]), len(fp32[0]), 4)
+    assert torch.equal(fp16[0][:n], fp32[0][:n])
+    assert np.allclose(fp16[1][:n].numpy(), fp32[1][:n].numpy(), atol=0.05)
 
 
 def test_a_gpt_that_never_stops_ends_at_a_cap_proportional_to_the_text(tiny_xtts, tmp_path):
@@ -136,15 +135,48 @@ def test_sentences_batched_together_say_what_they_say_alone(tiny_export, tmp_pat
     got: dict[int, list] = {0: [], 1: []}
     for index, chunk in synth.generate_many([request, other]):
         got[index].append(chunk)
-    assert np.allclose(np.concatenate(got[0]), np.concatenate(list(synth.generate(request))), atol=1e-5)
-    assert np.allclose(np.concatenate(got[1]), np.concatenate(list(synth.generate(other))), atol=1e-5)
+    assert got[0][-1] is None and got[1][-1] is None  # each request's end is said
+    assert np.allclose(np.concatenate(got[0][:-1]), np.concatenate(list(synth.generate(request))), atol=1e-5)
+    assert np.allclose(np.concatenate(got[1][:-1]), np.concatenate(list(synth.generate(other))), atol=1e-5)
+    # A request arriving while the first is being spoken joins the batch in flight, and is not changed by it.
+    arrivals, order = [[], [other]], []
+    for index, chunk in synth.generate_many([request], incoming=lambda: arrivals.pop() if arrivals else []):
+        order.append((index, chunk))
+    ends = [i for i, c in order if c is None]
+    first_of_other = next(n for n, (i, _) in enumerate(order) if i == 1)
+    assert sorted(ends) == [0, 1] and first_of_other < next(n for n, (i, c) in enumerate(order) if i == 0 and c is None)
+    for i, alone in ((0, request), (1, other)):
+        joined = np.concatenate([c for j, c in order if j == i and c is not None])
+        assert np.allclose(joined, np.concatenate(list(synth.generate(alone))), atol=1e-5)
+
+
+def test_rows_join_a_batch_in_flight_and_decode_as_alone(talker, voice):
+    """Continuous batching: a row added while others decode is prefilled into the cache slots before the
+    batch's next one; a shorter prefix joins at the next report, a longer one when it fits."""
+    latent = voice[0]
+
+    def row(text, seed):
+        tokens = talker.model.tokenizer.encode(text, lang="en")
+        return Row(talker.decoder.prefix(latent, tokens), 60, seed=seed, key=text)
+
+    first, short, long = row(TEXTS[1], 1), row(TEXTS[2], 2), row(TEXTS[1] + " " + TEXTS[0], 3)
+    assert len(short.prefix) < len(first.prefix) < len(long.prefix)
+    alone = {r.key: talker.decoder.complete([r])[0] for r in (first, short, long)}
+    added, done, in_flight_with = [[long, short]], {}, set()
+    for progress in talker.decoder.generate([first], more=lambda: added.pop() if added else []):
+        if first.key in progress.finished:
+            in_flight_with |= set(progress.finished) - {first.key}
+        done.update({k: (progress.codes[k].clone(), progress.latents[k].clone())
+                     for k, f in progress.finished.items() if f})
+    assert short.key in in_flight_with  # joined while the first was still decoding
+    for key, (codes, latents) in alone.items():
+        assert torch.equal(done[key][0], codes) and torch.allclose(done[key][1], latents, atol=1e-5)
 
 
 def test_a_bf16_vocoder_copy_sounds_like_fp32_and_leaves_coquis_in_fp32(talker, voice):
     latent, embedding = voice
     tokens = talker.model.tokenizer.encode(TEXTS[1], lang="en")
-    *_, done = talker.decoder.generate([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
-    latents = done.latents[0, :done.lengths[0]]
+    [(_, latents)] = talker.decoder.complete([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
     fp32 = talker.vocoder.block(latents, 0, len(latents), None, embedding, 1.0, last=True)[0]
     bf16 = BlockVocoder(talker.model.hifigan_decoder, "cpu", torch.bfloat16).block(latents, 0, len(latents), None,
                                                                                   embedding, 1.0, last=True)[0]

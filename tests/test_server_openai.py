@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -69,9 +70,15 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_audio(synth, url)
     sizes = []
     original = synth.generate_many
 
-    def recording(requests, **kwargs):
+    def recording(requests, incoming=None, **kwargs):
         sizes.append(len(requests))
-        yield from original(requests, **kwargs)
+
+        def joining():  # requests that join the batch in flight count in its size
+            new = incoming()
+            sizes[-1] += len(new)
+            return new
+
+        yield from original(requests, incoming=joining, **kwargs)
 
     texts = ["Hello there.", "Lovely day.", "Read this aloud.", "Fine?"]  # short: each is spoken twice
 
@@ -89,3 +96,28 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_audio(synth, url)
     assert max(sizes) > 1 and sum(sizes) == 4  # some requests shared a batch
     for a, b in zip(alone, together):
         assert len(a) == len(b) and np.allclose(a, b, atol=1e-4)
+
+
+def test_a_request_arriving_mid_batch_joins_it_and_ends_first(url):
+    """Continuous batching: a short request sent while a long one streams takes the next free row of the
+    batch in flight (first sentences first), so it ends first; batches run to their end made it wait."""
+    long_text = " ".join(f"Sentence {n} is here." for n in range(8))  # 8 sentences, batch of 4
+    events: list[str] = []
+
+    def long_request():
+        body = {"input": long_text, "response_format": "pcm", "seed": 1, "language": "en"}
+        with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=300) as response:
+            for _ in response.iter_bytes():
+                if "long started" not in events:
+                    events.append("long started")
+        events.append("long done")
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(long_request)
+        while "long started" not in events and not future.done():
+            time.sleep(0.01)
+        body = {"input": "Hi.", "response_format": "wav", "seed": 2, "language": "en"}
+        assert httpx.post(f"{url}/v1/audio/speech", json=body, timeout=300).status_code == 200
+        events.append("short done")
+        future.result()
+    assert events == ["long started", "short done", "long done"]

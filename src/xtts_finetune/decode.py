@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Hashable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,8 @@ def code_cap(text: str, model_cap: int) -> int:
 
 @dataclass
 class Row:
-    """One sentence to decode: its prefix embeddings [P, dim] and how to sample it."""
+    """One sentence to decode: its prefix embeddings [P, dim] and how to sample it. `key` names it in
+    the reports (default: its place among the rows given, counting on through those added later)."""
 
     prefix: torch.Tensor
     max_codes: int
@@ -40,16 +41,17 @@ class Row:
     top_p: float = 0.85
     repetition_penalty: float = 10.0
     seed: int = 0
+    key: Hashable = None
 
 
 @dataclass
 class Progress:
-    """What the batch holds after some steps: `lengths[b]` codes (and latents) of row b so far."""
+    """The rows in the batch after some steps, by key: codes [n] and latents [n, dim] so far (views,
+    valid until the generator resumes), and whether each has finished (it then leaves the batch)."""
 
-    codes: torch.Tensor  # [B, cap] long, valid up to lengths[b]
-    latents: torch.Tensor  # [B, cap, dim] float32
-    lengths: list[int]
-    finished: list[bool]
+    codes: dict
+    latents: dict
+    finished: dict
 
 
 class GptDecoder:
@@ -88,76 +90,62 @@ class GptDecoder:
         return torch.cat([cond, text_emb[0], start[None].to(text_emb.dtype)]).to(self.dtype)
 
     @torch.inference_mode()
-    def generate(self, rows: list[Row]) -> Iterator[Progress]:
-        """Progress every `sync_every` steps until every row has said stop or reached its cap."""
-        B, dev = len(rows), self.device
-        lengths_p = [len(r.prefix) for r in rows]
-        P, cap = max(lengths_p), max(r.max_codes for r in rows)
-        pad = torch.tensor([P - n for n in lengths_p], device=dev)
-        x = torch.zeros(B, P, rows[0].prefix.shape[-1], device=dev, dtype=self.dtype)
-        for b, r in enumerate(rows):
-            x[b, P - len(r.prefix):] = r.prefix
-        k_cache, v_cache = self._kv(B, P + cap)
-        keys = torch.arange(P + cap, device=dev)
-        valid = keys[None, :] >= pad[:, None]  # [B, L]: a row never attends to its left padding
-        causal = keys[None, :P] <= torch.arange(P, device=dev)[:, None]
-        sampling = _SamplingTensors(rows, dev, self.gpt.num_audio_tokens)
-        seen = torch.zeros(B, self.gpt.num_audio_tokens, dtype=torch.bool, device=dev)
-        seen[:, [1, self.start]] = True  # coqui's generate penalises its placeholder input ids too
-        max_codes = torch.tensor([r.max_codes for r in rows], device=dev)
-        codes = torch.zeros(B, cap, dtype=torch.long, device=dev)
-        latents = torch.zeros(B, cap, x.shape[-1], device=dev)
-        lengths = torch.zeros(B, dtype=torch.long, device=dev)
-        alive = torch.ones(B, dtype=torch.bool, device=dev)
+    def generate(self, rows: list[Row], more: Callable[[], list[Row]] | None = None) -> Iterator[Progress]:
+        """Progress every `sync_every` steps until every row has said stop or reached its cap.
 
-        own = torch.eye(P, dtype=torch.bool, device=dev)  # a padding query sees itself: no all-masked row, no NaN
-        mask = ((valid[:, None, :P] | own) & causal)[:, None]  # [B, 1, P, P]
-        hidden = self._forward(x, 0, mask, k_cache, v_cache)[:, -1]
-        live = dict(row=torch.arange(B, device=dev), alive=alive, seen=seen, max_codes=max_codes, valid=valid)
-        finished = [False] * B
-        for t in range(cap):
-            latent = self._head_norm(hidden)
-            code = sample(self._logits(latent), live["seen"], sampling)
-            row, alive = live["row"], live["alive"]
-            latents[row, t], codes[row, t] = latent.float(), code
-            live["seen"][torch.arange(len(row), device=dev), code] = True
-            lengths[row] += alive
-            alive &= (code != self.stop) & (lengths[row] < live["max_codes"])
-            last = t == cap - 1
-            if (t + 1) % self.sync_every == 0 or last:
-                flags = alive.tolist()  # the one host sync per `sync_every` tokens
-                for b, flag in zip(row.tolist(), flags):
-                    finished[b] = not flag
-                yield Progress(codes, latents, lengths.tolist(), list(finished))
-                if not any(flags):
-                    return
-                if not all(flags):  # finished rows leave the batch: a CPU pays for every row it computes
-                    keep = torch.tensor([j for j, f in enumerate(flags) if f], device=dev)
-                    live, code, sampling = {k: v[keep] for k, v in live.items()}, code[keep], sampling.take(keep)
-                    for cache in (k_cache, v_cache):
-                        cache[:, :len(keep), :, :P + t] = cache[:, keep, :, :P + t]
-            if not last:
-                x = self.own["mel_embedding"](code) + self.mel_pos[t + 1]
-                mask = live["valid"][:, None, None, : P + t + 1]
-                hidden = self._forward(x[:, None], P + t, mask, k_cache, v_cache)[:, -1]
+        `more`, asked at each report, gives rows that join the running batch (continuous batching): a
+        row's prefix is written into the cache slots just before the batch's next one, so the rows in
+        flight go on undisturbed; one whose prefix is longer than the slots used so far waits a few steps."""
+        batch, waiting, code = _Batch(self), list(rows), None
+        while True:
+            hidden = batch.forward(code) if batch.size else None
+            fits = [not batch.size or len(r.prefix) <= batch.used for r in waiting]
+            if any(fits):
+                hidden = batch.join([r for r, f in zip(waiting, fits) if f], hidden)
+                waiting = [r for r, f in zip(waiting, fits) if not f]
+            if not batch.size:
+                return
+            for i in range(self.sync_every):
+                code = batch.sample(hidden)
+                if i < self.sync_every - 1:
+                    hidden = batch.forward(code)
+            flags = batch.alive.tolist()  # the one host sync per `sync_every` tokens
+            yield batch.progress(flags)
+            code = batch.keep(flags, code)  # finished rows leave the batch: a CPU pays for every row it computes
+            waiting += more() if more else []
 
-    def _kv(self, batch: int, length: int):
-        """The static cache, grown (never shrunk) to hold `batch` rows of `length` positions."""
+    @torch.inference_mode()
+    def complete(self, rows: list[Row]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(codes, latents) of each row, in order, once all have finished."""
+        done = {}
+        for progress in self.generate(rows):
+            done.update({k: (progress.codes[k].clone(), progress.latents[k].clone())
+                         for k, f in progress.finished.items() if f})
+        return [done[i if r.key is None else r.key] for i, r in enumerate(rows)]
+
+    def _grow_cache(self, batch: int, length: int, keep: int, used: int):
+        """The static cache, grown (never shrunk) to hold `batch` rows of `length` slots; the first `keep`
+        rows' first `used` slots are carried over when it has to be reallocated."""
         n, d = len(self.layers), self.gpt.model_dim
         shape = (n, batch, self.heads, length, d // self.heads)
-        if self._cache is None or any(a < b for a, b in zip(self._cache[0].shape, shape)):
+        old = self._cache
+        if old is None or any(a < b for a, b in zip(old[0].shape, shape)):
+            shape = tuple(max(a, b) for a, b in zip(old[0].shape, shape)) if old else shape
             self._cache = tuple(torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in range(2))
+            for new, before in zip(self._cache, old or ()):
+                new[:, :keep, :, :used] = before[:, :keep, :, :used]
         return self._cache
 
-    def _forward(self, x, start: int, mask, k_cache, v_cache):
-        """The GPT-2 blocks over x [B, T, dim] at positions start.., writing their keys/values to the cache."""
-        B, T, d = x.shape
+    def _forward(self, x, start: int, mask, rows: slice):
+        """The GPT-2 blocks over x [B, T, dim] at cache slots start.. of cache rows `rows`, writing their
+        keys/values to the cache."""
+        (k_cache, v_cache), (B, T, d) = self._cache, x.shape
         end, hd = start + T, d // self.heads
         for i, block in enumerate(self.layers):
             h = block.ln_1(x)
             q, k, v = (block.attn.c_attn(h).view(B, T, 3, self.heads, hd)).permute(2, 0, 3, 1, 4)
-            k_cache[i, :B, :, start:end], v_cache[i, :B, :, start:end] = k, v
-            a = F.scaled_dot_product_attention(q, k_cache[i, :B, :, :end], v_cache[i, :B, :, :end], attn_mask=mask)
+            k_cache[i, rows, :, start:end], v_cache[i, rows, :, start:end] = k, v
+            a = F.scaled_dot_product_attention(q, k_cache[i, rows, :, :end], v_cache[i, rows, :, :end], attn_mask=mask)
             x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, T, d))
             x = x + block.mlp(block.ln_2(x))
         return self.own["ln_f"](x)
@@ -167,6 +155,113 @@ class GptDecoder:
 
     def _logits(self, latent):
         return self.own["mel_head"](latent).float()
+
+
+class _Batch:
+    """The rows being decoded. Row i of every tensor here is row i of the KV cache; all rows write the
+    same cache slot each step (`used` slots so far), and each attends only from its own first slot."""
+
+    def __init__(self, decoder: GptDecoder):
+        self.d, dev = decoder, decoder.device
+        self.keys: list = []
+        self.used, self.next_key, self.capacity = 0, 0, 0
+        self.first = torch.zeros(0, dtype=torch.long, device=dev)  # each row's first cache slot
+        self.steps = torch.zeros(0, dtype=torch.long, device=dev)  # codes sampled (alive or not)
+        self.lengths = torch.zeros(0, dtype=torch.long, device=dev)  # codes said before stopping
+        self.max_codes = torch.zeros(0, dtype=torch.long, device=dev)
+        self.alive = torch.zeros(0, dtype=torch.bool, device=dev)
+        self.seen = torch.zeros(0, decoder.gpt.num_audio_tokens, dtype=torch.bool, device=dev)
+        self.codes = torch.zeros(0, 0, dtype=torch.long, device=dev)
+        self.latents = torch.zeros(0, 0, decoder.gpt.model_dim, device=dev)
+        self.sampling: _SamplingTensors | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    def join(self, rows: list[Row], hidden):
+        """Prefills `rows` (left-padded to the longest) into the slots just before `used` (from slot 0 when
+        the batch is empty) and returns the batch's hidden states with theirs appended."""
+        d, dev, n, j = self.d, self.d.device, self.size, len(rows)
+        P = max(len(r.prefix) for r in rows)
+        if not n:
+            self.used = P
+        start = self.used - P
+        firsts = torch.tensor([self.used - len(r.prefix) for r in rows], device=dev)
+        self.capacity = max(self.capacity, self.used + max(r.max_codes for r in rows) + d.sync_every)
+        d._grow_cache(n + j, self.capacity, n, self.used)
+        x = torch.zeros(j, P, rows[0].prefix.shape[-1], device=dev, dtype=d.dtype)
+        for b, r in enumerate(rows):
+            x[b, P - len(r.prefix):] = r.prefix
+        keys, queries = torch.arange(self.used, device=dev), torch.arange(start, self.used, device=dev)
+        seen_by = (keys[None, :] >= firsts[:, None, None]) | (keys[None, :] == queries[:, None])  # padding sees itself
+        mask = (seen_by & (keys[None, :] <= queries[:, None]))[:, None]  # [j, 1, P, used]
+        new_hidden = d._forward(x, start, mask, slice(n, n + j))[:, -1]
+        self._append(rows, firsts)
+        return new_hidden if hidden is None else torch.cat([hidden, new_hidden])
+
+    def _append(self, rows: list[Row], firsts: torch.Tensor) -> None:
+        d, dev, j = self.d, self.d.device, len(rows)
+        for r in rows:
+            self.keys.append(self.next_key if r.key is None else r.key)
+            self.next_key += 1
+        zeros = torch.zeros(j, dtype=torch.long, device=dev)
+        self.first, self.steps, self.lengths = torch.cat([self.first, firsts]), torch.cat([self.steps, zeros]), torch.cat([self.lengths, zeros])
+        self.max_codes = torch.cat([self.max_codes, torch.tensor([r.max_codes for r in rows], device=dev)])
+        self.alive = torch.cat([self.alive, torch.ones(j, dtype=torch.bool, device=dev)])
+        seen = torch.zeros(j, self.seen.shape[1], dtype=torch.bool, device=dev)
+        seen[:, [1, d.start]] = True  # coqui's generate penalises its placeholder input ids too
+        self.seen = torch.cat([self.seen, seen])
+        width = max(self.codes.shape[1], max(r.max_codes for r in rows) + d.sync_every)
+        self.codes = torch.cat([F.pad(self.codes, (0, width - self.codes.shape[1])),
+                                torch.zeros(j, width, dtype=torch.long, device=dev)])
+        self.latents = torch.cat([F.pad(self.latents, (0, 0, 0, width - self.latents.shape[1])),
+                                  torch.zeros(j, width, self.latents.shape[2], device=dev)])
+        added = _SamplingTensors(rows, dev, d.gpt.num_audio_tokens)
+        self.sampling = added if self.sampling is None else self.sampling.cat(added)
+
+    def sample(self, hidden) -> torch.Tensor:
+        """Each row's next code from its hidden state; its latent and code are recorded."""
+        d = self.d
+        latent = d._head_norm(hidden)
+        code = sample(d._logits(latent), self.seen, self.sampling)
+        rows = torch.arange(self.size, device=d.device)
+        self.latents[rows, self.steps], self.codes[rows, self.steps] = latent.float(), code
+        self.seen[rows, code] = True
+        self.steps += 1
+        self.lengths += self.alive
+        self.alive &= (code != d.stop) & (self.lengths < self.max_codes)
+        return code
+
+    def forward(self, code) -> torch.Tensor:
+        """The batch's next hidden states: each row's last code at its own audio position, in slot `used`."""
+        d = self.d
+        x = d.own["mel_embedding"](code) + d.mel_pos[self.steps.clamp(max=len(d.mel_pos) - 1)]  # past a row's end: unused
+        keys = torch.arange(self.used + 1, device=d.device)
+        mask = (keys[None, :] >= self.first[:, None])[:, None, None]
+        hidden = d._forward(x[:, None], self.used, mask, slice(0, self.size))[:, -1]
+        self.used += 1
+        return hidden
+
+    def progress(self, flags: list[bool]) -> Progress:
+        lengths = self.lengths.tolist()
+        return Progress({k: self.codes[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
+                        {k: self.latents[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
+                        {k: not f for k, f in zip(self.keys, flags)})
+
+    def keep(self, flags: list[bool], code: torch.Tensor) -> torch.Tensor:
+        """Drops the finished rows (their cache rows too); returns the last codes of those kept."""
+        if all(flags):
+            return code
+        at = [i for i, f in enumerate(flags) if f]
+        keep = torch.tensor(at, dtype=torch.long, device=self.d.device)
+        self.keys = [self.keys[i] for i in at]
+        for name in ("first", "steps", "lengths", "max_codes", "alive", "seen", "codes", "latents"):
+            setattr(self, name, getattr(self, name)[keep])
+        self.sampling = self.sampling.take(keep)
+        for cache in self.d._cache:
+            cache[:, :len(at), :, :self.used] = cache[:, keep, :, :self.used]
+        return code[keep]
 
 
 class _SamplingTensors:
@@ -180,6 +275,14 @@ class _SamplingTensors:
         self.top_k = col("top_k", torch.long)
         self.max_k = min(max(r.top_k for r in rows), vocab)
         self.generators = [torch.Generator(device).manual_seed(r.seed) for r in rows]
+
+    def cat(self, other: "_SamplingTensors") -> "_SamplingTensors":
+        """These rows' settings followed by `other`'s."""
+        out = copy.copy(self)
+        out.temperature, out.top_p, out.penalty, out.top_k = (torch.cat([a, b]) for a, b in zip(
+            (self.temperature, self.top_p, self.penalty, self.top_k), (other.temperature, other.top_p, other.penalty, other.top_k)))
+        out.max_k, out.generators = max(self.max_k, other.max_k), self.generators + other.generators
+        return out
 
     def take(self, keep: torch.Tensor) -> "_SamplingTensors":
         """The settings of rows `keep` only (each keeps its own generator, so its draws do not change)."""

@@ -1,7 +1,7 @@
 """REST server: an OpenAI-compatible speech endpoint over one `Synthesizer`.
 
-The model runs on a single worker thread that speaks the requests waiting for it together, as one
-batch of at most `max_batch` sentences at a time; at most `max_queue` requests are admitted (running
+The model runs on a single worker thread that speaks the requests together, as one continuous batch
+of at most `max_batch` sentences (a request arriving joins the batch in flight); at most `max_queue` requests are admitted (running
 or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
 The text front end runs on that thread too, inside the admitted work, so `/health` and open streams
 never wait for it. Before any body is read, the Host header (DNS rebinding) and the token are
@@ -78,9 +78,9 @@ class ApiError(Exception):
 class Worker:
     """One thread for the model, and a count of admitted requests that never exceeds `max_queue`.
 
-    Admitted jobs wait in a queue; the thread takes up to `max_batch` of them at once (waiting at most
-    `max_wait` seconds for company once one is there) and speaks them as one batch, each still streamed
-    back in its own order."""
+    Admitted jobs wait in a queue; the thread takes those there (waiting at most `max_wait` seconds for
+    company once one is there) and speaks them as one continuous batch of at most `max_batch` sentences,
+    which jobs arriving meanwhile join within a few tokens; each is streamed back in its own order."""
 
     def __init__(self, synth: Synthesizer, max_queue: int, max_batch: int = 8, max_wait: float = 0.01):
         self.synth, self.max_queue, self.max_batch, self.max_wait = synth, max_queue, max_batch, max_wait
@@ -112,36 +112,62 @@ class Worker:
                     jobs.append(self._jobs.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
-            try:
-                self._speak(jobs)
-            finally:
-                for _ in jobs:
-                    self.release()
+            self._speak(jobs)
 
-    def _speak(self, jobs: list["Job"]) -> None:
-        """Prepares each job (its errors go to it alone), then speaks the rest together."""
+    def _ready(self, jobs: list["Job"]) -> list[tuple["Job", object]]:
+        """(job, its prepared request) for each job still wanted; a job that fails here gets its error alone."""
         ready = []
         for job in jobs:
-            if job.cancel.is_set():  # the client left while this waited in the queue
-                continue
             try:
-                ready.append((job, job.prepare(self.synth)))
+                if not job.cancel.is_set():  # else the client left while this waited in the queue
+                    request = job.prepare(self.synth)
+                    self.synth.voice_latents(request)  # a bad reference clip fails this request, not the batch
+                    ready.append((job, request))
+                    continue
             except BaseException as err:
                 job.put(err)
+            self.release()
+        return ready
+
+    def _arrived(self) -> list["Job"]:
+        jobs = []
+        while True:
+            try:
+                jobs.append(self._jobs.get_nowait())
+            except queue.Empty:
+                return jobs
+
+    def _speak(self, jobs: list["Job"]) -> None:
+        """Speaks the jobs as one continuous batch, which jobs arriving meanwhile join; each job's chunks
+        go to it in order, and its slot in the queue is freed as soon as it is done."""
+        ready, done = self._ready(jobs), set()
         if not ready:
             return
+
+        def incoming():
+            new = self._ready(self._arrived())
+            ready.extend(new)
+            return [request for _, request in new]
+
         try:
-            for index, chunk in self.synth.generate_many([r for _, r in ready], max_batch=self.max_batch):
+            for index, chunk in self.synth.generate_many([r for _, r in ready], max_batch=self.max_batch, incoming=incoming):
                 job = ready[index][0]
-                if not job.cancel.is_set():
+                if chunk is None:
+                    job.put(_DONE)
+                    done.add(index)
+                    self.release()
+                elif not job.cancel.is_set():
                     job.put(chunk)
-                if all(job.cancel.is_set() for job, _ in ready):
-                    break  # every client went away
-            for job, _ in ready:
-                job.put(_DONE)
+                if self._jobs.empty() and all(j.cancel.is_set() for i, (j, _) in enumerate(ready) if i not in done):
+                    break  # every client still waiting went away
         except BaseException as err:  # delivered to the requests, which answer with an error
-            for job, _ in ready:
-                job.put(err)
+            for i, (job, _) in enumerate(ready):
+                if i not in done:
+                    job.put(err)
+        finally:
+            for i in range(len(ready)):
+                if i not in done:
+                    self.release()
 
 
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,

@@ -8,11 +8,13 @@ refuse bad input without queueing it.
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -162,20 +164,25 @@ class Synthesizer:
         """Audio as it is decoded, in blocks of a sentence, the pause before a sentence in its first block;
         float32, 24 kHz. With `stream` off each sentence is one block, decoded by the vocoder in one go."""
         for _, chunk in self.generate_many([request], stream):
-            yield chunk
+            if chunk is not None:
+                yield chunk
 
-    def generate_many(self, requests: list[SpeechRequest], stream: bool = True,
-                      max_batch: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-        """(request index, chunk) for several requests at once, each request's chunks in order. All their
-        sentences decode together, `max_batch` at a time, taken round-robin (first sentences first), so a
-        long request does not hold a short one back."""
-        voices = [self._conditioning(r.voice) for r in requests]
-        order = sorted(((j, i) for i, r in enumerate(requests) for j in range(len(r.sentences))))
-        size = max_batch or self.max_batch
-        for at in range(0, len(order), size):
-            wave = [_Cursor(i, j, size=self.stream_chunk_codes) for j, i in order[at:at + size]]
-            rows = [self._row(requests[c.request], c.sentence, voices[c.request][0]) for c in wave]
-            yield from self._decode_wave(requests, voices, wave, rows, stream)
+    def generate_many(self, requests: list[SpeechRequest], stream: bool = True, max_batch: int | None = None,
+                      incoming: Callable[[], list[SpeechRequest]] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
+        """(request index, chunk) for several requests at once, each request's chunks in order and then
+        (index, None) when it is done. Their sentences decode in one continuous batch of up to `max_batch`
+        rows, first sentences first, so a long request does not hold a short one back; a row that finishes
+        makes room for the next sentence at once. `incoming`, asked every few tokens, gives more requests
+        (indexed on from the last), which join the running batch."""
+        batcher = _Batcher(self, max_batch or self.max_batch, stream)
+        for request in requests:
+            batcher.add(request)
+        yield from batcher.run(incoming)
+
+    def voice_latents(self, request: SpeechRequest):
+        """The request's voice as (GPT conditioning latents, speaker embedding), cached; a reference clip
+        that cannot be used fails here."""
+        return self._conditioning(request.voice)
 
     def speak(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> np.ndarray:
         """The whole text as one float32 array at 24 kHz (settings as in `prepare`)."""
@@ -200,36 +207,6 @@ class Synthesizer:
                    temperature=settings.get("temperature", 0.75), top_k=settings.get("top_k", 50),
                    top_p=settings.get("top_p", 0.85), repetition_penalty=settings.get("repetition_penalty", 10.0),
                    seed=seed)
-
-    @torch.inference_mode()
-    def _decode_wave(self, requests, voices, wave: list[_Cursor], rows: list[Row], stream: bool):
-        """Runs the GPT over `rows` and, as latents arrive, decodes each request's current sentence in
-        blocks (a small first one, so the first sound comes soon); a finished sentence hands over to the
-        request's next one. Each block is decoded once, over a bounded window (linear in the length)."""
-        gap = np.zeros(int(GAP_SECONDS * self.sample_rate), dtype=np.float32)
-        fade = int(FADE_SECONDS * self.sample_rate)
-        heads: dict[int, list[int]] = {}
-        for k, cursor in enumerate(wave):
-            heads.setdefault(cursor.request, []).append(k)
-        for progress in self.decoder.generate(rows):
-            for r, queue in heads.items():
-                request, embedding = requests[r], voices[r][1]
-                stretch = 1.0 / request.settings.get("speed", 1.0)
-                while queue:
-                    k, c = queue[0], wave[queue[0]]
-                    n, last = progress.lengths[k], progress.finished[k]
-                    latents = progress.latents[k, :n]
-                    while stream and n > c.done + c.size + self.vocoder.margin(stretch):  # ">": the last block is never empty
-                        wav, c.tail = self.vocoder.block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
-                        c.done, c.size = c.done + c.size, self.stream_chunk_codes * self.later_chunk_factor
-                        yield r, self._finish_block(c, wav, False, gap, fade)
-                    if not last:
-                        break
-                    wav = self.vocoder.block(latents, c.done, n, c.tail, embedding, stretch, last=True)[0]
-                    yield r, self._finish_block(c, wav, True, gap, fade)
-                    self.stats.sentences += 1
-                    self.stats.codes += n
-                    queue.pop(0)
 
     def _finish_block(self, cursor: _Cursor, wav: np.ndarray, last: bool, gap, fade: int) -> np.ndarray:
         """Fades a block's outer edges, trims a sentence's trailing silence, puts the pause before it."""
@@ -333,6 +310,82 @@ class Synthesizer:
                 raise
             raise UserError(f"reference clips too short: {', '.join(map(str, clips))}",
                             fix="use clips of 3-12 s of clean speech") from err
+
+
+class _Batcher:
+    """Sentences of many requests through one continuous GPT batch, and each request's audio in order:
+    its current sentence is vocoded in blocks as its latents arrive (a small first block, so the first
+    sound comes soon); a sentence that finishes before its turn keeps its latents until then."""
+
+    def __init__(self, synth: "Synthesizer", max_batch: int, stream: bool):
+        self.synth, self.max_batch, self.stream = synth, max_batch, stream
+        self.requests: list[SpeechRequest] = []
+        self.voices: list = []
+        self.waiting: list[tuple[int, int]] = []  # (sentence, request): first sentences first
+        self.order: dict[int, deque] = {}  # request -> its sentences' keys not yet fully spoken
+        self.cursors: dict[tuple[int, int], _Cursor] = {}
+        self.kept: dict[tuple[int, int], torch.Tensor] = {}  # latents of sentences finished before their turn
+        self.live = 0
+        gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), dtype=np.float32)
+        self.gap, self.fade = gap, int(FADE_SECONDS * synth.sample_rate)
+
+    def add(self, request: SpeechRequest) -> None:
+        i = len(self.requests)
+        self.requests.append(request)
+        self.voices.append(self.synth.voice_latents(request))
+        self.order[i] = deque((i, j) for j in range(len(request.sentences)))
+        for j in range(len(request.sentences)):
+            heapq.heappush(self.waiting, (j, i))
+
+    def rows(self) -> list[Row]:
+        """Rows for the free places in the batch."""
+        rows = []
+        while self.waiting and self.live < self.max_batch:
+            j, i = heapq.heappop(self.waiting)
+            self.cursors[i, j] = _Cursor(i, j, size=self.synth.stream_chunk_codes)
+            rows.append(self.synth._row(self.requests[i], j, self.voices[i][0]))
+            rows[-1].key, self.live = (i, j), self.live + 1
+        return rows
+
+    def run(self, incoming) -> Iterator[tuple[int, np.ndarray | None]]:
+        def more():
+            for request in incoming() if incoming else []:
+                self.add(request)
+            return self.rows()
+
+        for progress in self.synth.decoder.generate(self.rows(), more):
+            self.live -= sum(progress.finished.values())
+            for i in [i for i, keys in self.order.items() if keys]:
+                yield from self._speak(i, progress)
+            for key, finished in progress.finished.items():
+                if finished and key in self.order[key[0]]:  # not its turn yet
+                    self.kept[key] = progress.latents[key].clone()
+
+    def _speak(self, i: int, progress) -> Iterator[tuple[int, np.ndarray | None]]:
+        """Request i's audio that is ready: blocks of its current sentence, and the next ones if done."""
+        synth, keys, request = self.synth, self.order[i], self.requests[i]
+        stretch, embedding = 1.0 / request.settings.get("speed", 1.0), self.voices[i][1]
+        while keys:
+            key, c = keys[0], self.cursors.get(keys[0])
+            if key in self.kept:
+                latents, last = self.kept.pop(key), True
+            elif key in progress.finished:
+                latents, last = progress.latents[key], progress.finished[key]
+            else:
+                return  # not in the batch yet
+            n = len(latents)
+            while self.stream and n > c.done + c.size + synth.vocoder.margin(stretch):  # ">": the last block is never empty
+                wav, c.tail = synth.vocoder.block(latents, c.done, c.done + c.size, c.tail, embedding, stretch)
+                c.done, c.size = c.done + c.size, synth.stream_chunk_codes * synth.later_chunk_factor
+                yield i, synth._finish_block(c, wav, False, self.gap, self.fade)
+            if not last:
+                return
+            wav = synth.vocoder.block(latents, c.done, n, c.tail, embedding, stretch, last=True)[0]
+            yield i, synth._finish_block(c, wav, True, self.gap, self.fade)
+            synth.stats.sentences, synth.stats.codes = synth.stats.sentences + 1, synth.stats.codes + n
+            keys.popleft()
+            del self.cursors[key]
+        yield i, None
 
 
 def check_model_folder(model_dir: str | Path) -> Path:
