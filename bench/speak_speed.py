@@ -127,23 +127,28 @@ def _serve(synth, max_batch: int):
     return server, f"http://127.0.0.1:{port}/v1/audio/speech"
 
 
-def throughput(sides: Sides, concurrency: list[int]) -> dict:
-    """Per level N: coqui says N sentences one after another, then N clients ask our server at once."""
+def throughput(sides: Sides, concurrency: list[int], rounds: int = 1) -> dict:
+    """Per level N: coqui says N x `rounds` sentences one after another, then N clients ask our server at
+    once, each `rounds` requests in a row (from the second on, requests arrive while others are spoken)."""
     import httpx
     import soundfile
 
     server, url = _serve(sides.synth, max(concurrency))
 
     def client(c: int) -> float:
-        body = {"input": SENTENCES[c % len(SENTENCES)], "voice": "alloy", "response_format": "wav", "seed": c}
-        response = httpx.post(url, json=body, timeout=1800)
-        response.raise_for_status()
-        return soundfile.info(io.BytesIO(response.content)).duration
+        audio = 0.0
+        for r in range(rounds):
+            body = {"input": SENTENCES[(c + r) % len(SENTENCES)], "voice": "alloy", "response_format": "wav",
+                    "seed": c + 100 * r}
+            response = httpx.post(url, json=body, timeout=1800)
+            response.raise_for_status()
+            audio += soundfile.info(io.BytesIO(response.content)).duration
+        return audio
 
     results = {}
     try:
         for n in concurrency:
-            texts = [SENTENCES[c % len(SENTENCES)] for c in range(n)]
+            texts = [SENTENCES[(c + r) % len(SENTENCES)] for c in range(n) for r in range(rounds)]
             c_wall, c_audio = sides.coqui(texts, 0)
             with ThreadPoolExecutor(n) as pool:
                 wall, audio = _timed(lambda: sum(pool.map(client, range(n))))
@@ -176,6 +181,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads for both sides (default: torch's)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--rounds", type=int, default=1, help="requests each client sends one after another")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto", help="ours only (coqui runs as it loads): auto, fp32, fp16, bf16")
     parser.add_argument("--out", type=Path)
@@ -190,7 +196,7 @@ def main() -> None:
     print(json.dumps(seq, indent=1), flush=True)
     tfa = first_audio(sides, 3)
     print(json.dumps(tfa), flush=True)
-    thr = throughput(sides, args.concurrency)
+    thr = throughput(sides, args.concurrency, args.rounds)
     result = {
         "command": "python " + " ".join(sys.argv),
         "model": {"gpt_layers": args.layers, "gpt_width": args.width, "stop_bias": args.stop_bias, "vocoder": "release shape"},

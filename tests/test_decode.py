@@ -205,3 +205,16 @@ def test_precision_is_chosen_per_device_and_a_slow_one_refused():
     else:
         with pytest.raises(UserError, match="natively"):
             inference_dtype("bf16", "cpu")
+
+
+def test_a_batch_that_never_empties_keeps_its_cache_small(talker, voice):
+    tokens = talker.model.tokenizer.encode(TEXTS[2], lang="en")
+    rows = [Row(talker.decoder.prefix(voice[0], tokens), 12, seed=s) for s in range(12)]  # 12 codes at most
+    feed, slots, finished = rows[1:], [], 0
+    for progress in talker.decoder.generate(rows[:1], more=lambda: [feed.pop(0)] if feed else []):
+        slots.append(progress.slots)
+        finished += sum(progress.finished.values())
+    # One row joins at each report, so the batch runs ~50 steps without emptying; the slots no row attends
+    # to any more are dropped, so the cache holds about a prefix and the longest row in flight.
+    assert finished == 12 and len(slots) >= 12
+    assert max(slots) <= len(rows[0].prefix) + 2 * (12 + talker.decoder.sync_every)

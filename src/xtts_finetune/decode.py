@@ -52,6 +52,7 @@ class Progress:
     codes: dict
     latents: dict
     finished: dict
+    slots: int = 0  # cache slots in use: bounded by the rows in flight, however long the batch runs
 
 
 class GptDecoder:
@@ -247,7 +248,7 @@ class _Batch:
         lengths = self.lengths.tolist()
         return Progress({k: self.codes[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
                         {k: self.latents[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
-                        {k: not f for k, f in zip(self.keys, flags)})
+                        {k: not f for k, f in zip(self.keys, flags)}, self.used)
 
     def keep(self, flags: list[bool], code: torch.Tensor) -> torch.Tensor:
         """Drops the finished rows (their cache rows too); returns the last codes of those kept."""
@@ -259,8 +260,10 @@ class _Batch:
         for name in ("first", "steps", "lengths", "max_codes", "alive", "seen", "codes", "latents"):
             setattr(self, name, getattr(self, name)[keep])
         self.sampling = self.sampling.take(keep)
+        low = int(self.first.min()) if at else 0  # slots no row attends to any more
         for cache in self.d._cache:
-            cache[:, :len(at), :, :self.used] = cache[:, keep, :, :self.used]
+            cache[:, :len(at), :, :self.used - low] = cache[:, keep, :, low:self.used]
+        self.first, self.used = self.first - low, self.used - low  # a batch that never empties stays small
         return code[keep]
 
 
