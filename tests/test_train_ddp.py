@@ -127,6 +127,36 @@ def test_a_ranks_python_error_is_named_from_torchruns_report():
     assert _failure(report) == "rank 3 failed: xtts_finetune.errors.UserError: clip.wav cannot be read"
 
 
+def test_a_killed_rank_is_named_though_torchrun_blames_its_peer():
+    """torchrun's root cause prefers a rank that wrote an error file: here rank 0, which only lost its peer."""
+    from xtts_finetune.train.distributed import _failure
+
+    report = """============================================================
+xtts_finetune.train.rank FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  time      : 2026-12-01_19:50:02
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 20848)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 20848
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-01_19:50:01
+  host      : localhost
+  rank      : 0 (local_rank: 0)
+  exitcode  : -15 (pid: 20847)
+  error_file: /tmp/torchelastic/error.json
+  traceback : Traceback (most recent call last):
+    File "recipe.py", line 150, in train
+  RuntimeError: [gloo/transport/tcp/pair.cc:538] Read error [127.0.0.1]:1952: Connection reset by peer
+============================================================""".splitlines()
+    assert _failure(report) == "rank 1 failed: Signal 9 (SIGKILL) received by PID 20848"
+
+
 def test_n_ranks_plan_the_steps_of_one_process_accumulating_n_times_more():
     from xtts_finetune.train.config import plan_steps
 

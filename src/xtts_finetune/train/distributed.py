@@ -203,11 +203,19 @@ def _echo(line: str) -> None:
 
 
 def _failure(lines: list[str]) -> str:
-    """torchrun's root cause: the rank that failed first and its error (a Python error's last line, or a signal)."""
-    for i in range(len(lines) - 1, -1, -1):
-        if match := re.match(r"\s*rank\s*:\s*(\d+)", lines[i]):
-            cause = [l.split(":", 1)[1].strip() for l in lines[i:] if re.match(r"\s*(traceback|exitcode)\s*:", l)]
-            rest = [l.strip() for l in lines[i:] if l.strip() and not l.startswith(("=", "-"))]
-            last = rest[-1] if cause and cause[-1].startswith("Traceback") else (cause or ["?"])[-1]
-            return f"rank {match[1]} failed: {last}"
+    """The rank that failed and why (a Python error's last line, or a signal), from torchrun's report.
+
+    A rank killed by a signal is named first: torchrun's "root cause" prefers ranks that wrote an error
+    file, so a peer's consequent "Connection reset by peer" would otherwise hide a SIGKILLed rank."""
+    blocks = []
+    for i, line in enumerate(lines):
+        if match := re.match(r"\s*rank\s*:\s*(\d+)", line):
+            end = next((j for j in range(i + 1, len(lines)) if re.match(r"\s*(\[\d+\]:|rank\s*:|[=-]{8})", lines[j])), len(lines))
+            cause = [l.split(":", 1)[1].strip() for l in lines[i:end] if re.match(r"\s*(traceback|exitcode)\s*:", l)]
+            rest = [l.strip() for l in lines[i:end] if l.strip()]
+            blocks.append((match[1], rest[-1] if cause and cause[-1].startswith("Traceback") else (cause or ["?"])[-1]))
+    killed = [(rank, why) for rank, why in blocks if why.startswith("Signal") and "SIGTERM" not in why]
+    if killed or blocks:
+        rank, why = (killed or blocks)[-1]
+        return f"rank {rank} failed: {why}"
     return next((l.strip() for l in reversed(lines) if l.strip()), "no output")
