@@ -174,6 +174,7 @@ def test_rows_join_a_batch_in_flight_and_decode_as_alone(talker, voice):
 
 
 def test_a_bf16_vocoder_copy_sounds_like_fp32_and_leaves_coquis_in_fp32(talker, voice):
+    # The GPU's half-precision vocoder path (`--precision bf16`), run on the CPU.
     latent, embedding = voice
     tokens = talker.model.tokenizer.encode(TEXTS[1], lang="en")
     [(_, latents)] = talker.decoder.complete([Row(talker.decoder.prefix(latent, tokens), 40, top_k=1)])
@@ -183,28 +184,17 @@ def test_a_bf16_vocoder_copy_sounds_like_fp32_and_leaves_coquis_in_fp32(talker, 
     assert all(p.dtype == torch.float32 for p in talker.model.hifigan_decoder.parameters())
     snr = 10 * np.log10(np.mean(fp32**2) / np.mean((bf16 - fp32) ** 2))
     assert len(bf16) == len(fp32) and snr > 30  # measured ~46 dB on random weights
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # the whole engine in bf16, as `speak --precision bf16` runs it
-        synth = Synthesizer(talker.model_dir, device="cpu", latents_cache_dir=talker.cache.directory, precision="bf16")
-        audio = synth.speak(TEXTS[0], "en", "Tiny Speaker", top_k=1)
-        assert synth.decoder.own["blocks"][0].attn.c_attn.weight.dtype == torch.bfloat16
-        assert next(synth.vocoder.waveform.parameters()).dtype == torch.bfloat16
-        assert all(p.dtype == torch.float32 for p in synth.model.parameters())
-        assert len(audio) > 0.1 * synth.sample_rate and np.isfinite(audio).all()
 
 
 def test_precision_is_chosen_per_device_and_a_slow_one_refused():
     assert inference_dtype("auto", "cpu") == torch.float32 and inference_dtype("fp32", "cpu") == torch.float32
-    assert inference_dtype("auto", "cuda:0") == torch.float16 and inference_dtype("fp16", "cuda") == torch.float16
-    with pytest.raises(UserError, match="emulated") as err:
-        inference_dtype("fp16", "cpu")
-    assert "bf16" in err.value.fix
+    assert inference_dtype("auto", "cuda:0") == torch.float16 and inference_dtype("fp32", "cuda") == torch.float32
+    for slower in ("fp16", "bf16"):  # measured slower than fp32 on a CPU, even one with AMX
+        with pytest.raises(UserError, match="slower than fp32 on a CPU") as err:
+            inference_dtype(slower, "cpu")
+        assert "--precision auto" in err.value.fix
     with pytest.raises(UserError, match="unknown precision"):
         inference_dtype("int4", "cpu")
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # this CPU does bf16 natively (AVX512-BF16, AMX)
-        assert inference_dtype("bf16", "cpu") == torch.bfloat16
-    else:
-        with pytest.raises(UserError, match="natively"):
-            inference_dtype("bf16", "cpu")
 
 
 def test_a_batch_that_never_empties_keeps_its_cache_small(talker, voice):

@@ -83,8 +83,6 @@ def check_device() -> Check:
                          "train with a smaller batch size")
         return Check("device", True, detail)
     detail = "CPU only: fine-tuning will be slow; building datasets and speaking work"
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        detail += " (this CPU does bf16 natively: speak and serve with --precision bf16 for about twice the speed)"
     if torch.backends.mps.is_available():  # present, but coqui's trainer and XTTS inference here run on CUDA or CPU
         return Check("device", None, f"{detail} (an Apple GPU is present, but nothing here runs on MPS)",
                      "train on a machine with an NVIDIA GPU; speaking and datasets work on this Mac's CPU")

@@ -61,8 +61,7 @@ def register(sub) -> None:
 def _device_options(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: fp16 on a GPU, fp32 on a CPU; bf16 is about twice as fast on CPUs that do it "
-                             "natively (AVX512-BF16, AMX: `xtts-finetune doctor` says), a little less exact")
+                        help="on a GPU: auto (fp16), bf16 or fp32 (exact, slower); a CPU always runs fp32")
 
 
 def _speak(args) -> int:
