@@ -355,7 +355,9 @@ class _Batcher:
 
         for progress in self.synth.decoder.generate(self.rows(), more):
             self.live -= sum(progress.finished.values())
-            for i in [i for i, keys in self.order.items() if keys]:
+            # The vocoder runs here, one request after another: those with the fewest sentences left go
+            # first, so a short request that joined is not kept waiting behind a long one's sentences.
+            for i in sorted((i for i, keys in self.order.items() if keys), key=lambda i: len(self.order[i])):
                 yield from self._speak(i, progress)
             for key, finished in progress.finished.items():
                 if finished and key in self.order[key[0]]:  # not its turn yet
