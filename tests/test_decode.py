@@ -208,3 +208,17 @@ def test_a_batch_that_never_empties_keeps_its_cache_small(talker, voice):
     # to any more are dropped, so the cache holds about a prefix and the longest row in flight.
     assert finished == 12 and len(slots) >= 12
     assert max(slots) <= len(rows[0].prefix) + 2 * (12 + talker.decoder.sync_every)
+
+
+def test_a_cancelled_request_leaves_the_batch_and_the_others_go_on(talker):
+    long = talker.prepare("One. Two. Three. Four. Five.", "en", "Tiny Speaker", seed=1)
+    short = talker.prepare("Hello there, my friend.", "en", "Tiny Speaker", seed=2)
+    gone, got, before = set(), {0: [], 1: []}, talker.stats.sentences
+    for index, chunk in talker.generate_many([long, short], max_batch=2, cancelled=gone.__contains__):
+        got[index].append(chunk)
+        if index == 0:
+            gone.add(0)  # the client left after its first chunk
+    assert got[0][-1] is None and sum(c is None for c in got[0]) == 1 and len(got[0]) <= 3  # ended at the next report
+    assert talker.stats.sentences - before <= 3  # its other sentences were never decoded
+    alone = np.concatenate(list(talker.generate(short)))
+    assert got[1][-1] is None and np.allclose(np.concatenate(got[1][:-1]), alone, atol=1e-5)

@@ -91,12 +91,14 @@ class GptDecoder:
         return torch.cat([cond, text_emb[0], start[None].to(text_emb.dtype)]).to(self.dtype)
 
     @torch.inference_mode()
-    def generate(self, rows: list[Row], more: Callable[[], list[Row]] | None = None) -> Iterator[Progress]:
+    def generate(self, rows: list[Row], more: Callable[[], list[Row]] | None = None,
+                 drop: Callable[[Hashable], bool] | None = None) -> Iterator[Progress]:
         """Progress every `sync_every` steps until every row has said stop or reached its cap.
 
         `more`, asked at each report, gives rows that join the running batch (continuous batching): a
         row's prefix is written into the cache slots just before the batch's next one, so the rows in
-        flight go on undisturbed; one whose prefix is longer than the slots used so far waits a few steps."""
+        flight go on undisturbed; one whose prefix is longer than the slots used so far waits a few steps.
+        A row whose key `drop` names at a report is reported finished there and leaves the batch."""
         batch, waiting, code = _Batch(self), list(rows), None
         while True:
             hidden = batch.forward(code) if batch.size else None
@@ -111,6 +113,7 @@ class GptDecoder:
                 if i < self.sync_every - 1:
                     hidden = batch.forward(code)
             flags = batch.alive.tolist()  # the one host sync per `sync_every` tokens
+            flags = [f and not (drop and drop(k)) for f, k in zip(flags, batch.keys)]
             yield batch.progress(flags)
             code = batch.keep(flags, code)  # finished rows leave the batch: a CPU pays for every row it computes
             waiting += more() if more else []

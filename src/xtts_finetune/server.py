@@ -150,7 +150,8 @@ class Worker:
             return [request for _, request in new]
 
         try:
-            for index, chunk in self.synth.generate_many([r for _, r in ready], max_batch=self.max_batch, incoming=incoming):
+            for index, chunk in self.synth.generate_many([r for _, r in ready], max_batch=self.max_batch, incoming=incoming,
+                                                         cancelled=lambda i: ready[i][0].cancel.is_set()):
                 job = ready[index][0]
                 if chunk is None:
                     job.put(_DONE)

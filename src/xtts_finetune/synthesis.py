@@ -168,13 +168,15 @@ class Synthesizer:
                 yield chunk
 
     def generate_many(self, requests: list[SpeechRequest], stream: bool = True, max_batch: int | None = None,
-                      incoming: Callable[[], list[SpeechRequest]] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
+                      incoming: Callable[[], list[SpeechRequest]] | None = None,
+                      cancelled: Callable[[int], bool] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
         """(request index, chunk) for several requests at once, each request's chunks in order and then
         (index, None) when it is done. Their sentences decode in one continuous batch of up to `max_batch`
         rows, first sentences first, so a long request does not hold a short one back; a row that finishes
         makes room for the next sentence at once. `incoming`, asked every few tokens, gives more requests
-        (indexed on from the last), which join the running batch."""
-        batcher = _Batcher(self, max_batch or self.max_batch, stream)
+        (indexed on from the last), which join the running batch. A request `cancelled` names (its client
+        left) leaves the batch at the next report and ends there: (index, None), no more audio."""
+        batcher = _Batcher(self, max_batch or self.max_batch, stream, cancelled or (lambda i: False))
         for request in requests:
             batcher.add(request)
         yield from batcher.run(incoming)
@@ -317,8 +319,8 @@ class _Batcher:
     its current sentence is vocoded in blocks as its latents arrive (a small first block, so the first
     sound comes soon); a sentence that finishes before its turn keeps its latents until then."""
 
-    def __init__(self, synth: "Synthesizer", max_batch: int, stream: bool):
-        self.synth, self.max_batch, self.stream = synth, max_batch, stream
+    def __init__(self, synth: "Synthesizer", max_batch: int, stream: bool, cancelled: Callable[[int], bool]):
+        self.synth, self.max_batch, self.stream, self.cancelled = synth, max_batch, stream, cancelled
         self.requests: list[SpeechRequest] = []
         self.voices: list = []
         self.waiting: list[tuple[int, int]] = []  # (sentence, request): first sentences first
@@ -342,6 +344,8 @@ class _Batcher:
         rows = []
         while self.waiting and self.live < self.max_batch:
             j, i = heapq.heappop(self.waiting)
+            if self.cancelled(i):
+                continue
             self.cursors[i, j] = _Cursor(i, j, size=self.synth.stream_chunk_codes)
             rows.append(self.synth._row(self.requests[i], j, self.voices[i][0]))
             rows[-1].key, self.live = (i, j), self.live + 1
@@ -353,8 +357,11 @@ class _Batcher:
                 self.add(request)
             return self.rows()
 
-        for progress in self.synth.decoder.generate(self.rows(), more):
+        for progress in self.synth.decoder.generate(self.rows(), more, drop=lambda key: self.cancelled(key[0])):
             self.live -= sum(progress.finished.values())
+            for i in [i for i, keys in self.order.items() if keys and self.cancelled(i)]:
+                self.order[i].clear()  # its rows left the batch at this report; its waiting sentences never join
+                yield i, None
             # The vocoder runs here, one request after another: those with the fewest sentences left go
             # first, so a short request that joined is not kept waiting behind a long one's sentences.
             for i in sorted((i for i, keys in self.order.items() if keys), key=lambda i: len(self.order[i])):
