@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+from common import save_report
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -212,9 +213,7 @@ def main() -> None:
         },
     }
     print(json.dumps(result["ratios"], indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    save_report(result, args.out)
 
 
 if __name__ == "__main__":

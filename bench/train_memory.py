@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import model_arguments, save_report
+
 OPTIONS = {"baseline": {}, "activation_checkpointing": {"activation_checkpointing": True},
            "lora": {"lora_rank": None}, "optimizer_8bit": {"optimizer_8bit": True}}
 
@@ -68,20 +70,13 @@ def one(option: str, workspace: Path, base: Path, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--width", type=int, default=512)
-    parser.add_argument("--clips", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=2)
+    model_arguments(parser, clips=4)
     parser.add_argument("--lora", type=int, default=16, help="LoRA rank")
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.root / "ws", args.root / "base", args)))
         return
 
-    sys.path.insert(0, str(Path(__file__).parent))
     from train_speed import prepare
 
     root = Path(tempfile.mkdtemp(prefix="train-memory-"))
@@ -100,9 +95,7 @@ def main() -> None:
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
               "settings": {k: getattr(args, k) for k in ("layers", "width", "clips", "batch_size", "lora")},
               **results, "load_average_after": os.getloadavg()}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    save_report(report, args.out)
 
 
 def _fill_code_cache(workspace: Path, base: Path, home: Path) -> None:

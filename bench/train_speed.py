@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import model_arguments, save_report
+
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [
     "Hello there, my friend.",
@@ -91,16 +93,10 @@ def prepare(root: Path, args) -> tuple[Path, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--width", type=int, default=512)
+    model_arguments(parser, clips=13)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--clips", type=int, default=13)
     parser.add_argument("--lr", type=float, default=5e-6)
-    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--devices", type=int, default=0, help="compare ours on 1 device with ours on N instead")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.root / "ws", args.root / "base", args)))
@@ -138,9 +134,7 @@ def main() -> None:
         **results, "wall_time_ratio": round(ratio, 2),
         "cpu_time_ratio": round(cpu_ratio, 2), "load_average_after": os.getloadavg(),
     }
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    save_report(report, args.out)
 
 
 def _children_cpu_s() -> float:
