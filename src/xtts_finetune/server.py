@@ -1,8 +1,9 @@
 """REST server: an OpenAI-compatible speech endpoint over one `Synthesizer`.
 
 The model runs on a single worker thread that speaks the requests together, as one continuous batch
-of at most `max_batch` sentences (a request arriving joins the batch in flight); at most `max_queue` requests are admitted (running
-or waiting), the rest get 503 with Retry-After, so a burst never exhausts memory.
+of at most `max_batch` sentences (a request arriving joins the batch in flight, one whose client left
+leaves it); at most `max_queue` requests are admitted (running or waiting), the rest get 503 with
+Retry-After, so a burst never exhausts memory.
 The text front end runs on that thread too, inside the admitted work, so `/health` and open streams
 never wait for it. Before any body is read, the Host header (DNS rebinding) and the token are
 checked, and the body is counted as it arrives (chunked too). A client that leaves stops its work.
@@ -121,7 +122,7 @@ class Worker:
             try:
                 if not job.cancel.is_set():  # else the client left while this waited in the queue
                     request = job.prepare(self.synth)
-                    self.synth.voice_latents(request)  # a bad reference clip fails this request, not the batch
+                    self.synth.voice_latents(request.voice)  # a bad reference clip fails this request, not the batch
                     ready.append((job, request))
                     continue
             except BaseException as err:
@@ -159,8 +160,6 @@ class Worker:
                     self.release()
                 elif not job.cancel.is_set():
                     job.put(chunk)
-                if self._jobs.empty() and all(j.cancel.is_set() for i, (j, _) in enumerate(ready) if i not in done):
-                    break  # every client still waiting went away
         except BaseException as err:  # delivered to the requests, which answer with an error
             for i, (job, _) in enumerate(ready):
                 if i not in done:

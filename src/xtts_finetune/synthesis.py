@@ -181,11 +181,6 @@ class Synthesizer:
             batcher.add(request)
         yield from batcher.run(incoming)
 
-    def voice_latents(self, request: SpeechRequest):
-        """The request's voice as (GPT conditioning latents, speaker embedding), cached; a reference clip
-        that cannot be used fails here."""
-        return self._conditioning(request.voice)
-
     def speak(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, **settings) -> np.ndarray:
         """The whole text as one float32 array at 24 kHz (settings as in `prepare`)."""
         return np.concatenate(list(self.generate(self.prepare(text, language, voice, **settings), stream=False)))
@@ -276,7 +271,9 @@ class Synthesizer:
                             fix="give paths to existing audio files")
         return clips
 
-    def _conditioning(self, voice: str | tuple[Path, ...]):
+    def voice_latents(self, voice: str | tuple[Path, ...]):
+        """A checked voice as (GPT conditioning latents, speaker embedding), cached; a reference clip that
+        cannot be used fails here."""
         if isinstance(voice, tuple):
             clips = list(voice)
         elif voice == DEFAULT_VOICE and self.references:
@@ -328,13 +325,13 @@ class _Batcher:
         self.cursors: dict[tuple[int, int], _Cursor] = {}
         self.kept: dict[tuple[int, int], torch.Tensor] = {}  # latents of sentences finished before their turn
         self.live = 0
-        gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), dtype=np.float32)
-        self.gap, self.fade = gap, int(FADE_SECONDS * synth.sample_rate)
+        self.gap = np.zeros(int(GAP_SECONDS * synth.sample_rate), dtype=np.float32)
+        self.fade = int(FADE_SECONDS * synth.sample_rate)
 
     def add(self, request: SpeechRequest) -> None:
         i = len(self.requests)
         self.requests.append(request)
-        self.voices.append(self.synth.voice_latents(request))
+        self.voices.append(self.synth.voice_latents(request.voice))
         self.order[i] = deque((i, j) for j in range(len(request.sentences)))
         for j in range(len(request.sentences)):
             heapq.heappush(self.waiting, (j, i))
@@ -374,7 +371,7 @@ class _Batcher:
         """Request i's audio that is ready: blocks of its current sentence, and the next ones if done."""
         synth, keys, request = self.synth, self.order[i], self.requests[i]
         stretch, embedding = 1.0 / request.settings.get("speed", 1.0), self.voices[i][1]
-        while keys:
+        while keys and not self.cancelled(i):  # a cancelled request ends at the next report
             key, c = keys[0], self.cursors.get(keys[0])
             if key in self.kept:
                 latents, last = self.kept.pop(key), True
@@ -394,7 +391,8 @@ class _Batcher:
             synth.stats.sentences, synth.stats.codes = synth.stats.sentences + 1, synth.stats.codes + n
             keys.popleft()
             del self.cursors[key]
-        yield i, None
+        if not keys:
+            yield i, None
 
 
 def check_model_folder(model_dir: str | Path) -> Path:
