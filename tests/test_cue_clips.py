@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import soundfile as sf
 
-from speech import spoken_recording
+from speech import espeak, spoken_recording
 from test_dataset_subtitles import write_srt
 from xtts_finetune.cli import main
 from xtts_finetune.dataset import create_dataset, list_segments, load_manifest
@@ -107,14 +109,57 @@ def test_a_legacy_encoded_file_is_read_and_the_encoding_reported(tmp_path, talk,
     assert "note on" in capsys.readouterr().out
 
 
-def test_cues_cut_by_a_piece_boundary_are_reported_not_truncated(tmp_path, talk):
+@pytest.mark.parametrize("touching", [False, True])
+def test_cues_cut_by_a_piece_boundary_are_kept_whole(tmp_path, talk, touching):
+    """Pieces shorter than a sentence; with `touching`, each cue runs on to the next one's start (one long run of cues)."""
     from xtts_finetune.dataset import DatasetSettings
 
     wav, layout = talk
-    srt = write_srt(tmp_path / "talk.srt", [(s["start"], s["end"], s["text"]) for s in layout])
+    ends = [nxt["start"] for nxt in layout[1:]] + [layout[-1]["end"]] if touching else [s["end"] for s in layout]
+    srt = write_srt(tmp_path / "talk.srt", [(s["start"], end, s["text"]) for s, end in zip(layout, ends)])
     report = create_dataset(tmp_path / "ws", language="en", audio=[wav], subtitles=[srt],
                             settings=DatasetSettings(piece_seconds=2.0))  # pieces shorter than a sentence
-    straddling = [d for d in report.dropped if "straddle a cut" in d]
-    texts = [s.text for s in list_segments(tmp_path / "ws")]
-    assert straddling and len(texts) + len(straddling) == len(layout)
-    assert set(texts) <= set(SPOKEN)  # no clip holds a truncated sentence
+    assert not report.failed and not report.dropped
+    segments = list_segments(tmp_path / "ws")
+    assert [seg.text for seg in segments] == SPOKEN  # every cue, none cut by the pieces' boundaries
+    for seg, sentence, cue_end in zip(segments, layout, ends):
+        assert sentence["start"] - MARGIN_SECONDS <= seg.start <= sentence["start"]
+        assert sentence["end"] <= seg.end <= cue_end + MARGIN_SECONDS  # a touching cue's clip may keep some pause
+    assert all(a.end <= b.start for a, b in zip(segments, segments[1:]))  # no audio in two clips
+
+
+def _one_sentence(folder, text: str, seconds: float, cue: tuple[float, float]) -> float:
+    """folder/01.wav: `text` spoken by espeak-ng, padded or cut to `seconds`; folder/01.srt: one cue. Returns where the voice ends."""
+    import numpy as np
+
+    raw = espeak(text, folder.parent / "raw" / f"{folder.name}.wav")
+    audio, sr = sf.read(raw, dtype="float32")
+    audio = np.pad(audio, (0, max(0, int(seconds * sr) - len(audio))))[: int(seconds * sr)]
+    folder.mkdir(parents=True)
+    sf.write(folder / "01.wav", audio, sr)
+    write_srt(folder / "01.srt", [(*cue, text)])
+    return (np.flatnonzero(np.abs(audio) > 0.01 * np.abs(audio).max())[-1] + 1) / sr
+
+
+def test_speech_past_its_cue_reaches_the_next_pause_or_the_end_of_the_file(tmp_path):
+    """Issue 25: one cue 0.05-2.60 s per file; the voice ends after the cue, or the file ends before it."""
+    root, ws = tmp_path / "in", tmp_path / "ws"
+    ends = {"a": _one_sentence(root / "a", "The quick brown fox jumps over the lazy dog.", 2.85, (0.05, 2.60)),
+            "b": _one_sentence(root / "b", "Please call Stella and ask her to bring these.", 2.59, (0.05, 2.60)),
+            "c": _one_sentence(root / "c", "Please call Stella and ask her to bring these things.", 3.4, (0.05, 2.10))}
+    assert ends["c"] > 2.10 + MARGIN_SECONDS + 0.2  # the voice runs well past the cue and its margin
+    first = create_dataset(ws, language="en", audio=[root / "a"])
+    assert len(first.added) == 1
+    assert any("1 usable clip" in w and "training needs at least 2" in w for w in first.warnings)
+    second = create_dataset(ws, language="en", audio=[root / "b", root / "c"])
+    assert not second.dropped and not second.failed and not [w for w in second.warnings if "no speech" in w]
+    assert (second.train_segments, second.eval_segments) != (3, 0) and second.total_segments == 3
+    manifest = load_manifest(ws)
+    by_folder = {Path(src.path).parent.name: [seg for seg in manifest.segments if seg.source == src.hash]
+                 for src in manifest.sources}
+    for name, (seg,) in sorted(by_folder.items()):
+        assert seg.active and seg.start <= 0.05
+        assert seg.end >= min(ends[name], 2.59) - 0.005, name  # all of the voice, to the file's end for b
+        assert seg.end <= ends[name] + 0.1 + MARGIN_SECONDS
+    assert by_folder["b"][0].end == pytest.approx(2.59, abs=0.01)
+    assert not any("1 usable clip" in w for w in second.warnings)

@@ -18,14 +18,17 @@ import numpy as np
 
 from xtts_finetune.dataset.corpus import CorpusRow, read_corpus
 from xtts_finetune.dataset.manifest import (
-    Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id, unique_prefix,
+    MIN_TRAINING_CLIPS, Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id,
+    unique_prefix,
 )
 from xtts_finetune.dataset.media import (
     check_media_file, collect_media, decode_audio, fit_full_scale, resample, write_wav,
 )
-from xtts_finetune.dataset.segment import Clip, Span, plan_clips, uncovered_sound
+from xtts_finetune.dataset.segment import Clip, Span, plan_clips
 from xtts_finetune.dataset.slicer import iter_pieces
-from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
+from xtts_finetune.dataset.subtitles import (
+    SUBTITLE_EXTENSIONS, CueAudio, check_cues_fit, plan_cue_runs, read_subtitles,
+)
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import XTTS_LANGUAGES, check_language, language_name
 from xtts_finetune.progress import report
@@ -267,38 +270,37 @@ class _Run:
 
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
-        s, segments, end, left_out = self.settings, [], 0.0, 0.0
-        subs = read_subtitles(job.subtitles, self.language) if job.subtitles else None
-        if subs is not None:
-            runs, dropped = plan_cue_runs(subs, self.language)
-            self.dropped += subs.dropped + dropped
-            self.notes += [] if subs.encoding.startswith("utf") else [f"{subs.path.name}: read as {subs.encoding}"]
+        s, segments, end = self.settings, [], 0.0
+        if job.subtitles:
+            return self.cue_media(job, source_hash)
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
             end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {clock(piece.start)}")
-            if subs is None:
-                report(self.progress, "transcribe", piece.start, None, f"{job.media.name} from {clock(piece.start)}")
-                transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
-                                                         language=self.language, vad=s.vad)
-                self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
-                clips = _plan(transcript.words, s, self.language, audio, 0.15)
-                segments += self.segments(clips, audio, piece.start, source_hash, self.speaker)
-                continue
-            for run in (r for r in runs if piece.start <= (r.start + r.end) / 2 < piece.end):
-                lo, hi = max(run.start, piece.start), min(run.end, piece.end)
-                if run.words[0].start < lo or run.words[-1].end > hi:  # rare: a piece cut inside the cues' own pause
-                    self.dropped.append(f"{subs.path.name}: the cues at {run.start:.2f}-{run.end:.2f} s straddle a cut "
-                                        f"of the recording into pieces at {piece.start if lo > run.start else piece.end:.2f} s")
-                    continue
-                window = audio[int(round((lo - piece.start) * s.sample_rate)) : int(round((hi - piece.start) * s.sample_rate))]
-                words = [Span(w.start - lo, w.end - lo, w.text) for w in run.words]
-                segments += self.segments(_plan(words, s, self.language, window, 0.3), window, lo, source_hash, self.speaker)
-            spans = [(r.start - piece.start, r.end - piece.start) for r in runs if r.end > piece.start and r.start < piece.end]
-            left_out += uncovered_sound(audio, s.sample_rate, spans)
-        if subs is not None:
-            check_cues_fit(subs, end)
-            if left_out >= 0.1:
-                self.dropped.append(f"{subs.path.name}: {left_out:.1f} s of sound outside every cue was left out")
+            report(self.progress, "transcribe", piece.start, None, f"{job.media.name} from {clock(piece.start)}")
+            transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
+                                                     language=self.language, vad=s.vad)
+            self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
+            clips = _plan(transcript.words, s, self.language, audio, 0.15)
+            segments += self.segments(clips, audio, piece.start, source_hash, self.speaker)
         return segments, end
+
+    def cue_media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
+        """Clips of one recording within its subtitle cues (each run of cues whole, whatever the pieces)."""
+        s, segments = self.settings, []
+        subs = read_subtitles(job.subtitles, self.language)
+        runs, dropped = plan_cue_runs(subs, self.language, max_run_seconds=s.piece_seconds)
+        self.dropped += subs.dropped + dropped
+        self.notes += [] if subs.encoding.startswith("utf") else [f"{subs.path.name}: read as {subs.encoding}"]
+        cues = CueAudio(runs, s.sample_rate)
+        pieces = ((p.start, self._level(p.audio, f"{job.media.name} at {clock(p.start)}"))
+                  for p in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize))
+        for run, window in cues.windows(pieces):
+            words = [Span(w.start - run.start, w.end - run.start, w.text) for w in run.words]
+            segments += self.segments(_plan(words, s, self.language, window, 0.3), window, run.start, source_hash, self.speaker)
+        check_cues_fit(subs, cues.end)
+        self.dropped += cues.left_out(subs.path.name)
+        if cues.uncovered >= 0.1:
+            self.dropped.append(f"{subs.path.name}: {cues.uncovered:.1f} s of sound outside every cue was left out")
+        return segments, cues.end
 
     def corpus_row(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """One already cut and transcribed clip: re-encoded whole, checked against the bounds."""
@@ -374,6 +376,10 @@ def create_dataset(
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)
     out.train_segments = sum(s.split == "train" for s in active)
     out.eval_segments = out.total_segments - out.train_segments
+    if out.total_segments < MIN_TRAINING_CLIPS:
+        out.warnings.append(f"the dataset has {out.total_segments} usable clip{'s' * (out.total_segments != 1)}: "
+                            f"training needs at least {MIN_TRAINING_CLIPS} (one to train on, one for the eval split); "
+                            "add more recordings")
     report(progress, "dataset", len(jobs), len(jobs), "done")
     return out
 

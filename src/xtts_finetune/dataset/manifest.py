@@ -115,10 +115,13 @@ def assign_split(seg_id: str, eval_fraction: float) -> str:
     return "eval" if _unit_hash(seg_id) < eval_fraction else "train"
 
 
+MIN_TRAINING_CLIPS = 2  # training needs a clip in each split: one to learn from, one to measure the eval loss on
+
+
 def ensure_eval(manifest: Manifest) -> None:
     """Coqui's trainer needs an eval clip: if hashing put none there, move the smallest-hash one."""
     active = [s for s in manifest.segments if s.active]
-    if len(active) >= 2 and not any(s.split == "eval" for s in active):
+    if len(active) >= MIN_TRAINING_CLIPS and not any(s.split == "eval" for s in active):
         min(active, key=lambda s: _unit_hash(s.id)).split = "eval"
 
 

@@ -67,13 +67,37 @@ def frame_energy_db(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return 10 * np.log10(power + 1e-10)
 
 
-def uncovered_sound(audio: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]]) -> float:
-    """Seconds of sound (within 30 dB of the loud parts, above -60 dBFS) outside every (start, end) span."""
-    energy = frame_energy_db(audio, sample_rate)
-    sounding = energy > max(float(np.percentile(energy, 95)) - 30, -60.0)
-    for start, end in spans:
-        sounding[max(0, int(start / HOP_SECONDS)) : max(0, int(np.ceil(end / HOP_SECONDS)))] = False
-    return float(np.count_nonzero(sounding) * HOP_SECONDS)
+QUIET_HOLD_SECONDS = 0.2  # a pause, not the gap between two words
+
+
+class Sound:
+    """Which 10 ms frames of a stretch of audio hold sound: within 30 dB of its loud parts, above -60 dBFS."""
+
+    def __init__(self, audio: np.ndarray, sample_rate: int, offset: float = 0.0):
+        energy = frame_energy_db(audio, sample_rate)
+        self.frames = energy > max(float(np.percentile(energy, 95)) - 30, -60.0)
+        self.offset = offset  # where the audio starts in the recording, in seconds: times here are the recording's
+
+    def _frame(self, t: float) -> int:
+        return min(len(self.frames), max(0, int(round((t - self.offset) / HOP_SECONDS))))
+
+    def outside(self, spans: Sequence[tuple[float, float]], until: Optional[float] = None) -> float:
+        """Seconds of sound (before `until`) outside every (start, end) span."""
+        sounding = self.frames[: len(self.frames) if until is None else self._frame(until)].copy()
+        for start, end in spans:
+            sounding[self._frame(start) : self._frame(end)] = False
+        return float(np.count_nonzero(sounding) * HOP_SECONDS)
+
+    def quiet_after(self, t: float, limit: float, hold: float = QUIET_HOLD_SECONDS) -> float:
+        """Where the first pause of `hold` seconds at or after `t` begins; `limit` when none begins before it."""
+        need = max(1, int(round(hold / HOP_SECONDS)))
+        lo, hi = self._frame(t), self._frame(limit)
+        quiet = (~self.frames[lo : hi + need - 1]).astype(np.int32)
+        if len(quiet) >= need:
+            starts = np.flatnonzero(np.convolve(quiet, np.ones(need, dtype=np.int32), mode="valid") == need)
+            if len(starts) and starts[0] < hi - lo:
+                return min(limit, self.offset + (lo + int(starts[0])) * HOP_SECONDS)
+        return limit
 
 
 class _Silence:
@@ -122,6 +146,9 @@ def _cuts(words: Sequence[Timed], duration: float, silence: Optional[_Silence], 
     for g in range(len(words) + 1):
         prev = words[g - 1] if g > 0 else None
         nxt = words[g] if g < len(words) else None
+        if nxt is None and prev is not None and prev.end >= duration:  # the audio ends inside the last word: keep all
+            cuts.append(_Cut(left_end=duration, right_start=duration, silence=0.0))
+            continue
         a = prev.end if prev else 0.0
         b = nxt.start if nxt else duration
         lo, hi = min(a, b), max(a, b)

@@ -9,11 +9,17 @@ Every cue that is not used is reported with its index and reason.
 from __future__ import annotations
 
 import html
+import math
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
-from xtts_finetune.dataset.segment import NO_SPACE_LANGUAGES, Span
+import numpy as np
+
+from xtts_finetune.dataset.segment import NO_SPACE_LANGUAGES, Sound, Span
+from xtts_finetune.dataset.slicer import quietest_cut
 from xtts_finetune.errors import UserError
 from xtts_finetune.text.normalize import normalize_transcript
 from xtts_finetune.utils import read_text_any
@@ -124,6 +130,8 @@ def read_subtitles(path: str | Path, language: str | None = None) -> Subtitles:
 MARGIN_SECONDS = 0.25  # a clip may start/end this far outside its cues, at the quietest point there
 OVERLAP_SECONDS = 0.1  # cues overlapping by more are two people talking at once
 PAST_END_SECONDS = 1.0  # a cue ending this long after the audio does not belong to it
+OVERRUN_SECONDS = 1.0  # speech may run this far past its last cue's end, to the next pause: cues often end early
+PARTING_SILENCE_SECONDS = 0.1  # a long run of touching cues is split at the quietest stretch this long
 
 
 @dataclass
@@ -131,8 +139,10 @@ class CueRun:
     """Adjacent cues that may share clips, and the stretch of audio their clips may take."""
 
     start: float
-    end: float
+    end: float  # until the audio is read: the last cue's end plus the margin (or a boundary)
     words: list[Span]
+    limit: float = math.inf  # how far speech running past the last cue may take the run: the next run or boundary
+    split: bool = False  # split from the next run between two touching cues: they part at the quietest point there
 
 
 def _words(cue: Cue, text: str, language: str) -> list[Span]:
@@ -147,13 +157,8 @@ def _words(cue: Cue, text: str, language: str) -> list[Span]:
     return words
 
 
-def plan_cue_runs(subs: Subtitles, language: str, margin: float = MARGIN_SECONDS) -> tuple[list[CueRun], list[str]]:
-    """(runs of cues that become clips, every cue left out with its reason).
-
-    Captions ([music], (laughs)) and overlapping cues are left out and act as boundaries: no
-    clip reaches into them. Cues closer than two margins are one run; others never share a clip,
-    so speech between cues that no cue covers is never in a clip.
-    """
+def _speech_cues(subs: Subtitles, language: str) -> tuple[list[tuple[Cue, str]], list[Cue], list[str]]:
+    """(speech cues with their text, boundary cues, every cue left out with its reason)."""
     name, speech, bounds, dropped = subs.path.name, [], [], []
     for cue in subs.cues:
         text = normalize_transcript(cue.text, language)
@@ -173,17 +178,103 @@ def plan_cue_runs(subs: Subtitles, language: str, margin: float = MARGIN_SECONDS
         if cue.index in overlapping:
             bounds.append(cue)
             dropped.append(f"{name} cue {cue.index} at {cue.start:.2f} s: overlaps another cue (two voices at once)")
+    return [(c, t) for c, t in speech if c.index not in overlapping], bounds, dropped
+
+
+def plan_cue_runs(subs: Subtitles, language: str, margin: float = MARGIN_SECONDS,
+                  max_run_seconds: float = 600.0) -> tuple[list[CueRun], list[str]]:
+    """(runs of cues that become clips, every cue left out with its reason).
+
+    Captions ([music], (laughs)) and overlapping cues are left out and act as boundaries: no
+    clip reaches into them. Cues closer than two margins are one run; others never share a clip,
+    so speech between cues that no cue covers is never in a clip. A run of touching cues longer
+    than `max_run_seconds` is split between two of its cues, so a run's audio always fits in memory.
+    """
+    speech, bounds, dropped = _speech_cues(subs, language)
     runs: list[CueRun] = []
     last: Cue | None = None
-    for cue, text in ((c, t) for c, t in speech if c.index not in overlapping):
+    for cue, text in speech:
         between = last is not None and any(b.end > last.end and b.start < cue.start for b in bounds)
         if last is None or cue.start - last.end > 2 * margin or between:
             lo = max([cue.start - margin, 0.0] + [min(b.end, cue.start) for b in bounds if b.end <= cue.start + OVERLAP_SECONDS])
             runs.append(CueRun(lo, 0.0, []))
+        elif cue.end - runs[-1].start > max_run_seconds:  # the parting point is found in the audio (CueAudio)
+            runs[-1].split = True
+            runs.append(CueRun(last.end, 0.0, []))
+        fence = min([math.inf] + [max(b.start, cue.end) for b in bounds if b.start >= cue.end - OVERLAP_SECONDS])
         runs[-1].words += _words(cue, text, language)
-        runs[-1].end = min([cue.end + margin] + [max(b.start, cue.end) for b in bounds if b.start >= cue.end - OVERLAP_SECONDS])
+        runs[-1].end, runs[-1].limit = min(cue.end + margin, fence), fence
         last = cue
+    for run, following in zip(runs, runs[1:]):
+        run.limit = min(run.limit, following.start)
     return runs, dropped
+
+
+class CueAudio:
+    """Each cue run's stretch of a recording that is read piece by piece, with the speech it holds.
+
+    A run that a piece boundary cuts waits for the next piece (its audio so far is kept), so no cue is
+    lost to a boundary. Speech still sounding at a run's last cue end keeps the run going to the next
+    pause (at most OVERRUN_SECONDS, never into the next run or a boundary) or to the end of the file.
+    """
+
+    def __init__(self, runs: list[CueRun], sample_rate: int):
+        self.pending = deque(runs)
+        self.sample_rate = sample_rate
+        self.end = 0.0  # of the audio read so far: the recording's duration once every piece is read
+        self.uncovered = 0.0  # seconds of sound outside every run
+
+    def windows(self, pieces: Iterable[tuple[float, np.ndarray]]) -> Iterator[tuple[CueRun, np.ndarray]]:
+        """(run, its audio) for every run, from (start, audio) pieces in order; each run's end is set."""
+        start, audio, sr = 0.0, np.zeros(0, dtype=np.float32), self.sample_rate
+        pieces = iter(pieces)
+        upcoming = next(pieces, None)
+        while upcoming is not None:
+            if not len(audio):
+                start = upcoming[0]
+            audio = np.concatenate([audio, upcoming[1]])
+            upcoming = next(pieces, None)
+            self.end = start + len(audio) / sr
+            sound, done = Sound(audio, sr, start), []
+            while self.pending and self.pending[0].start < self.end:
+                stop = self._stop(audio, start, sound, last=upcoming is None)
+                if stop is None:
+                    break  # it runs on into the next piece
+                run = self.pending.popleft()
+                run.end = stop
+                done.append((run.start, run.end))
+                yield run, audio[int(round((run.start - start) * sr)) : int(round((run.end - start) * sr))]
+            keep = min(self.pending[0].start, self.end) if self.pending and upcoming is not None else self.end
+            self.uncovered += sound.outside(done, until=keep)
+            kept_from = int(round((keep - start) * sr))
+            audio, start = audio[kept_from:], start + kept_from / sr
+
+    def _stop(self, audio: np.ndarray, start: float, sound: Sound, last: bool) -> float | None:
+        """Where the first pending run's audio ends; None when that is past the audio read so far and more is coming.
+
+        `audio` starts at `start` seconds and `sound` describes it.
+        """
+        run = self.pending[0]
+        if run.split:  # it parts from the next run at the quietest point between its last word and the next one's first
+            following = self.pending[1]
+            hi = min(following.words[0].end, self.end)
+            if hi < following.words[0].end and not last:
+                return None
+            cut = quietest_cut(audio, self.sample_rate, run.words[-1].start - start, hi - start, PARTING_SILENCE_SECONDS)
+            following.start = start + cut / self.sample_rate
+            return following.start
+        speech_end = run.words[-1].end
+        ceiling = min(run.limit, speech_end + OVERRUN_SECONDS)
+        pause = sound.quiet_after(speech_end, min(ceiling, self.end))
+        stop = min(ceiling, max(run.end, pause + MARGIN_SECONDS))
+        if stop > self.end:
+            return self.end if last else None
+        return stop
+
+    def left_out(self, name: str) -> list[str]:
+        """Runs that start after the recording ends (their cues lie within PAST_END_SECONDS of it)."""
+        return [f"{name}: the cue(s) at {run.words[0].start:.2f} s start after the audio ends ({self.end:.2f} s)"
+                for run in self.pending]
 
 
 def check_cues_fit(subs: Subtitles, duration: float) -> None:
