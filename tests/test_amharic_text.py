@@ -1,4 +1,5 @@
-"""The Amharic front end: numbers (expected values derived here by separate arithmetic), normalisation.
+"""The Amharic front end: numbers (expected values derived here by separate arithmetic, Ethiopic numerals
+checked against abyssinica, an independent converter), normalisation.
 
 G2P: tests/test_amharic_g2p.py."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from abyssinica.numerals import arabic_to_geez, geez_to_arabic
 
 from xtts_finetune.text.amharic import normalize_amharic
 from xtts_finetune.text.amharic_numbers import ethiopic_value, expand_numbers, ordinal_words
@@ -33,22 +35,6 @@ def words_value(words: str) -> int:
     return total + current
 
 
-def to_ethiopic(n: int) -> str:
-    """The test's own writer of Ethiopic numerals: base-100 groups, ፻ on odd places, ፼ per two places; a group
-    of 1 is written as its marks alone when it leads (፻, ፼), else with ፩ (so ፼፼፼ is never ambiguous)."""
-    ones = "፩፪፫፬፭፮፯፰፱"
-    tens = "፲፳፴፵፶፷፸፹፺"
-    out, place = [], 0
-    while n:
-        n, group = divmod(n, 100)
-        if group:
-            marks = ("፻" if place % 2 else "") + "፼" * (place // 2)
-            pair = (tens[group // 10 - 1] if group >= 10 else "") + (ones[group % 10 - 1] if group % 10 else "")
-            out.append(("" if group == 1 and place and not n else pair) + marks)
-        place += 1
-    return "".join(reversed(out))
-
-
 @pytest.mark.parametrize("n", [0, 7, 10, 11, 19, 20, 99, 100, 101, 110, 999, 1000, 1001, 2016, 10100, 100000,
                                1_000_000, 1_234_567, 10**9, 10**12, 999_999_999_999_999])
 def test_digits_read_as_the_number(n):
@@ -56,11 +42,30 @@ def test_digits_read_as_the_number(n):
 
 
 def test_random_numbers_up_to_a_trillion_in_digits_and_ethiopic_numerals():
+    """Digits read as words that mean the number; the Ethiopic numeral abyssinica (an independent
+    converter) writes for it reads the same."""
     rng = random.Random(17)
     for n in [rng.randrange(1, 10**rng.randint(1, 13)) for _ in range(300)]:
         words = expand_numbers(str(n))
         assert words_value(words) == n, (n, words)
-        assert expand_numbers(to_ethiopic(n)).strip() == words, (n, to_ethiopic(n))
+        numeral = arabic_to_geez(n)
+        assert ethiopic_value(numeral) == n, (n, numeral)
+        assert expand_numbers(numeral).strip() == words, (n, numeral)
+
+
+def test_random_ethiopic_numerals_read_as_abyssinica_reads_them():
+    """The other way: numerals written as people write them (hundreds before ፼, several ፼, a bare ፻ or ፼
+    for 1 of it), not only the canonical form, have the value abyssinica reads."""
+    rng = random.Random(25)
+    ones, tens = "፩፪፫፬፭፮፯፰፱", "፲፳፴፵፶፷፸፹፺"
+
+    def pair() -> str:  # 1..99, or nothing (an implicit 1 before a mark)
+        return rng.choice(["", rng.choice(tens), rng.choice(ones), rng.choice(tens) + rng.choice(ones)])
+
+    for _ in range(300):
+        numeral = "".join(pair() + rng.choice(["፻", "፼", "፻፼", "፼፼", "፻" + pair() + "፼"]) for _ in range(rng.randint(1, 3)))
+        numeral += pair()
+        assert ethiopic_value(numeral) == geez_to_arabic(numeral), numeral
 
 
 def test_standard_ethiopic_readings():
@@ -68,7 +73,9 @@ def test_standard_ethiopic_readings():
     assert ethiopic_value("፳፻፲፮") == 20 * 100 + 16
     assert ethiopic_value("፻፼") == 100 * 10_000
     assert ethiopic_value("፼፼") == 10_000 * 10_000
-    assert ethiopic_value("፭፻፼፫፼") == 5 * 100 * 10_000 + 3 * 10_000
+    assert ethiopic_value("፪፻፶፼") == 250 * 10_000  # issue 25: hundreds before ፼ belong to its multiplier
+    assert ethiopic_value("፭፻፼፫፼") == (500 * 10_000 + 3) * 10_000  # each ፼ multiplies all before it
+    assert words_value(expand_numbers("፪፻፶፼")) == 2_500_000
 
 
 def test_decimals_ordinals_money_percent_dates():

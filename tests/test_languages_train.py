@@ -50,7 +50,7 @@ def test_script_mode_extends_the_vocabulary_trains_exports_and_coqui_speaks_it(a
     workspace = _copy(amharic_workspace, tmp_path)
     result = train(workspace, tiny_xtts, _settings("auto"))  # auto: an unknown language gets `script`
     config = json.loads((result.run_dir / "config.json").read_text())
-    assert config["vocab_mode"] == "script" and config["frontend"] == {"name": "amharic", "version": "2"}
+    assert config["vocab_mode"] == "script" and config["frontend"] == {"name": "amharic", "version": "3"}
     status = [e for e in map(json.loads, (result.run_dir / "events.jsonl").read_text().splitlines())
               if e["type"] == "status"][0]
     assert "--vocab script" in status["message"]
@@ -72,7 +72,7 @@ def test_script_mode_extends_the_vocabulary_trains_exports_and_coqui_speaks_it(a
     folder = export_model(result.run_dir, "amharic", checkpoint="last")
     card = json.loads((folder / "model_card.json").read_text())
     assert card["language"] == "am" and "am" in card["languages"]
-    assert card["text_frontend"] == {"name": "amharic", "version": "2", "vocab": "script", "token_language": "am"}
+    assert card["text_frontend"] == {"name": "amharic", "version": "3", "vocab": "script", "token_language": "am"}
     assert (folder / "vocab.json").read_text() == run_vocab
 
     xtts_config = XttsConfig()

@@ -55,23 +55,23 @@ def ordinal_words(n: int) -> str:
 
 
 def ethiopic_value(numeral: str) -> int:
-    """The value of an Ethiopic numeral: a sequence of terms, each a pair (1..99, absent: 1) and the marks
-    after it, ፻ (first) for x100 and each ፼ for x10,000: ፼፻ = 10,000 + 100, ፳፻፲፮ = 2016, ፻፼ = 10^6, ፼፼ = 10^8."""
-    total = pair = power = 0
+    """The value of an Ethiopic numeral, read the way Ethiopic software writes them (Daniel Yacob's
+    algorithm, geez.org/Numerals): each ፼ multiplies by 10,000 all that comes before it, each ፻ by 100 all
+    that comes before it since the last ፼, and a mark with nothing to multiply stands for 1 of itself.
+    So ፪፻፶፼ = 250 x 10,000, ፻፼ = 10^6, ፼፼ = 10^8, ፼፻ = 10,000 + 100, ፭፻፼፫፼ = (500 x 10,000 + 3) x 10,000.
+    (The Unicode Standard's summary, one coefficient per power of 100 with its own marks, would read ፪፻፶፼
+    as 200 + 500,000: not how such numerals are written.)"""
+    total = section = pair = 0  # before the last ፼ (multiplied), since it (below 10^4), the current 1..99
     for char in numeral:
         if char in ETHIOPIC_DIGITS:
-            if power:  # a new term starts
-                total, pair, power = total + (pair or 1) * 100**power, 0, 0
             pair += ETHIOPIC_DIGITS[char]
-        elif char == ETHIOPIC_HUNDRED:  # ፻ opens a term's marks: after ፼ it is a new term, an implicit 1
-            if power:
-                total, pair, power = total + (pair or 1) * 100**power, 0, 0
-            power = 1
+        elif char == ETHIOPIC_HUNDRED:
+            section, pair = ((section + pair) or 1) * 100, 0
         elif char == ETHIOPIC_MYRIAD:
-            power += 2
+            total, section, pair = ((total + section + pair) or 1) * 10_000, 0, 0
         else:
             raise ValueError(f"{char!r} is not an Ethiopic numeral")
-    return total + ((pair or 1) * 100**power if power else pair)
+    return total + section + pair
 
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"

@@ -53,7 +53,7 @@ def _basic(text: str) -> str:
 def _amharic() -> FrontEnd:
     from xtts_finetune.text.amharic import amharic_g2p, normalize_amharic, romanize_ipa
 
-    return FrontEnd("amharic", "2", normalize_amharic, amharic_g2p, romanize_ipa)
+    return FrontEnd("amharic", "3", normalize_amharic, amharic_g2p, romanize_ipa)  # 3: Ethiopic numerals multiply (issue 25)
 
 
 @lru_cache(maxsize=None)
