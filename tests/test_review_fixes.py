@@ -126,3 +126,4 @@ def test_two_uploads_of_the_same_name_in_one_batch_are_both_kept(tmp_path):
         uploads.append(str(upload))
     copied = copy_uploads(UI(workspace=tmp_path / "ws", jobs=None), uploads, "media")
     assert [p.read_bytes() for p in copied] == [b"first take", b"second take, longer"]
+    assert [p.name for p in copied] == ["audio.wav", "audio.wav"]  # each keeps the name it was uploaded under

@@ -179,3 +179,39 @@ def test_statistics_carry_their_explanations():
     table = stats_html([("Clipping", "2: a<1>, b", STAT_HELP["Clipping"])])
     assert "a&lt;1&gt;" in table and 'title="Clips whose loudest samples' in table
     assert "No dataset yet" in stats_html([])
+
+
+def test_uploaded_files_keep_their_names_in_every_message(tmp_path):
+    """Issue 25: "broken take.wav" is reported as "broken take.wav", never "broken_take.wav". Through the
+    Dataset tab's own handler and job (subtitles, so no Whisper): the panel's problems, message and log."""
+    import json
+    import re
+
+    from speech import espeak
+    from test_dataset_subtitles import write_srt
+    from xtts_finetune.webui.app import build_app
+    from xtts_finetune.webui.common import job_html
+    from xtts_finetune.webui.jobs import JobRunner
+
+    picked = tmp_path / "picked"  # where Gradio keeps an upload: under the name the user chose
+    (picked / "broken take.wav").parent.mkdir()
+    (picked / "broken take.wav").write_text("not a recording")
+    espeak("Good morning to you.", picked / "my talk.wav")
+    write_srt(picked / "my talk.srt", [(0.1, 1.0, "Good morning to you."), (30.0, 31.0, "Not in this recording.")])
+    ws = tmp_path / "ws"
+    demo = build_app(ws)
+    create = next(f.fn for f in demo.fns.values() if getattr(f.fn, "__name__", "") == "on_create")
+    started = create([str(picked / "broken take.wav"), str(picked / "my talk.wav")], "", [str(picked / "my talk.srt")],
+                     "en", "speaker", "large-v3")
+    job_id = re.search(r'data-job="([^"]+)"', started).group(1)
+    record, deadline = ws / "jobs" / f"{job_id}.json", time.time() + 60
+    while json.loads(record.read_text())["status"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.1)
+    job = json.loads(record.read_text())
+    assert job["status"] == "failed"  # neither file gave a clip
+    assert sorted(row["file"] for row in job["problems"]) == ["broken take.wav", "my talk.wav"]
+    assert any("my talk.srt" in row["reason"] for row in job["problems"])  # the subtitle file too, as uploaded
+    shown = "\n".join([job["message"], *job["log"], json.dumps(job["problems"], ensure_ascii=False)])
+    assert "broken take.wav" in shown and "broken_take" not in shown and "my_talk" not in shown
+    assert sorted(p.name for p in (ws / "uploads").rglob("*.*")) == ["broken take.wav", "my talk.srt", "my talk.wav"]
+    assert "<b>broken take.wav</b>" in job_html(JobRunner(ws).get(job_id))  # the panel, as the page draws it

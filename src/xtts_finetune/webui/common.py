@@ -99,15 +99,19 @@ def safe_name(name: str, default: str = "file") -> str:
 
 
 def copy_uploads(ui: UI, files, folder: str) -> list[Path]:
-    """Copy files the browser uploaded into WORKSPACE/uploads/FOLDER/; uploads never land elsewhere."""
+    """Copy files the browser uploaded into WORKSPACE/uploads/FOLDER/; uploads never land elsewhere.
+
+    Each keeps the name it was uploaded under (as Gradio stored it, a valid name on this computer), so
+    every message about it names the file the user chose; a second file of the same name goes in FOLDER/2/.
+    """
     paths = []
     for item in files or []:
         src = Path(getattr(item, "name", item))
-        dest = safe_join(ui.workspace, "uploads", safe_name(folder), safe_name(src.name))
-        stem, n = dest.stem, 1
-        while dest in paths:  # two files of the same name in one upload: keep both
+        name = src.name if src.name not in ("", ".", "..") else safe_name(src.name)
+        dest, n = safe_join(ui.workspace, "uploads", safe_name(folder), name), 1
+        while dest in paths:
             n += 1
-            dest = dest.with_name(f"{stem}-{n}{dest.suffix}")
+            dest = safe_join(ui.workspace, "uploads", safe_name(folder), str(n), name)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists() or not filecmp.cmp(src, dest, shallow=False):  # same name and size is not the same clip
             shutil.copyfile(src, dest)
