@@ -48,7 +48,10 @@ def test_counts_and_durations_read_naturally():
     report = SimpleNamespace(added=["a"], failed=[("x.wav", "bad")], total_segments=1, train_segments=1,
                              eval_segments=0, total_seconds=4.0)
     assert dataset_summary(report) == ("Added 1 clip; the dataset now has 1 clip (1 train, 0 eval, 4.0 s). "
-                                       "1 file could not be used: see below.")
+                                       "1 file could not be used: see below. Training needs at least 2 clips "
+                                       "(one of them for the eval split): add more recordings.")  # issue 25
+    report.total_segments, report.train_segments, report.eval_segments = 2, 1, 1
+    assert dataset_summary(report).endswith("1 file could not be used: see below.")
 
 
 def test_a_reloaded_form_comes_from_the_last_job_that_worked():

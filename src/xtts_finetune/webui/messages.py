@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from xtts_finetune.dataset.manifest import MIN_TRAINING_CLIPS
+
 # The library speaks to the command line; on the page the same advice names buttons and fields.
 CLI_TO_UI = [
     (re.compile(r"start a new run without --resume"), "press Start training for a new run"),
@@ -103,6 +105,8 @@ def dataset_summary(report) -> str:
             f"({report.train_segments} train, {report.eval_segments} eval, {duration_text(report.total_seconds)}).")
     if failed:
         line += f" {plural(failed, 'file')} could not be used: see below."
+    if report.total_segments < MIN_TRAINING_CLIPS:
+        line += f" Training needs at least {MIN_TRAINING_CLIPS} clips (one of them for the eval split): add more recordings."
     return line
 
 
