@@ -270,9 +270,9 @@ class _Run:
 
     def media(self, job: _Job, source_hash: str) -> tuple[list[Segment], float]:
         """Transcribe (or read subtitles for) one recording, piece by piece, and cut it into clips."""
-        s, segments, end = self.settings, [], 0.0
         if job.subtitles:
             return self.cue_media(job, source_hash)
+        s, segments, end = self.settings, [], 0.0
         for piece in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize):
             end, audio = piece.end, self._level(piece.audio, f"{job.media.name} at {clock(piece.start)}")
             report(self.progress, "transcribe", piece.start, None, f"{job.media.name} from {clock(piece.start)}")
