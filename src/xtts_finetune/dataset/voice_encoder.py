@@ -12,8 +12,8 @@ Its features follow the published GE2E/resemblyzer recipe: 16 kHz audio, 25 ms w
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -61,34 +61,33 @@ def _model(device: str):
     return model.to(device).eval()
 
 
-@dataclass
-class Windows:
-    """Embeddings of overlapping 1.6 s windows along a recording: `centers` in seconds, `vectors` unit rows."""
-
-    centers: np.ndarray
-    vectors: np.ndarray
-
-
 class GE2EEncoder:
     """Audio in, a unit-length 256-d speaker embedding out (the `SpeakerEmbedder` interface)."""
 
     name = "ge2e (resemblyzer weights)"
 
     def __init__(self, device: str = "cpu"):
+        import torchaudio
+
         self.device = device
         self.model = _model(device)
+        # librosa's mel filterbank (Slaney scale and norm, zero padding), which the weights were trained on,
+        # computed by torchaudio: the same numbers to 1e-6, without numba's seconds of compiling at first use.
+        self.mel = torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS,
+                                                        norm="slaney", mel_scale="slaney", pad_mode="constant")
 
     def _mel(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
-        import librosa
+        import torch
 
         from xtts_finetune.evaluate.speaker import resample
 
         audio = resample(np.asarray(audio, dtype=np.float32), sample_rate, SAMPLE_RATE)
+        audio = np.pad(audio, (0, max(0, N_FFT - len(audio))))  # a word Whisper timed as 0 s still has a frame
         rms = float(np.sqrt(np.mean(audio ** 2))) if len(audio) else 0.0
         if 0 < rms < 10 ** (TARGET_DBFS / 20):
             audio = audio * (10 ** (TARGET_DBFS / 20) / rms)
-        mel = librosa.feature.melspectrogram(y=audio, sr=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
-        return mel.T.astype(np.float32)  # (frames, bands)
+        with torch.inference_mode():
+            return self.mel(torch.from_numpy(audio)).numpy().T.copy()  # (frames, bands)
 
     def _embed_frames(self, partials: np.ndarray) -> np.ndarray:
         import torch
@@ -98,6 +97,10 @@ class GE2EEncoder:
 
     def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         """One embedding for a clip: the normalised mean of its 1.6 s partials (short clips are padded)."""
+        with _one_thread():
+            return self._embed(audio, sample_rate)
+
+    def _embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray:
         mel = self._mel(audio, sample_rate)
         if len(mel) < PARTIAL_FRAMES:
             mel = np.pad(mel, ((0, PARTIAL_FRAMES - len(mel)), (0, 0)))
@@ -108,17 +111,19 @@ class GE2EEncoder:
         mean = vectors.mean(axis=0)
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
-    def windows(self, audio: np.ndarray, sample_rate: int, step_seconds: float = 0.4, batch: int = 256) -> Windows:
-        """Embeddings of 1.6 s windows every `step_seconds`: where each voice speaks, for diarization."""
-        mel = self._mel(audio, sample_rate)
-        step = max(1, int(round(step_seconds * SAMPLE_RATE / HOP)))
-        if len(mel) < PARTIAL_FRAMES:
-            mel = np.pad(mel, ((0, PARTIAL_FRAMES - len(mel)), (0, 0)))
-        starts = np.arange(0, len(mel) - PARTIAL_FRAMES + 1, step)
-        vectors = [self._embed_frames(np.stack([mel[s : s + PARTIAL_FRAMES] for s in starts[i : i + batch]]))
-                   for i in range(0, len(starts), batch)]
-        centers = (starts + PARTIAL_FRAMES / 2) * HOP / SAMPLE_RATE
-        return Windows(centers.astype(np.float64), np.concatenate(vectors))
+
+@contextlib.contextmanager
+def _one_thread():
+    """Torch on one thread: a short mel and an LSTM over a few 1.6 s partials are chains of tiny operations
+    that more threads only slow down (on a busy 2-core machine, a hundredfold: each step waits for every thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @functools.lru_cache(maxsize=1)
