@@ -17,8 +17,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from xtts_finetune.dataset.segment import Clip, Span
-from xtts_finetune.dataset.voice_encoder import GE2EEncoder
 from xtts_finetune.errors import UserError
+from xtts_finetune.evaluate.speaker import SpeakerEmbedder
 
 DEFAULT_THRESHOLD = 0.75  # same speaker >= 0.74 on every LibriSpeech pair, another speaker above it on 0.4%
 CLUSTER_SIMILARITY = 0.70  # phrases are shorter than utterances: they join a voice at a lower similarity
@@ -121,7 +121,7 @@ class VoiceFilter:
     main_speaker: bool = False
     diarize: bool = False
     threshold: float = DEFAULT_THRESHOLD
-    encoder: Optional[GE2EEncoder] = None
+    encoder: Optional[SpeakerEmbedder] = None  # the dataset stage's GE2E (voice_encoder.py)
     known: VoiceMap = field(default_factory=VoiceMap)  # voices met in this run, for --diarize names
     wanted: Optional[np.ndarray] = None  # the current source's main voice (--main-speaker), from its first piece
 
