@@ -77,6 +77,16 @@ def test_speaker_reference_keeps_only_that_voice(tmp_path, talk, capsys):
     assert all(len(v) == 1 for v in voices), "a clip holds two voices"
     left_out = [s for s in segments if s.rejected and s.rejected.startswith("another voice")]
     assert left_out and all(s.similarity < DEFAULT_THRESHOLD for s in left_out)
+    # The UI's table shows the same, and the left-out clips can be played there.
+    from xtts_finetune.webui.common import UI
+    from xtts_finetune.webui.tab_dataset import CLIP_COLUMNS, _clip_path, _clip_rows, _create_args
+
+    ui = UI(workspace=tmp_path / "ws", jobs=None)
+    rows = {row[0]: dict(zip(CLIP_COLUMNS, row)) for row in _clip_rows(ui)}
+    assert all(rows[s.id]["Voice"] < DEFAULT_THRESHOLD and "another voice" in rows[s.id]["State"] for s in left_out)
+    assert all(_clip_path(ui, s) for s in left_out) and all(rows[s.id]["SNR dB"] != "" for s in kept)
+    args = _create_args({"workspace": tmp_path / "ws", "language": "en", "voice_threshold": 0.8})
+    assert args["settings"].voice_threshold == 0.8 and args["settings"].min_seconds == 0.5 and "voice_threshold" not in args
 
 
 def test_main_speaker_and_diarization(tmp_path, talk, transcriber):

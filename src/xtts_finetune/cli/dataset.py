@@ -100,24 +100,18 @@ def _register_edits(ds) -> None:
 
 
 def _create(args) -> int:
-    from dataclasses import fields
-
-    from xtts_finetune.dataset import DatasetSettings, create_dataset, load_manifest
-    from xtts_finetune.dataset.manifest import dataset_dir
+    from xtts_finetune.dataset import create_dataset
+    from xtts_finetune.dataset.create import settings_with
     from xtts_finetune.progress import ConsoleProgress
 
     settings = None
     overrides = {k: v for k, v in {"eval_fraction": args.eval_fraction, "max_seconds": args.max_seconds,
-                                   "min_seconds": args.min_seconds}.items() if v is not None}
-    if args.voice_threshold is not None:
-        overrides["voice_threshold"] = args.voice_threshold
-    if overrides or args.loudness_normalize:
-        known = load_manifest(args.workspace).settings if (dataset_dir(args.workspace) / "dataset.json").is_file() else {}
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in known.items() if k in names})
-        for key, value in overrides.items():
-            setattr(settings, key, value)
-        settings.loudness_normalize = settings.loudness_normalize or args.loudness_normalize
+                                   "min_seconds": args.min_seconds, "voice_threshold": args.voice_threshold}.items()
+                 if v is not None}
+    if args.loudness_normalize:
+        overrides["loudness_normalize"] = True
+    if overrides:
+        settings = settings_with(args.workspace, **overrides)
     report = create_dataset(
         args.workspace, language=args.language, audio=args.audio, subtitles=args.subtitles, corpus=args.corpus,
         urls=args.urls, whisper_model=args.whisper_model, speaker=args.speaker, settings=settings,

@@ -254,7 +254,8 @@ class _Run:
 
     def segments(self, clips: list, audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
         """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav
-        and measured (SNR, clipping, loudness). A `VoicedClip` brings its voice's name and similarity."""
+        and measured (SNR, clipping, loudness). A `VoicedClip` brings its voice's name and similarity; one left out
+        as another voice keeps its wav too, so it can be played (it is not trained on: it is rejected)."""
         s, segments = self.settings, []
         for item in clips:
             voiced = item if isinstance(item, VoicedClip) else VoicedClip(item)
@@ -262,7 +263,7 @@ class _Run:
             seg = Segment(segment_id(self.prefix, start), source_hash, round(start, 3), round(end, 3), clip.text,
                           speaker=voiced.speaker or speaker, rejected=clip.rejected, similarity=voiced.similarity)
             seg.split = assign_split(seg.id, s.eval_fraction)
-            if not seg.rejected:
+            if not seg.rejected or voiced.similarity is not None:  # another voice's clip is kept to be heard
                 sr = s.sample_rate
                 samples = audio[int(clip.start * sr) : int(round(clip.end * sr))]
                 quality = measure(samples, sr)
@@ -333,6 +334,12 @@ class _Run:
         return self.segments([clip], audio, 0.0, source_hash, speaker), duration
 
 
+def _saved_settings(saved: dict) -> DatasetSettings:
+    """Settings as a manifest saved them; names an older or newer version does not know are ignored."""
+    names = {f.name for f in fields(DatasetSettings)}
+    return DatasetSettings(**{k: v for k, v in saved.items() if k in names})
+
+
 def _open_manifest(workspace: Path, language: str, speaker: str,
                    settings: Optional[DatasetSettings]) -> tuple[Manifest, DatasetSettings]:
     """The workspace's manifest (a new one for a new dataset) and the settings this run uses, checked."""
@@ -342,11 +349,19 @@ def _open_manifest(workspace: Path, language: str, speaker: str,
         raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
                         fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
     if settings is None:
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
+        settings = _saved_settings(manifest.settings)
     settings.check()
     manifest.settings = asdict(settings)
     return manifest, settings
+
+
+def settings_with(workspace: str | Path, **changes) -> DatasetSettings:
+    """The workspace dataset's saved settings (the defaults for a new one) with `changes` applied."""
+    path = dataset_dir(workspace) / "dataset.json"
+    settings = _saved_settings(load_manifest(workspace).settings if path.is_file() else {})
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    return settings
 
 
 def create_dataset(

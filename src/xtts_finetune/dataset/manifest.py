@@ -48,7 +48,7 @@ class Segment:
     split: str = "train"
     speaker: str = "speaker"
     excluded: bool = False
-    rejected: Optional[str] = None  # why it cannot be trained on (no wav is written for it)
+    rejected: Optional[str] = None  # why it cannot be trained on (no wav is written, but for another voice's clips)
     edited: bool = False
     cer: Optional[float] = None  # character error rate of Whisper's hearing against the text (`dataset verify`)
     suspect: Optional[str] = None  # why the audio may not hold exactly its text; None when it passed or was not checked
