@@ -20,7 +20,7 @@ from xtts_finetune.evaluate.metrics import error_rates
 
 IRON = ("there's iron they say in all our blood and a grain or two perhaps is good but his he makes me harshly "
         "feel has got a little too much of steel anon")  # LibriSpeech's transcript of 1688-142285-0000
-TALK = [("1688", 0), ("2609", 0), ("3331", 0), ("1688", 3), ("2609", 3), ("1688", 5)]  # 1688 speaks most
+TALK = [("1688", 2), ("2609", 0), ("3331", 0), ("1688", 3), ("2609", 3), ("1688", 5)]  # 1688 speaks most (17 s of 32)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,10 @@ def test_main_speaker_and_diarization(tmp_path, talk, transcriber):
     right = sum(seconds[majority[name]] for name, seconds in by_name.items())
     assert right >= 0.85 * sum(sum(seconds.values()) for seconds in by_name.values())
     assert {"1688", "2609", "3331"} <= set(majority.values())
+    # A later run names a voice it met before as before (dataset/voices.json).
+    create_dataset(tmp_path / "ws", language="en", audio=[utterances("2609")[4]], transcriber=transcriber, diarize=True)
+    later = [s for s in load_manifest(tmp_path / "ws").segments if s.source != segments[0].source and s.duration >= 1.0]
+    assert later and {s.speaker for s in later} == {name for name, who in majority.items() if who == "2609"}
 
 
 def test_quality_flags_noise_music_and_clipping_on_real_speech():
@@ -145,7 +149,8 @@ def test_exclude_and_list_by_quality(tmp_path, capsys):
     (folder / "wavs").mkdir(parents=True)
     sf.write(folder / "wavs" / "noisy.wav", noisy, RATE, subtype="PCM_16")
     sf.write(folder / "wavs" / "clean.wav", load(REAL / "3331-159605-0003.opus"), RATE, subtype="PCM_16")
-    (folder / "metadata.csv").write_text("noisy|A noisy line.\nclean|A clean line.\n", encoding="utf-8")
+    sf.write(folder / "wavs" / "other.wav", load(REAL / "1998-15444-0001.opus"), RATE, subtype="PCM_16")
+    (folder / "metadata.csv").write_text("noisy|A noisy line.\nclean|A clean line.\nother|Another reader.\n", encoding="utf-8")
     create_dataset(tmp_path / "ws", language="en", corpus=folder)
     assert main(["dataset", "list", str(tmp_path / "ws"), "--suspect"]) == 0
     listed = capsys.readouterr().out.splitlines()
@@ -154,3 +159,7 @@ def test_exclude_and_list_by_quality(tmp_path, capsys):
     assert "excluded 1 clips" in capsys.readouterr().out
     excluded = [s for s in load_manifest(tmp_path / "ws").segments if s.excluded]
     assert len(excluded) == 1 and excluded[0].quality
+    # Corpus rows are one voice each: --speaker-reference keeps the rows in that voice.
+    create_dataset(tmp_path / "ws2", language="en", corpus=folder, speaker_reference=REAL / "3331-159605-0007.opus")
+    rows = {s.text: s for s in load_manifest(tmp_path / "ws2").segments}
+    assert rows["A clean line."].active and rows["Another reader."].rejected.startswith("another voice")

@@ -26,7 +26,7 @@ from xtts_finetune.dataset.media import (
 from xtts_finetune.dataset.segment import Clip, Span, plan_clips, uncovered_sound
 from xtts_finetune.dataset.slicer import iter_pieces
 from xtts_finetune.dataset.quality import measure
-from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD, VoicedClip, VoiceFilter, check_threshold
+from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD, VOICES_FILE, VoicedClip, VoiceFilter, VoiceMap, check_threshold
 from xtts_finetune.dataset.subtitles import SUBTITLE_EXTENSIONS, check_cues_fit, plan_cue_runs, read_subtitles
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import XTTS_LANGUAGES, check_language, language_name
@@ -331,6 +331,8 @@ class _Run:
         elif not s.min_seconds <= duration <= s.max_seconds:
             clip.rejected = f"{duration:.2f} s is outside {s.min_seconds}-{s.max_seconds} s"
         speaker = (job.row.speaker or self.speaker).replace("|", " ")
+        if self.voices.reference is not None:  # a row is one voice already: only --speaker-reference applies
+            clip = self.voices.judge(clip, audio, s.sample_rate)
         return self.segments([clip], audio, 0.0, source_hash, speaker), duration
 
 
@@ -401,6 +403,8 @@ def create_dataset(
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
     voices = _voice_filter(speaker_reference, main_speaker, diarize, settings.voice_threshold)
+    if diarize:
+        voices.known = VoiceMap.load(dataset_dir(workspace) / VOICES_FILE)
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out, voices)
     run.wavs.mkdir(parents=True, exist_ok=True)
     known, last_save = _Known(manifest.sources), time.monotonic()
@@ -411,6 +415,8 @@ def create_dataset(
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
     save_manifest(workspace, manifest)
+    if diarize:
+        voices.known.save(dataset_dir(workspace) / VOICES_FILE)
     out.warnings += run.notices()
     active = [s for s in manifest.segments if s.active]
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)

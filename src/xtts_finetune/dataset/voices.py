@@ -11,7 +11,9 @@ Thresholds are calibrated on real speech (LibriSpeech test-other, README "Voices
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -23,6 +25,7 @@ from xtts_finetune.evaluate.speaker import SpeakerEmbedder
 DEFAULT_THRESHOLD = 0.75  # same speaker >= 0.74 on every LibriSpeech pair, another speaker above it on 0.4%
 CLUSTER_SIMILARITY = 0.70  # phrases are shorter than utterances: they join a voice at a lower similarity
 PAUSE_SECONDS = 0.25  # a gap between words this long may be a change of voice
+VOICES_FILE = "voices.json"  # in WORKSPACE/dataset: the voices --diarize has named
 RELIABLE_SECONDS = 1.0  # phrases shorter than this are too short to cluster: they take the nearest voice
 
 
@@ -55,10 +58,9 @@ def cluster(vectors: np.ndarray, similarity: float = CLUSTER_SIMILARITY) -> np.n
     """A voice label per vector, 0, 1, ... in order of first appearance."""
     if len(vectors) < 2:
         return np.zeros(len(vectors), dtype=int)
-    from sklearn.cluster import AgglomerativeClustering
+    from scipy.cluster.hierarchy import fcluster, linkage  # scipy's, not scikit-learn's: the same, a lighter import
 
-    labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
-                                     distance_threshold=1 - similarity).fit_predict(vectors)
+    labels = fcluster(linkage(vectors, method="average", metric="cosine"), t=1 - similarity, criterion="distance")
     order = {label: n for n, label in enumerate(dict.fromkeys(labels))}
     return np.array([order[label] for label in labels])
 
@@ -98,10 +100,10 @@ def spoken_seconds(found: list[Phrase]) -> dict[int, float]:
 
 @dataclass
 class VoiceMap:
-    """Voices met so far in this run, so `--diarize` names the same voice the same across pieces and sources."""
+    """Voices `--diarize` has named in this dataset (kept in dataset/voices.json), so a voice met again, in a
+    later piece, source or run, gets the same speaker_N, and a new one the next number."""
 
     centroids: list[np.ndarray] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
 
     def match(self, centroid: np.ndarray, threshold: float) -> int:
         """The index of the known voice this centroid is (similarity >= threshold), or a new one."""
@@ -109,8 +111,23 @@ class VoiceMap:
         if sims and max(sims) >= threshold:
             return int(np.argmax(sims))
         self.centroids.append(centroid)
-        self.seconds.append(0.0)
         return len(self.centroids) - 1
+
+    @classmethod
+    def load(cls, path: Path) -> "VoiceMap":
+        if not path.is_file():
+            return cls()
+        try:
+            voices = json.loads(path.read_text(encoding="utf-8"))["voices"]
+            return cls([unit(np.asarray(v["centroid"], dtype=np.float32)) for v in voices])
+        except (ValueError, KeyError, TypeError) as err:
+            raise UserError(f"{path} is damaged ({err})", fix="delete it: --diarize then names voices from speaker_1 again") from err
+
+    def save(self, path: Path) -> None:
+        from xtts_finetune.utils import atomic_write_text
+
+        voices = [{"name": f"speaker_{n + 1}", "centroid": [round(float(x), 5) for x in c]} for n, c in enumerate(self.centroids)]
+        atomic_write_text(path, json.dumps({"encoder": "ge2e", "voices": voices}))
 
 
 @dataclass
@@ -153,13 +170,16 @@ class VoiceFilter:
             window = audio[int(lo * rate) : int(round(hi * rate))]
             for clip in plan_clips([Span(w.start - lo, w.end - lo, w.text) for w in run], window):
                 clip.start, clip.end = clip.start + lo, clip.end + lo
-                judged = VoicedClip(clip, names.get(voice))
-                if self.wanted is not None and not clip.rejected:
-                    piece = audio[int(clip.start * rate) : int(round(clip.end * rate))]
-                    judged.similarity = round(float(self.encoder.embed(piece, rate) @ self.wanted), 3)
-                    clip.rejected = self.verdict(judged.similarity)
-                out.append(judged)
+                out.append(self.judge(clip, audio[int(clip.start * rate) : int(round(clip.end * rate))], rate, names.get(voice)))
         return out
+
+    def judge(self, clip: Clip, audio: np.ndarray, rate: int, speaker: Optional[str] = None) -> VoicedClip:
+        """The clip (its `audio`) compared with the wanted voice, if there is one: left out when below the threshold."""
+        judged = VoicedClip(clip, speaker)
+        if self.wanted is not None and not clip.rejected:
+            judged.similarity = round(float(self.encoder.embed(audio, rate) @ self.wanted), 3)
+            clip.rejected = self.verdict(judged.similarity)
+        return judged
 
 
 def _windows(runs: list[tuple[int, list]], duration: float) -> list[tuple[int, float, float, list]]:
