@@ -15,7 +15,7 @@ from real_speech import REAL, RATE, conversation, load, speaker_at, utterances, 
 from xtts_finetune.cli import main
 from xtts_finetune.dataset import create_dataset, load_manifest
 from xtts_finetune.dataset.quality import measure
-from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD
+from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD, Separation
 from xtts_finetune.evaluate.metrics import error_rates
 
 IRON = ("there's iron they say in all our blood and a grain or two perhaps is good but his he makes me harshly "
@@ -55,11 +55,9 @@ def test_speaker_encoder_separates_real_readers():
     encoder = load_voice_encoder()
     files = sorted(REAL.glob("*.opus"))
     vectors = np.stack([encoder.embed(load(f, 16000), 16000) for f in files])
-    speakers = np.array([f.name.split("-")[0] for f in files])
-    sims = vectors @ vectors.T
-    same = sims[(speakers[:, None] == speakers[None]) & ~np.eye(len(files), dtype=bool)]
-    other = sims[speakers[:, None] != speakers[None]]
-    assert same.min() > DEFAULT_THRESHOLD > other.max(), (same.min(), other.max())
+    found = Separation.of(vectors, [f.name.split("-")[0] for f in files])
+    assert found.same.min() > DEFAULT_THRESHOLD > found.other.max(), (found.same.min(), found.other.max())
+    assert found.errors(DEFAULT_THRESHOLD) == (0.0, 0.0)
 
 
 def test_speaker_reference_keeps_only_that_voice(tmp_path, talk, capsys):

@@ -199,6 +199,25 @@ class VoicedClip:
     similarity: Optional[float] = None  # to the wanted voice
 
 
+@dataclass
+class Separation:
+    """Same-speaker and other-speaker similarities of a set of labelled embeddings: how to set the threshold."""
+
+    same: np.ndarray
+    other: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: np.ndarray, speakers: Sequence[str]) -> "Separation":
+        labels = np.asarray(speakers)
+        sims = vectors @ vectors.T
+        pairs = labels[:, None] == labels[None]
+        return cls(sims[pairs & ~np.eye(len(labels), dtype=bool)], sims[~pairs])
+
+    def errors(self, threshold: float) -> tuple[float, float]:
+        """(share of same-speaker pairs below the threshold, share of other-speaker pairs at or above it)."""
+        return float((self.same < threshold).mean()), float((self.other >= threshold).mean())
+
+
 def check_threshold(threshold: float) -> float:
     if not 0 < threshold < 1:
         raise UserError(f"voice threshold {threshold} must be between 0 and 1",
