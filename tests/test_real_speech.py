@@ -153,6 +153,11 @@ def test_exclude_and_list_by_quality(tmp_path, capsys):
     assert main(["dataset", "list", str(tmp_path / "ws"), "--suspect"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 1 and "heavy noise" in listed[0] and "SNR" in listed[0] and "LUFS" in listed[0]
+    from xtts_finetune.webui.common import UI
+    from xtts_finetune.webui.tab_dataset import _clip_rows
+
+    shown = _clip_rows(UI(workspace=tmp_path / "ws", jobs=None), suspects_only=True)  # the UI's "Only suspect clips"
+    assert [row[0] for row in shown] == [listed[0].split("\t")[0]] and "heavy noise" in shown[0][5]
     assert main(["dataset", "exclude", str(tmp_path / "ws"), "--flagged"]) == 0
     assert "excluded 1 clips" in capsys.readouterr().out
     excluded = [s for s in load_manifest(tmp_path / "ws").segments if s.excluded]

@@ -82,6 +82,7 @@ class Limits:
     lufs_above: Optional[float] = None
     cer_above: Optional[float] = None
     flagged: bool = False  # music or heavy noise
+    suspect: bool = False  # `dataset verify` heard other words (its own CER threshold)
 
     def reason(self, seg) -> Optional[str]:
         """Why a measured clip falls outside the limits, or None."""
@@ -92,13 +93,17 @@ class Limits:
             (self.lufs_above is not None and seg.lufs is not None and seg.lufs > self.lufs_above, f"{seg.lufs} LUFS above {self.lufs_above}"),
             (self.cer_above is not None and seg.cer is not None and seg.cer > self.cer_above, f"CER {seg.cer} above {self.cer_above}"),
             (self.flagged and bool(seg.quality), str(seg.quality)),
+            (self.suspect and bool(seg.suspect), f"suspect: {seg.suspect}"),
         ]
         return "; ".join(why for hit, why in checks if hit) or None
 
 
+SUSPECT = Limits(clipped_above=0, flagged=True, suspect=True)  # what `dataset list --suspect` and the UI's filter show
+
+
 def is_suspect(seg) -> bool:
     """Worth a look before training: Whisper heard other words, music or noise under it, or clipped peaks."""
-    return bool(seg.suspect or seg.quality or seg.clipped)
+    return SUSPECT.reason(seg) is not None
 
 
 def exclude_by(workspace, limits: Limits) -> list[tuple[str, str]]:

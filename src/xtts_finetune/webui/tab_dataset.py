@@ -415,9 +415,9 @@ def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, so
         return job_html(start_job(ui, "dataset", work, params))
 
     def on_exclude_suspects(only):
-        from xtts_finetune.dataset.manifest import exclude_suspects
+        from xtts_finetune.dataset.quality import SUSPECT, exclude_by  # what the "Only suspect clips" filter shows
 
-        ids = exclude_suspects(ui.workspace) if _segments(ui) else []
+        ids = exclude_by(ui.workspace, SUSPECT) if _segments(ui) else []
         gr.Info(f"Excluded {plural(len(ids), 'suspect clip')}.")
         return _tables(ui, only)
 
