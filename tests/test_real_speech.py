@@ -166,3 +166,17 @@ def test_exclude_and_list_by_quality(tmp_path, capsys):
     create_dataset(tmp_path / "ws2", language="en", corpus=folder, speaker_reference=REAL / "3331-159605-0007.opus")
     rows = {s.text: s for s in load_manifest(tmp_path / "ws2").segments}
     assert rows["A clean line."].active and rows["Another reader."].rejected.startswith("another voice")
+
+
+def test_a_bad_speaker_reference_is_a_clear_error(tmp_path, capsys):
+    from xtts_finetune.errors import UserError
+
+    short = tmp_path / "short.wav"
+    sf.write(short, load(REAL / "3331-159605-0003.opus")[: RATE // 2], RATE)
+    with pytest.raises(UserError, match="short.wav: the speaker reference is 0.5 s long"):
+        create_dataset(tmp_path / "ws", language="en", audio=[REAL / "3331-159605-0003.opus"], speaker_reference=short)
+    with pytest.raises(UserError, match="both say which voice"):
+        create_dataset(tmp_path / "ws", language="en", audio=[REAL / "3331-159605-0003.opus"], speaker_reference=short,
+                       main_speaker=True)
+    assert main(["dataset", "create", str(tmp_path / "ws"), "--language", "en", "--audio", str(short), "--voice-threshold", "1.5"]) == 2
+    assert "voice threshold 1.5 must be between 0 and 1" in capsys.readouterr().err
