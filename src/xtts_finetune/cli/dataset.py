@@ -29,6 +29,13 @@ def _register_create(ds) -> None:
     create.add_argument("--max-seconds", type=float, help="longest clip (default 11.6, XTTS's training limit)")
     create.add_argument("--min-seconds", type=float, help="shortest clip (default 0.5)")
     create.add_argument("--loudness-normalize", action="store_true", help="normalise loudness (EBU R128) while decoding")
+    voice = create.add_mutually_exclusive_group()
+    voice.add_argument("--speaker-reference", type=Path, metavar="FILE",
+                       help="a recording of the wanted voice alone (10-30 s): only clips in that voice are kept")
+    voice.add_argument("--main-speaker", action="store_true", help="keep, per source, only the voice that speaks most")
+    create.add_argument("--diarize", action="store_true", help="split sources into their voices, named speaker_1, speaker_2...")
+    create.add_argument("--voice-threshold", type=float,
+                        help="speaker similarity a clip needs to count as the wanted voice (default 0.75, calibrated on real speech)")
     create.set_defaults(func=_create)
 
 
@@ -46,8 +53,19 @@ def _register_checks(ds) -> None:
 
     listing = ds.add_parser("list", help="list the segments (id, length, status, CER, text) and everything left out")
     listing.add_argument("workspace", type=Path)
-    listing.add_argument("--suspect", action="store_true", help="only clips `dataset verify` marked suspect, worst first")
+    listing.add_argument("--suspect", action="store_true",
+                         help="only clips to look at: marked suspect by `dataset verify`, music or noise under them, clipped")
     listing.set_defaults(func=_list)
+
+    exclude = ds.add_parser("exclude", help="exclude every clip outside quality limits (SNR, clipping, loudness, CER, flags)")
+    exclude.add_argument("workspace", type=Path)
+    exclude.add_argument("--snr-below", type=float, metavar="DB", help="estimated signal-to-noise ratio below this")
+    exclude.add_argument("--clipped-above", type=int, metavar="N", help="more clipped samples than this (0: any)")
+    exclude.add_argument("--lufs-below", type=float, metavar="LUFS", help="quieter than this")
+    exclude.add_argument("--lufs-above", type=float, metavar="LUFS", help="louder than this")
+    exclude.add_argument("--cer-above", type=float, metavar="CER", help="`dataset verify` heard other words (CER above this)")
+    exclude.add_argument("--flagged", action="store_true", help="music or heavy noise under the speech")
+    exclude.set_defaults(func=_exclude)
 
     verify = ds.add_parser("verify", help="Whisper listens to every clip; clips whose text it does not hear are marked suspect")
     verify.add_argument("workspace", type=Path)
@@ -82,26 +100,23 @@ def _register_edits(ds) -> None:
 
 
 def _create(args) -> int:
-    from dataclasses import fields
-
-    from xtts_finetune.dataset import DatasetSettings, create_dataset, load_manifest
-    from xtts_finetune.dataset.manifest import dataset_dir
+    from xtts_finetune.dataset import create_dataset
+    from xtts_finetune.dataset.create import settings_with
     from xtts_finetune.progress import ConsoleProgress
 
     settings = None
     overrides = {k: v for k, v in {"eval_fraction": args.eval_fraction, "max_seconds": args.max_seconds,
-                                   "min_seconds": args.min_seconds}.items() if v is not None}
-    if overrides or args.loudness_normalize:
-        known = load_manifest(args.workspace).settings if (dataset_dir(args.workspace) / "dataset.json").is_file() else {}
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in known.items() if k in names})
-        for key, value in overrides.items():
-            setattr(settings, key, value)
-        settings.loudness_normalize = settings.loudness_normalize or args.loudness_normalize
+                                   "min_seconds": args.min_seconds, "voice_threshold": args.voice_threshold}.items()
+                 if v is not None}
+    if args.loudness_normalize:
+        overrides["loudness_normalize"] = True
+    if overrides:
+        settings = settings_with(args.workspace, **overrides)
     report = create_dataset(
         args.workspace, language=args.language, audio=args.audio, subtitles=args.subtitles, corpus=args.corpus,
         urls=args.urls, whisper_model=args.whisper_model, speaker=args.speaker, settings=settings,
-        progress=ConsoleProgress(),
+        progress=ConsoleProgress(), speaker_reference=args.speaker_reference, main_speaker=args.main_speaker,
+        diarize=args.diarize,
     )
     print(report.summary())
     return 1 if report.failed and not report.added and not report.skipped else 0
@@ -137,19 +152,31 @@ def _edit(args) -> int:
     return 0
 
 
+def _quality(seg) -> str:
+    """The clip's measures as `dataset list` shows them: CER, SNR, clipping, loudness, voice similarity, flags."""
+    parts = [] if seg.cer is None else [f"CER {seg.cer:.2f}{' suspect' if seg.suspect else ''}"]
+    parts += [] if seg.snr is None else [f"SNR {seg.snr:.0f} dB"]
+    parts += [f"clipped {seg.clipped}"] if seg.clipped else []
+    parts += [] if seg.lufs is None else [f"{seg.lufs:.1f} LUFS"]
+    parts += [] if seg.similarity is None else [f"voice {seg.similarity:.2f}"]
+    parts += [seg.quality] if seg.quality else []
+    return "\t".join(parts)
+
+
 def _list(args) -> int:
     from xtts_finetune.dataset import load_manifest
-    from xtts_finetune.dataset.verify import suspect_segments
+    from xtts_finetune.dataset.quality import is_suspect
 
-    if args.suspect:
-        for seg in suspect_segments(args.workspace):
-            print(f"{seg.id}\t{seg.duration:6.2f}s\tCER {seg.cer:.2f}\t{'excluded' if seg.excluded else seg.split}\t{seg.text}\t({seg.suspect})")
-        return 0
     manifest = load_manifest(args.workspace)
+    if args.suspect:
+        for seg in sorted((s for s in manifest.segments if is_suspect(s)), key=lambda s: (-(s.cer or 0), s.snr or 0)):
+            print(f"{seg.id}\t{seg.duration:6.2f}s\t{'excluded' if seg.excluded else seg.split}\t{_quality(seg)}\t{seg.text}"
+                  f"{f'  ({seg.suspect})' if seg.suspect else ''}")
+        return 0
     for seg in manifest.segments:
         status = f"rejected: {seg.rejected}" if seg.rejected else ("excluded" if seg.excluded else seg.split)
-        score = "" if seg.cer is None else f"\tCER {seg.cer:.2f}{' suspect' if seg.suspect else ''}"
-        print(f"{seg.id}\t{seg.duration:6.2f}s\t{status}{score}\t{seg.text}")
+        measures = _quality(seg)
+        print(f"{seg.id}\t{seg.duration:6.2f}s\t{seg.speaker}\t{status}{chr(9) + measures if measures else ''}\t{seg.text}")
     for source in manifest.sources:
         for why in source.dropped:
             print(f"left out of {source.path}: {why}")
@@ -157,6 +184,20 @@ def _list(args) -> int:
             print(f"note on {source.path}: {note}")
     for what, why in manifest.failed.items():
         print(f"not in the dataset: {what}: {why}")
+    return 0
+
+
+def _exclude(args) -> int:
+    from xtts_finetune.dataset.quality import Limits, exclude_by
+    from xtts_finetune.errors import UserError
+
+    limits = Limits(args.snr_below, args.clipped_above, args.lufs_below, args.lufs_above, args.cer_above, args.flagged)
+    if limits == Limits():
+        raise UserError("no limit given.", fix="e.g. --snr-below 15, --clipped-above 0, --flagged")
+    excluded = exclude_by(args.workspace, limits)
+    for seg_id, why in excluded:
+        print(f"excluded {seg_id}: {why}")
+    print(f"excluded {len(excluded)} clips")
     return 0
 
 

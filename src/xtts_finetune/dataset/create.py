@@ -26,6 +26,8 @@ from xtts_finetune.dataset.media import (
 )
 from xtts_finetune.dataset.segment import Clip, Span, plan_clips
 from xtts_finetune.dataset.slicer import iter_pieces
+from xtts_finetune.dataset.quality import measure
+from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD, VOICES_FILE, VoicedClip, VoiceFilter, VoiceMap, check_threshold
 from xtts_finetune.dataset.subtitles import (
     SUBTITLE_EXTENSIONS, CueAudio, check_cues_fit, plan_cue_runs, read_subtitles,
 )
@@ -49,8 +51,10 @@ class DatasetSettings:
     merge_below_seconds: float = 1.0  # sentences shorter than this join a neighbour
     piece_seconds: float = 600.0  # long recordings are transcribed in pieces this long, cut at silences
     vad: bool = True
+    voice_threshold: float = DEFAULT_THRESHOLD  # speaker similarity a clip needs to count as the wanted voice
 
     def check(self) -> None:
+        check_threshold(self.voice_threshold)
         if not 0 < self.min_seconds < self.max_seconds:
             raise UserError(f"min_seconds {self.min_seconds} must be above 0 and below max_seconds {self.max_seconds}.",
                             fix="e.g. --min-seconds 0.33 --max-seconds 11.6")
@@ -199,8 +203,10 @@ class _Known:
 class _Run:
     """State shared by the sources of one run: settings, the transcriber (loaded once), the report."""
 
-    def __init__(self, workspace: Path, language, speaker, settings, whisper_model, transcriber, progress, out):
+    def __init__(self, workspace: Path, language, speaker, settings, whisper_model, transcriber, progress, out,
+                 voices: Optional[VoiceFilter] = None):
         self.wavs = dataset_dir(workspace) / "wavs"
+        self.voices = voices or VoiceFilter()
         self.language, self.speaker, self.settings = language, speaker, settings
         self.whisper_model, self._transcriber, self.progress, self.out = whisper_model, transcriber, progress, out
         self.written: list[Path] = []  # wavs of the current source, removed if it fails
@@ -229,6 +235,7 @@ class _Run:
     def source(self, job: _Job, known: _Known, workspace: Path) -> Optional[tuple[Source, list[Segment]]]:
         """(source record, its segments) for one job, or None when it is already in the dataset."""
         self.prefix, self.written, self.dropped, self.notes = "", [], [], []
+        self.voices.new_source()
         if job.kind == "url":
             from xtts_finetune.dataset.urls import download
 
@@ -248,19 +255,32 @@ class _Run:
                         datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, self.dropped, self.notes)
         return source, segments
 
-    def segments(self, clips: list[Clip], audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
-        """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav."""
+    def segments(self, clips: list, audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
+        """Segments of `clips` (times relative to `audio`, which starts at `offset`), each usable one written as a wav
+        and measured (SNR, clipping, loudness). A `VoicedClip` brings its voice's name and similarity; one left out
+        as another voice keeps its wav too, so it can be played (it is not trained on: it is rejected)."""
         s, segments = self.settings, []
-        for clip in clips:
-            start, end = offset + clip.start, offset + clip.end
+        for item in clips:
+            voiced = item if isinstance(item, VoicedClip) else VoicedClip(item)
+            clip, start, end = voiced.clip, offset + voiced.clip.start, offset + voiced.clip.end
             seg = Segment(segment_id(self.prefix, start), source_hash, round(start, 3), round(end, 3), clip.text,
-                          speaker=speaker, rejected=clip.rejected)
+                          speaker=voiced.speaker or speaker, rejected=clip.rejected, similarity=voiced.similarity)
             seg.split = assign_split(seg.id, s.eval_fraction)
-            if not seg.rejected:
+            if not seg.rejected or voiced.similarity is not None:  # another voice's clip is kept to be heard
                 sr = s.sample_rate
-                self.written.append(write_wav(self.wavs / f"{seg.id}.wav", audio[int(clip.start * sr) : int(round(clip.end * sr))], sr))
+                samples = audio[int(clip.start * sr) : int(round(clip.end * sr))]
+                quality = measure(samples, sr)
+                seg.snr, seg.clipped, seg.lufs, seg.quality = quality.snr, quality.clipped, quality.lufs, quality.flag
+                self.written.append(write_wav(self.wavs / f"{seg.id}.wav", samples, sr))
             segments.append(seg)
         return segments
+
+    def plan(self, words, audio: np.ndarray, search: float) -> list:
+        """Clips of `words` in `audio`; with a voice filter, planned per voice and judged."""
+        s = self.settings
+        if not self.voices.active:
+            return _plan(words, s, self.language, audio, search)
+        return self.voices.plan(words, audio, s.sample_rate, lambda run, turn: _plan(run, s, self.language, turn, search))
 
     def _level(self, audio: np.ndarray, where: str) -> np.ndarray:
         audio, gain = fit_full_scale(audio)
@@ -279,7 +299,7 @@ class _Run:
             transcript = self.transcriber.transcribe(resample(audio, s.sample_rate, WHISPER_RATE),
                                                      language=self.language, vad=s.vad)
             self.out.warnings += [f"{job.label}: {w}" for w in transcript.warnings]  # e.g. language mismatch
-            clips = _plan(transcript.words, s, self.language, audio, 0.15)
+            clips = self.plan(transcript.words, audio, 0.15)
             segments += self.segments(clips, audio, piece.start, source_hash, self.speaker)
         return segments, end
 
@@ -295,7 +315,7 @@ class _Run:
                   for p in iter_pieces(job.media, s.sample_rate, s.piece_seconds, loudness_normalize=s.loudness_normalize))
         for run, window in cues.windows(pieces):
             words = [Span(w.start - run.start, w.end - run.start, w.text) for w in run.words]
-            segments += self.segments(_plan(words, s, self.language, window, 0.3), window, run.start, source_hash, self.speaker)
+            segments += self.segments(self.plan(words, window, 0.3), window, run.start, source_hash, self.speaker)
         check_cues_fit(subs, cues.end)
         self.dropped += cues.left_out(subs.path.name)
         if cues.uncovered >= 0.1:
@@ -313,7 +333,15 @@ class _Run:
         elif not s.min_seconds <= duration <= s.max_seconds:
             clip.rejected = f"{duration:.2f} s is outside {s.min_seconds}-{s.max_seconds} s"
         speaker = (job.row.speaker or self.speaker).replace("|", " ")
+        if self.voices.reference is not None:  # a row is one voice already: only --speaker-reference applies
+            clip = self.voices.judge(clip, audio, s.sample_rate)
         return self.segments([clip], audio, 0.0, source_hash, speaker), duration
+
+
+def _saved_settings(saved: dict) -> DatasetSettings:
+    """Settings as a manifest saved them; names an older or newer version does not know are ignored."""
+    names = {f.name for f in fields(DatasetSettings)}
+    return DatasetSettings(**{k: v for k, v in saved.items() if k in names})
 
 
 def _open_manifest(workspace: Path, language: str, speaker: str,
@@ -325,11 +353,19 @@ def _open_manifest(workspace: Path, language: str, speaker: str,
         raise UserError(f"{workspace} holds a {manifest.language!r} dataset, not {language!r}.",
                         fix=f"use --language {manifest.language}, or a new workspace for {language!r}")
     if settings is None:
-        names = {f.name for f in fields(DatasetSettings)}
-        settings = DatasetSettings(**{k: v for k, v in manifest.settings.items() if k in names})
+        settings = _saved_settings(manifest.settings)
     settings.check()
     manifest.settings = asdict(settings)
     return manifest, settings
+
+
+def settings_with(workspace: str | Path, **changes) -> DatasetSettings:
+    """The workspace dataset's saved settings (the defaults for a new one) with `changes` applied."""
+    path = dataset_dir(workspace) / "dataset.json"
+    settings = _saved_settings(load_manifest(workspace).settings if path.is_file() else {})
+    for key, value in changes.items():
+        setattr(settings, key, value)
+    return settings
 
 
 def create_dataset(
@@ -345,8 +381,15 @@ def create_dataset(
     settings: Optional[DatasetSettings] = None,
     progress=None,
     transcriber=None,
+    speaker_reference: Optional[Path] = None,
+    main_speaker: bool = False,
+    diarize: bool = False,
 ) -> DatasetReport:
-    """Add new sources to WORKSPACE/dataset (creating it), skipping content already there."""
+    """Add new sources to WORKSPACE/dataset (creating it), skipping content already there.
+
+    `speaker_reference` (a recording of the wanted voice) or `main_speaker` (each source's most heard voice)
+    keep only that voice's clips; `diarize` names each voice speaker_1, speaker_2... (dataset/voices.py).
+    """
     workspace = Path(workspace)
     language = check_language(language)  # any ISO 639 code; a typo is an error, not a new language
     speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
@@ -361,7 +404,10 @@ def create_dataset(
     manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
-    run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out)
+    voices = _voice_filter(speaker_reference, main_speaker, diarize, settings.voice_threshold)
+    if diarize:
+        voices.known = VoiceMap.load(dataset_dir(workspace) / VOICES_FILE)
+    run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out, voices)
     run.wavs.mkdir(parents=True, exist_ok=True)
     known, last_save = _Known(manifest.sources), time.monotonic()
     for n, job in enumerate(jobs):
@@ -371,6 +417,8 @@ def create_dataset(
             save_manifest(workspace, manifest)
             last_save = time.monotonic()
     save_manifest(workspace, manifest)
+    if diarize:
+        voices.known.save(dataset_dir(workspace) / VOICES_FILE)
     out.warnings += run.notices()
     active = [s for s in manifest.segments if s.active]
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)
@@ -382,6 +430,27 @@ def create_dataset(
                             "add more recordings")
     report(progress, "dataset", len(jobs), len(jobs), "done")
     return out
+
+
+def _voice_filter(reference: Optional[Path], main_speaker: bool, diarize: bool, threshold: float) -> VoiceFilter:
+    """The run's voice choice, with the reference recording embedded once (a bad file fails the run, not a source)."""
+    if reference is not None and main_speaker:
+        raise UserError("--speaker-reference and --main-speaker both say which voice to keep.", fix="give one of them")
+    voices = VoiceFilter(main_speaker=main_speaker, diarize=diarize, threshold=threshold)
+    if not voices.active and reference is None:
+        return voices
+    from xtts_finetune.dataset.voice_encoder import SAMPLE_RATE, load_voice_encoder
+
+    voices.encoder = load_voice_encoder()
+    if reference is not None:
+        reference = Path(reference)
+        check_media_file(reference)
+        audio = decode_audio(reference, SAMPLE_RATE)
+        if len(audio) < SAMPLE_RATE:
+            raise UserError(f"{reference}: the speaker reference is {len(audio) / SAMPLE_RATE:.1f} s long; "
+                            "a voice needs more to be recognised", fix="give at least 3 s of that voice alone (10-30 s is better)")
+        voices.reference = voices.encoder.embed(audio, SAMPLE_RATE)
+    return voices
 
 
 def _add_source(run: "_Run", job, known: "_Known", workspace: Path, manifest: Manifest) -> bool:

@@ -48,10 +48,15 @@ class Segment:
     split: str = "train"
     speaker: str = "speaker"
     excluded: bool = False
-    rejected: Optional[str] = None  # why it cannot be trained on (no wav is written for it)
+    rejected: Optional[str] = None  # why it cannot be trained on (no wav is written, but for another voice's clips)
     edited: bool = False
     cer: Optional[float] = None  # character error rate of Whisper's hearing against the text (`dataset verify`)
     suspect: Optional[str] = None  # why the audio may not hold exactly its text; None when it passed or was not checked
+    similarity: Optional[float] = None  # speaker similarity to the wanted voice (--speaker-reference, --main-speaker)
+    snr: Optional[float] = None  # estimated signal-to-noise ratio, dB (dataset/quality.py)
+    clipped: Optional[int] = None  # samples clipped at full scale
+    lufs: Optional[float] = None  # integrated loudness
+    quality: Optional[str] = None  # music or heavy noise under the speech; None when clean or not measured
 
     @property
     def audio_file(self) -> str:

@@ -115,7 +115,7 @@ def dataset_stats(workspace: str | Path, vocab_path: Optional[Path] = None, voca
     root = dataset_dir(workspace)
     active = [s for s in manifest.segments if s.active]
     stats = DatasetStats(manifest.language, clips=len(active), excluded=sum(s.excluded for s in manifest.segments))
-    stats.rejected = dict(Counter(re.sub(r"\(.*\)", "", s.rejected).strip() for s in manifest.segments if s.rejected))
+    stats.rejected = dict(Counter(re.sub(r"\(.*\)|: similarity .*", "", s.rejected).strip() for s in manifest.segments if s.rejected))
     stats.train_clips = sum(s.split == "train" for s in active)
     stats.eval_clips = stats.clips - stats.train_clips
     durations, rates, texts = [], {}, defaultdict(list)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,13 @@ DEFAULT_SPEAKER_MODEL = "microsoft/wavlm-base-plus-sv"
 SAMPLE_RATE = 16000
 MODEL_FILES = ("config.json", "preprocessor_config.json")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+class SpeakerEmbedder(Protocol):
+    """The one interface of both speaker models: this evaluation model (WavLM x-vector, downloaded) and the
+    dataset stage's GE2E (dataset/voice_encoder.py, weights from the registry): audio in, unit vector out."""
+
+    def embed(self, audio: np.ndarray, sample_rate: int) -> np.ndarray: ...
 
 
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from xtts_finetune.webui.common import (
 from xtts_finetune.webui.messages import dataset_summary, duration_text, form_source, plural, problems
 
 WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
-CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State"]
+CLIP_COLUMNS = ["ID", "Split", "Seconds", "CER", "Text", "State", "Speaker", "Voice", "SNR dB", "LUFS", "Clipped"]
 
 
 def vocab_choices(ui: UI) -> list[tuple[str, str]]:
@@ -75,17 +75,24 @@ def _segments(ui: UI):
 
 
 def _clip_rows(ui: UI, suspects_only: bool = False) -> list[list]:
-    """One row per clip; the CER column is filled once `dataset verify` (the Verify button) has run."""
+    """One row per clip: CER once `dataset verify` (the Verify button) has run; the voice similarity, SNR,
+    loudness and clipping measured when the clip was made (dataset/quality.py)."""
+    from xtts_finetune.dataset.quality import is_suspect
+
     rows = []
     for seg in _segments(ui):
-        if suspects_only and not seg.suspect:
+        if suspects_only and not is_suspect(seg):
             continue
-        state = f"rejected: {seg.rejected}" if seg.rejected else "excluded" if seg.excluded else ""
-        if seg.suspect:
-            state = f"{state + '; ' if state else ''}suspect: {seg.suspect}"
-        cer = "" if seg.cer is None else round(seg.cer, 2)
-        rows.append([seg.id, seg.split, round(seg.duration, 2), cer, seg.text, state])
+        state = "; ".join(part for part in (
+            f"rejected: {seg.rejected}" if seg.rejected else "excluded" if seg.excluded else "",
+            f"suspect: {seg.suspect}" if seg.suspect else "", seg.quality or "") if part)
+        measures = [_blank(seg.cer, 2), _blank(seg.similarity, 2), _blank(seg.snr, 0), _blank(seg.lufs, 1), _blank(seg.clipped, 0)]
+        rows.append([seg.id, seg.split, round(seg.duration, 2), measures[0], seg.text, state, seg.speaker, *measures[1:]])
     return rows
+
+
+def _blank(value, digits: int):
+    return "" if value is None else round(value, digits)
 
 
 def _source_choices(ui: UI) -> list[tuple[str, str]]:
@@ -200,6 +207,16 @@ def _sources_and_stats(ui: UI) -> dict:
                                        allow_custom_value=True, elem_id="ds-language",
                                        info="Type to search; any ISO 639 code works (XTTS knows 17: the rest get new tokens).")
                 speaker = gr.Textbox("speaker", label="Speaker name", elem_id="ds-speaker")
+            with gr.Accordion("Voices: keep one speaker, or name them all", open=False):
+                keep = gr.Radio([("All voices", "all"), ("Only the voice of a reference recording", "reference"),
+                                 ("The voice that speaks most in each recording", "main")], value="all",
+                                label="Keep", elem_id="ds-voice-keep")
+                reference = gr.File(label="Reference: the wanted voice alone, 10-30 s", file_count="single",
+                                    elem_id="ds-voice-reference", height=100)
+                with gr.Row():
+                    diarize = gr.Checkbox(label="Name each voice (speaker_1, speaker_2...)", elem_id="ds-diarize")
+                    threshold = gr.Slider(0.5, 0.95, value=0.75, step=0.01, label="Voice threshold", elem_id="ds-voice-threshold",
+                                          info="Similarity a clip needs to count as the wanted voice; clips below are left out and listed.")
             with gr.Accordion("Text preview: what the model will read", open=False):
                 sample = gr.Textbox(label="A sentence", elem_id="ds-text-sample")
                 offered = vocab_choices(ui)
@@ -232,7 +249,7 @@ def _clips_and_sources(ui: UI) -> dict:
             suspects_only = gr.Checkbox(label="Only suspect clips", elem_id="ds-suspects-only")
             exclude_all = gr.Button("Exclude all suspect clips", size="sm", elem_id="ds-exclude-suspects")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
-                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px"], wrap=True)  # px: scrolls sideways on a phone
+                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px", "96px", "60px", "64px", "60px", "64px"], wrap=True)  # px: scrolls sideways on a phone
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
                               waveform_options=PLAYER)
@@ -252,7 +269,7 @@ def _clips_and_sources(ui: UI) -> dict:
 
 def _wire_create(ui: UI, c: SimpleNamespace) -> None:
     """Create / extend the dataset, and the text preview beside it."""
-    def on_create(files, folder_path, subs, lang, spk, whisper_model):
+    def on_create(files, folder_path, subs, lang, spk, whisper_model, keep, reference, diarize, threshold):
         from xtts_finetune.dataset import create_dataset
 
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -270,9 +287,10 @@ def _wire_create(ui: UI, c: SimpleNamespace) -> None:
         subtitle_paths = copy_uploads(ui, subs, f"media-{stamp}")  # beside the media: pairing is by folder and name
         model = (whisper_model or "large-v3").strip()
         params = dict(language=lang, audio=audio, subtitles=subtitle_paths, whisper_model=model, speaker=spk or "speaker")
+        params.update(_voice_params(ui, keep, reference, diarize, threshold, stamp))
 
         def work(ctx):
-            report = create_dataset(ui.workspace, **params, progress=ctx.progress)
+            report = create_dataset(**_create_args({**params, "workspace": ui.workspace}), progress=ctx.progress)
             for line in report.summary().splitlines()[1:]:  # the first is the summary, logged as the job ends
                 ctx.log(line)
             ctx.summary = dataset_summary(report)
@@ -283,7 +301,8 @@ def _wire_create(ui: UI, c: SimpleNamespace) -> None:
 
         return job_html(start_job(ui, "dataset", work, params))
 
-    c.create.click(on_create, [c.media, c.folder, c.subtitles, c.language, c.speaker, c.whisper], [c.status])
+    c.create.click(on_create, [c.media, c.folder, c.subtitles, c.language, c.speaker, c.whisper, c.keep, c.reference,
+                               c.diarize, c.threshold], [c.status])
 
     def on_preview(sentence, lang, model):
         allowed = {value for _, value in vocab_choices(ui)}  # only folders the list offered, whatever is sent
@@ -292,6 +311,27 @@ def _wire_create(ui: UI, c: SimpleNamespace) -> None:
     for event in (c.sample.submit, c.language.change, c.vocab_model.change):
         event(on_preview, [c.sample, c.language, c.vocab_model], [c.preview])
     c.vocab_model.focus(lambda: gr.update(choices=vocab_choices(ui)), None, [c.vocab_model])
+
+
+def _voice_params(ui: UI, keep: str, reference, diarize: bool, threshold: float, stamp: str) -> dict:
+    """The job's voice choice (kept in its record): which voice to keep, names for all, the threshold."""
+    params = {"main_speaker": keep == "main", "diarize": bool(diarize), "voice_threshold": float(threshold or 0.75)}
+    if keep == "reference":
+        copied = copy_uploads(ui, [reference] if reference else [], f"reference-{stamp}")
+        if not copied:
+            fail(UserError("No reference recording given.", fix="Upload a recording of the wanted voice alone, or keep all voices."))
+        params["speaker_reference"] = copied[0]
+    return params
+
+
+def _create_args(params: dict) -> dict:
+    """create_dataset's arguments from a job's params: the threshold goes into the dataset's settings."""
+    from xtts_finetune.dataset.create import settings_with
+
+    args = {k: v for k, v in params.items() if k != "voice_threshold"}
+    if "voice_threshold" in params:
+        args["settings"] = settings_with(params["workspace"], voice_threshold=params["voice_threshold"])
+    return args
 
 
 def _wire_clips(ui: UI, demo: gr.Blocks, c: SimpleNamespace) -> None:
@@ -375,9 +415,9 @@ def _wire_checks(ui: UI, whisper, status, verify, suspects_only, exclude_all, so
         return job_html(start_job(ui, "dataset", work, params))
 
     def on_exclude_suspects(only):
-        from xtts_finetune.dataset.manifest import exclude_suspects
+        from xtts_finetune.dataset.quality import SUSPECT, exclude_by  # what the "Only suspect clips" filter shows
 
-        ids = exclude_suspects(ui.workspace) if _segments(ui) else []
+        ids = exclude_by(ui.workspace, SUSPECT) if _segments(ui) else []
         gr.Info(f"Excluded {plural(len(ids), 'suspect clip')}.")
         return _tables(ui, only)
 
