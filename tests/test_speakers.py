@@ -106,7 +106,7 @@ def test_export_writes_each_speakers_references_and_latents_by_name(export, work
     model = load_xtts(export)  # coqui's own loader and speaker manager
     assert {"Anna", "Bob", "Tiny Speaker"} <= set(model.speaker_manager.speaker_names)
     torch.manual_seed(0)
-    wav = model.synthesize("Hello there.", language="en", speaker="Bob")["wav"]
+    wav = model.synthesize("Hi.", language="en", speaker="Bob")["wav"]
     assert len(wav) > 1000 and np.isfinite(wav).all()
 
 
@@ -126,7 +126,7 @@ def test_synthesizer_speaks_each_speaker_by_name(synth, export):
         torch.testing.assert_close(embedding, stored[name]["speaker_embedding"])
     assert not torch.allclose(stored["Anna"]["speaker_embedding"], stored["Bob"]["speaker_embedding"])
     assert synth.prepare("Hello.", "en").voice == "Anna"  # the first speaker is the default
-    anna, bob = (synth.speak("Hello there.", "en", voice=v, seed=1) for v in ("Anna", "Bob"))
+    anna, bob = (synth.speak("Hi.", "en", voice=v, seed=1) for v in ("Anna", "Bob"))
     assert len(anna) and len(bob) and (len(anna) != len(bob) or not np.allclose(anna, bob))
     with pytest.raises(UserError, match="unknown voice 'Carol'"):
         synth.prepare("Hello.", "en", voice="Carol")
@@ -136,7 +136,7 @@ def test_cli_lists_and_speaks_a_speaker(export, tmp_path, capsys):
     assert main(["speak", str(export), "--list-voices", "--device", "cpu"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("voices:    Anna, Bob, ")
     out = tmp_path / "bob.wav"
-    assert main(["speak", str(export), "--speaker", "Bob", "--text", "Hello there.", "--out", str(out),
+    assert main(["speak", str(export), "--speaker", "Bob", "--text", "Hi.", "--out", str(out),
                  "--device", "cpu", "--seed", "1"]) == 0
     assert sf.info(out).frames > 0
 
@@ -152,10 +152,27 @@ def test_openai_client_picks_a_speaker_by_voice(synth):
         assert httpx.get(f"{url}/v1/voices").json()["voices"][:2] == ["Anna", "Bob"]
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused-on-loopback")
         spoken = {voice: sf.read(io.BytesIO(client.audio.speech.create(
-            model="tts-1", voice=voice, input="Hello there.", response_format="wav", extra_body={"seed": 1}).content))[0]
+            model="tts-1", voice=voice, input="Hi.", response_format="wav", extra_body={"seed": 1}).content))[0]
             for voice in ("Bob", "Anna", "alloy")}
         assert len(spoken["Bob"]) and (len(spoken["Bob"]) != len(spoken["Anna"]) or not np.allclose(spoken["Bob"], spoken["Anna"]))
         np.testing.assert_allclose(spoken["alloy"], spoken["Anna"], atol=1e-4)  # OpenAI's names: the default speaker
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_ui_offers_the_speakers_and_renames_one(workspace, export, tmp_path):
+    import shutil
+
+    from xtts_finetune.webui.app import build_app
+
+    ws = tmp_path / "ws"  # a copy: renaming here leaves the module's dataset as it is
+    shutil.copytree(workspace / "dataset", ws / "dataset")
+    demo = build_app(ws)
+    handler = {getattr(f.fn, "__name__", ""): f.fn for f in demo.fns.values()}
+    voice, _, info = handler["on_model"](str(export))  # the Speak tab's voice picker
+    assert voice["choices"][:2] == ["Anna", "Bob"] and voice["value"] == "Anna" and "2 speakers" in info
+
+    picker, new_name = handler["on_rename"]("Anna", " Bob ")  # the Dataset tab's Speakers panel: merges the two
+    assert [value for _, value in picker["choices"]] == ["Bob"] and "6 clips" in picker["choices"][0][0]
+    assert new_name == "" and _csv_speakers(ws) == ["Bob"] * 6
