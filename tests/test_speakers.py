@@ -174,3 +174,20 @@ def test_ui_offers_the_speakers_and_renames_one(workspace, export, tmp_path):
     picker, new_name = handler["on_rename"]("Anna", " Bob ")  # the Dataset tab's Speakers panel: merges the two
     assert [value for _, value in picker["choices"]] == ["Bob"] and "6 clips" in picker["choices"][0][0]
     assert new_name == "" and _csv_speakers(ws) == ["Bob"] * 6
+
+
+def test_speaker_folders_are_safe_and_unique_and_read_back_by_name(tmp_path):
+    from xtts_finetune.voices import reference_voices, speaker_folder
+
+    taken: set[str] = set()
+    folders = [speaker_folder(name, taken) for name in ("Ana María", "Ana/María", "ana_maría", "..", "Zoë")]
+    assert folders == ["Ana_María", "Ana_María-2", "ana_maría-3", "speaker", "Zoë"]  # one file system, any case
+    for folder in ("Zoë", "Ana_María", "by-hand", "empty"):
+        (tmp_path / "references" / folder).mkdir(parents=True)
+        if folder != "empty":
+            (tmp_path / "references" / folder / "a.wav").write_bytes(b"")
+    card = {"speakers": [{"name": "Zoë", "folder": "Zoë"}, {"name": "Ana María", "folder": "Ana_María"}]}
+    voices = reference_voices(tmp_path, card)
+    assert list(voices) == ["Zoë", "Ana María", "by-hand"]  # the card's order, then folders added by hand
+    assert voices["Ana María"] == [tmp_path / "references" / "Ana_María" / "a.wav"]
+    assert reference_voices(tmp_path / "nothing", card) == {}
