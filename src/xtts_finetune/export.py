@@ -2,8 +2,8 @@
 
 model.pth is the base model's weights with the run's trained GPT weights in place (a run's checkpoints
 hold only the GPT: the HiFi-GAN decoder is the base model's). Reference clips are picked for the voice
-prompt, the speaker's latents are added to speakers_xtts.pth, and model_card.json records where it
-all came from.
+prompt, per speaker when the dataset holds several (voices.py: the layout), each speaker's latents are
+added to speakers_xtts.pth under its name, and model_card.json records where it all came from.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from xtts_finetune.train.events import read_best
 from xtts_finetune.train.preflight import dataset_clips
 from xtts_finetune.train.runs import checkpoints, is_complete_checkpoint, read_run_settings
 from xtts_finetune.utils import atomic_torch_save, atomic_write_text, disk_full, human_bytes, safe_join, sweep_partial_writes
+from xtts_finetune.voices import speaker_folder
 
 REFERENCE_SECONDS = (6.0, 12.0)
 MAX_REFERENCES = 3
@@ -134,7 +135,10 @@ def inference_state(checkpoint: Path, base_dir: Path, fp16: bool = False) -> dic
     return weights
 
 
-def _speaker_latents(folder: Path, references: list[Path]) -> dict:
+def _speaker_latents(folder: Path, references: dict[str, list[Path]]) -> dict:
+    """{name: latents} in the form coqui's SpeakerManager reads (`synthesize(speaker=NAME)` unpacks the two
+    values in this order), the exported model loaded once for all speakers. Computed with the config's voice
+    settings, as coqui's `synthesize(speaker_wav=...)` and our Synthesizer compute them from the same clips."""
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
@@ -142,8 +146,13 @@ def _speaker_latents(folder: Path, references: list[Path]) -> dict:
     config.load_json(str(folder / "config.json"))
     model = Xtts(config)
     model.load_checkpoint(config, checkpoint_dir=str(folder), eval=True, speaker_file_path=str(folder / "none.pth"))
-    latent, embedding = model.get_conditioning_latents(audio_path=[str(p) for p in references])
-    return {"gpt_cond_latent": latent.cpu().float(), "speaker_embedding": embedding.cpu().float()}
+    latents = {}
+    for name, clips in references.items():
+        latent, embedding = model.get_conditioning_latents(
+            audio_path=[str(p) for p in clips], max_ref_length=config.max_ref_len, gpt_cond_len=config.gpt_cond_len,
+            gpt_cond_chunk_len=config.gpt_cond_chunk_len, sound_norm_refs=config.sound_norm_refs)
+        latents[name] = {"gpt_cond_latent": latent.cpu().float(), "speaker_embedding": embedding.cpu().float()}
+    return latents
 
 
 def export_model(
@@ -182,16 +191,18 @@ def export_model(
         config = _write_weights(staging, ckpt, base_dir, vocab, language, fp16)
 
         report(progress, "export", 1, 5, "picking reference clips")
-        references, note = _write_references(staging, Path(dataset["path"]))
+        voices = _write_references(staging, Path(dataset["path"]))
 
-        report(progress, "export", 2, 5, "computing the speaker's latents")
+        report(progress, "export", 2, 5, f"computing the latents of {', '.join(v['name'] for v in voices)}")
         speakers_file = base_dir / "speakers_xtts.pth"
         speakers = torch.load(speakers_file, map_location="cpu", weights_only=True) if speakers_file.is_file() else {}
-        speakers[dataset["speaker"]] = _speaker_latents(staging, [staging / r["file"] for r in references])
+        # in file-name order, as the Synthesizer reads a references folder: the GPT latent hears the clips in order
+        clips = {v["name"]: sorted(staging / r["file"] for r in v["references"]) for v in voices}
+        speakers.update(_speaker_latents(staging, clips))
         atomic_torch_save(speakers, staging / "speakers_xtts.pth")
 
         report(progress, "export", 4, 5, "writing model_card.json")
-        card = _model_card(final.name, run_dir, run, ckpt, config, language, references, note, fp16)
+        card = _model_card(final.name, run_dir, run, ckpt, config, language, voices, fp16)
         atomic_write_text(staging / "model_card.json", json.dumps(card, indent=2, ensure_ascii=False))
         os.replace(staging, final)
     except OSError as err:  # a full disk while copying: say so; the staging folder goes, nothing else changed
@@ -216,21 +227,32 @@ def _write_weights(staging: Path, ckpt: Path, base_dir: Path, vocab: Path, langu
     return config
 
 
-def _write_references(staging: Path, dataset_dir: Path) -> tuple[list[dict], str | None]:
-    """The dataset's best clips copied into references/, with their quality, and a note when they are weak."""
-    wavs = [dataset_dir / c.audio_file for c in dataset_clips(dataset_dir) if (dataset_dir / c.audio_file).is_file()]
-    if not wavs:
+def _write_references(staging: Path, dataset_dir: Path) -> list[dict]:
+    """Each speaker's best clips copied into references/ (one speaker) or references/FOLDER/ (several), with
+    their quality and a note when they are weak: [{name, folder, references, note}] in the dataset's order."""
+    by_speaker: dict[str, list[Path]] = {}
+    for clip in dataset_clips(dataset_dir):
+        if (dataset_dir / clip.audio_file).is_file():
+            by_speaker.setdefault(clip.speaker, []).append(dataset_dir / clip.audio_file)
+    if not by_speaker:
         raise UserError(f"{dataset_dir} lists no clips to pick references from", fix="rebuild the dataset")
-    picked, note = pick_references(wavs)
-    references = []
-    for path, quality in picked:
-        shutil.copyfile(path, staging / "references" / path.name)
-        references.append({"file": f"references/{path.name}", **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}})
-    return references, note
+    voices, taken = [], set()
+    for name, wavs in by_speaker.items():
+        folder = speaker_folder(name, taken) if len(by_speaker) > 1 else ""
+        (staging / "references" / folder).mkdir(parents=True, exist_ok=True)
+        picked, note = pick_references(wavs)
+        references = []
+        for path, quality in picked:
+            shutil.copyfile(path, staging / "references" / folder / path.name)
+            references.append({"file": "/".join(filter(None, ("references", folder, path.name))),
+                               **{k: quality[k] for k in ("seconds", "snr_db", "clipped")}})
+        voices.append({"name": name, "folder": folder or None, "references": references,
+                       "note": f"{name}: {note}" if note and folder else note})
+    return voices
 
 
-def _model_card(name: str, run_dir: Path, run: dict, ckpt: Path, config: dict, language: str, references: list,
-                note: str | None, fp16: bool) -> dict:
+def _model_card(name: str, run_dir: Path, run: dict, ckpt: Path, config: dict, language: str, voices: list[dict],
+                fp16: bool) -> dict:
     """model_card.json: where the model came from, how it was trained, how it reads text, its reference clips."""
     run_config, dataset = _run_config(run_dir), run["dataset"]
     vocab_mode = run_config.get("vocab_mode", "base")
@@ -242,7 +264,8 @@ def _model_card(name: str, run_dir: Path, run: dict, ckpt: Path, config: dict, l
         "languages": config["languages"],
         "text_frontend": {**(run_config.get("frontend") or {"name": "xtts", "version": "1"}), "vocab": vocab_mode,
                           "token_language": token_language(language, vocab_mode)},
-        "speaker": dataset["speaker"],
+        "speaker": voices[0]["name"],  # the default voice; all of them under `speakers`
+        "speakers": [{k: v[k] for k in ("name", "folder")} for v in voices],
         "dataset": dataset["summary"],
         "settings": run["settings"],
         "training": run["resolved"],
@@ -253,6 +276,6 @@ def _model_card(name: str, run_dir: Path, run: dict, ckpt: Path, config: dict, l
         "trained": run["created"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "tool_version": __version__,
-        "references": references,
-        "notes": [note] if note else [],
+        "references": [ref for v in voices for ref in v["references"]],
+        "notes": [v["note"] for v in voices if v["note"]],
     }

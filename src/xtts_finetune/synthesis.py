@@ -26,6 +26,7 @@ from xtts_finetune.languages import normalize_language, tokenizer_language
 from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
 from xtts_finetune.utils import PRECISIONS
 from xtts_finetune.vocoder import BlockVocoder
+from xtts_finetune.voices import reference_voices
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,10 @@ class Synthesizer:
         self.decoder = GptDecoder(self.model.gpt, dtype=self.dtype)
         self.vocoder = BlockVocoder(self.model.hifigan_decoder, self.device, self.dtype)
         self.references = sorted((self.model_dir / "references").glob("*.wav"))
+        self.speaker_references = reference_voices(self.model_dir, self.card)  # an export of several speakers
         manager = getattr(self.model, "speaker_manager", None)
         self.speakers: dict = dict(manager.speakers) if manager is not None else {}
-        if not self.references and not self.speakers:
+        if not self.references and not self.speaker_references and not self.speakers:
             raise UserError(f"{self.model_dir} has no voice: no references/*.wav and no speakers in speakers_xtts.pth",
                             fix="add reference clips to references/, or pass your own clips")
         settings = {k: getattr(self.config, k) for k in ("gpt_cond_len", "gpt_cond_chunk_len", "max_ref_len", "sound_norm_refs")}
@@ -127,10 +129,12 @@ class Synthesizer:
         return [normalize_language(code) for code in self.config.languages]
 
     def voices(self) -> list[str]:
-        """Reference voices first ("default" = all clips, then each clip alone), then built-in speakers."""
+        """Reference voices first ("default" = all clips, then each clip alone; or each speaker of an export
+        of several), then built-in speakers."""
         names = [DEFAULT_VOICE] if self.references else []
         if len(self.references) > 1:
             names += [clip.stem for clip in self.references if clip.stem != DEFAULT_VOICE]
+        names += [name for name in self.speaker_references if name not in names]
         return names + [name for name in self.speakers if name not in names]
 
     def prepare(self, text: str, language: str | None = None, voice: str | list[Path] | None = None, *,
@@ -280,6 +284,8 @@ class Synthesizer:
             clips = self.references
         elif voice in {c.stem for c in self.references}:
             clips = [c for c in self.references if c.stem == voice]
+        elif voice in self.speaker_references:
+            clips = self.speaker_references[voice]
         else:  # a built-in speaker: its latents ship with the model
             return self.speakers[voice]["gpt_cond_latent"], self.speakers[voice]["speaker_embedding"]
         latents, source = self.cache.get(clips, self._compute_latents)

@@ -24,7 +24,8 @@ def _register_create(ds) -> None:
     create.add_argument("--corpus", type=Path, help="an LJSpeech folder or a Coqui CSV to import as is")
     create.add_argument("--url", nargs="+", default=[], dest="urls", metavar="URL", help="media to download with yt-dlp")
     create.add_argument("--whisper-model", default="large-v3", help="Whisper model name or local CTranslate2 folder")
-    create.add_argument("--speaker", default="speaker", help="speaker name written into the CSVs")
+    create.add_argument("--speaker", default="speaker", help="name of the voice in these recordings (default "
+                        "speaker); runs with different names build one dataset of several voices, one model speaks them all")
     create.add_argument("--eval-fraction", type=float, help="share of clips held out for evaluation (default 0.15)")
     create.add_argument("--max-seconds", type=float, help="longest clip (default 11.6, XTTS's training limit)")
     create.add_argument("--min-seconds", type=float, help="shortest clip (default 0.5)")
@@ -91,6 +92,12 @@ def _register_edits(ds) -> None:
     remove.add_argument("workspace", type=Path)
     remove.add_argument("source", help="the source's media or subtitle path, or the first 8+ characters of its hash")
     remove.set_defaults(func=_remove)
+
+    rename = ds.add_parser("rename-speaker", help="give a speaker's clips another name (an existing name merges the two)")
+    rename.add_argument("workspace", type=Path)
+    rename.add_argument("old", help="the speaker's name now, as `dataset list` shows it")
+    rename.add_argument("new", help="the new name")
+    rename.set_defaults(func=_rename_speaker)
 
     slicer = ds.add_parser("slice", help="cut a long recording at silences into WAV pieces")
     slicer.add_argument("file", type=Path)
@@ -184,6 +191,17 @@ def _list(args) -> int:
             print(f"note on {source.path}: {note}")
     for what, why in manifest.failed.items():
         print(f"not in the dataset: {what}: {why}")
+    voices = [f"{name} ({len(segs)} clips, {sum(s.duration for s in segs):.1f} s)" for name, segs in manifest.speakers().items()]
+    if len(voices) > 1:  # one voice: nothing to tell apart
+        print(f"speakers: {', '.join(voices)}")
+    return 0
+
+
+def _rename_speaker(args) -> int:
+    from xtts_finetune.dataset import rename_speaker
+
+    clips = rename_speaker(args.workspace, args.old, args.new)
+    print(f"renamed {clips} clips of {args.old!r} to {args.new!r}")
     return 0
 
 

@@ -25,7 +25,8 @@ def register(sub) -> None:
     speak.add_argument("--overwrite", action="store_true", help="redo lines whose file exists (default: skip them, "
                        "so an interrupted --text-file run resumes)")
     voice = speak.add_mutually_exclusive_group()
-    voice.add_argument("--voice", help="a voice of the model (see --list-voices)")
+    voice.add_argument("--voice", "--speaker", dest="voice", metavar="NAME",
+                       help="a voice of the model, e.g. a speaker's name (see --list-voices)")
     voice.add_argument("--reference", type=Path, nargs="+", metavar="CLIP", help="speak like these clips instead")
     speak.add_argument("--temperature", type=float, default=0.75)
     speak.add_argument("--top-k", type=int, default=50)

@@ -18,7 +18,8 @@ import numpy as np
 
 from xtts_finetune.dataset.corpus import CorpusRow, read_corpus
 from xtts_finetune.dataset.manifest import (
-    MIN_TRAINING_CLIPS, Manifest, Segment, Source, assign_split, dataset_dir, load_manifest, save_manifest, segment_id,
+    MIN_TRAINING_CLIPS, Manifest, Segment, Source, assign_split, clean_speaker_name, dataset_dir, load_manifest,
+    save_manifest, segment_id,
     unique_prefix,
 )
 from xtts_finetune.dataset.media import (
@@ -252,7 +253,8 @@ class _Run:
         known.add(source_hash, media_hash)
         source = Source(source_hash, str(job.media.resolve()), job.kind, round(duration, 3),
                         str(job.subtitles.resolve()) if job.subtitles else None, job.url,
-                        datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, self.dropped, self.notes)
+                        datetime.now(timezone.utc).isoformat(timespec="seconds"), media_hash, self.dropped, self.notes,
+                        speaker=segments[0].speaker if job.kind == "corpus" and segments else self.speaker)
         return source, segments
 
     def segments(self, clips: list, audio: np.ndarray, offset: float, source_hash: str, speaker: str) -> list[Segment]:
@@ -332,7 +334,7 @@ class _Run:
             clip.rejected = "no speech left after cleaning the text"
         elif not s.min_seconds <= duration <= s.max_seconds:
             clip.rejected = f"{duration:.2f} s is outside {s.min_seconds}-{s.max_seconds} s"
-        speaker = (job.row.speaker or self.speaker).replace("|", " ")
+        speaker = clean_speaker_name(job.row.speaker or "") or self.speaker
         if self.voices.reference is not None:  # a row is one voice already: only --speaker-reference applies
             clip = self.voices.judge(clip, audio, s.sample_rate)
         return self.segments([clip], audio, 0.0, source_hash, speaker), duration
@@ -392,7 +394,7 @@ def create_dataset(
     """
     workspace = Path(workspace)
     language = check_language(language)  # any ISO 639 code; a typo is an error, not a new language
-    speaker = " ".join(speaker.replace("|", " ").split()) or "speaker"
+    speaker = clean_speaker_name(speaker) or "speaker"
     manifest, settings = _open_manifest(workspace, language, speaker, settings)
     # evaluate transcribes with the same Whisper (issue 18)
     manifest.settings["whisper_model"] = getattr(transcriber, "model_name", None) or whisper_model

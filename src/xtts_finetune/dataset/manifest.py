@@ -36,6 +36,7 @@ class Source:
     media_hash: str = ""  # sha256 of the media file alone (older manifests: empty, `hash` is the media's)
     dropped: list[str] = field(default_factory=list)  # what was left out of it and why (cues, audio outside every cue)
     notes: list[str] = field(default_factory=list)  # how it was read: encoding, gain
+    speaker: str = ""  # the name its clips were given (`--speaker`); older manifests: empty, see its segments
 
 
 @dataclass
@@ -74,7 +75,7 @@ class Segment:
 @dataclass
 class Manifest:
     language: str
-    speaker: str = "speaker"
+    speaker: str = "speaker"  # the name of the first `dataset create` run; each source and segment has its own
     settings: dict = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
@@ -83,6 +84,14 @@ class Manifest:
 
     def source_hashes(self) -> set[str]:
         return {s.hash for s in self.sources}
+
+    def speakers(self) -> dict[str, list[Segment]]:
+        """The usable clips of each speaker, in the order the speakers were first added."""
+        voices: dict[str, list[Segment]] = {}
+        for seg in self.segments:
+            if seg.active:
+                voices.setdefault(seg.speaker, []).append(seg)
+        return voices
 
     def segment(self, segment_id: str) -> Segment:
         for seg in self.segments:
@@ -93,6 +102,11 @@ class Manifest:
 
 def dataset_dir(workspace: str | Path) -> Path:
     return Path(workspace) / "dataset"
+
+
+def clean_speaker_name(name: str) -> str:
+    """A speaker name as the CSVs can hold it: one line, no `|`, single spaces."""
+    return " ".join(str(name).replace("|", " ").split())
 
 
 def segment_id(prefix: str, start: float) -> str:
@@ -265,3 +279,23 @@ def exclude_suspects(workspace: str | Path) -> list[str]:
             seg.excluded, seg.edited = True, True
     save_manifest(workspace, manifest)
     return ids
+
+
+def rename_speaker(workspace: str | Path, old: str, new: str) -> int:
+    """Give every clip and source of speaker `old` the name `new` (an existing name merges the two voices);
+    returns how many clips were renamed."""
+    manifest, new = load_manifest(workspace), clean_speaker_name(new)
+    if not new:
+        raise UserError("the new speaker name is empty.", fix="give a name, e.g. `dataset rename-speaker WS speaker_1 Anna`")
+    names = {seg.speaker for seg in manifest.segments}
+    if old not in names:
+        raise UserError(f"no speaker {old!r} in the dataset of {workspace} (speakers: {', '.join(sorted(names)) or 'none'}).",
+                        fix="give one of those names exactly as listed (`dataset list` shows them)")
+    mine = [seg for seg in manifest.segments if seg.speaker == old]
+    for seg in mine:
+        seg.speaker = new
+    for source in manifest.sources:
+        source.speaker = new if source.speaker == old else source.speaker
+    manifest.speaker = new if manifest.speaker == old else manifest.speaker
+    save_manifest(workspace, manifest)
+    return len(mine)

@@ -14,6 +14,7 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import (
     LANGUAGE_CHOICES, PLAYER, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
 )
+from xtts_finetune.webui.dataset_speakers import speakers_panel, wire_speakers
 from xtts_finetune.webui.messages import dataset_summary, duration_text, form_source, plural, problems
 
 WHISPER_CHOICES = ["large-v3", "large-v3-turbo", "medium", "small", "base", "tiny"]
@@ -179,11 +180,13 @@ def build(ui: UI, demo: gr.Blocks, tab: gr.Tab) -> None:
     c = _layout(ui)
     _wire_create(ui, c)
     _wire_clips(ui, demo, c)
+    wire_speakers(ui, c.speaker_pick, c.speaker_new, c.speaker_rename)
 
 
 def _layout(ui: UI) -> SimpleNamespace:
     """The tab's components, laid out, by name for the wiring."""
-    return SimpleNamespace(**_sources_and_stats(ui), **_clips_and_sources(ui), shown=gr.State(()), timer=gr.Timer(1.0))
+    return SimpleNamespace(**_sources_and_stats(ui), **_clips_and_sources(ui), **speakers_panel(ui), shown=gr.State(()),
+                           timer=gr.Timer(1.0))
 
 
 def _components(scope: dict) -> dict:

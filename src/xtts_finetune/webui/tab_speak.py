@@ -183,7 +183,9 @@ def _wire_model(ui: UI, tab: gr.Tab, c: SimpleNamespace, loaded: "_Loaded") -> N
         voices, langs = synth.voices(), synth.languages
         # model_card.json says "zh-cn" where the choices say "zh": normalise, or the dropdown refuses its own value
         default_lang = normalize_language(synth.card.get("language") or "") or (langs[0] if langs else None)
-        info = f"<b>{synth.name}</b> · {plural(len(synth.references), 'reference clip')} · " \
+        voiced = plural(len(synth.speaker_references), "speaker") if synth.speaker_references \
+            else plural(len(synth.references), "reference clip")
+        info = f"<b>{synth.name}</b> · {voiced} · " \
                f"{plural(len(langs), 'language')} · {synth.device}"
         return (gr.update(choices=voices, value=voices[0] if voices else None),
                 gr.update(choices=_language_choices(langs), value=default_lang), info)
