@@ -191,3 +191,21 @@ def test_speaker_folders_are_safe_and_unique_and_read_back_by_name(tmp_path):
     assert list(voices) == ["Zoë", "Ana María", "by-hand"]  # the card's order, then folders added by hand
     assert voices["Ana María"] == [tmp_path / "references" / "Ana_María" / "a.wav"]
     assert reference_voices(tmp_path / "nothing", card) == {}
+
+
+def test_a_renamed_diarized_voice_keeps_its_new_name_in_later_runs(tmp_path):
+    """--diarize remembers voices in dataset/voices.json: after a rename, the same voice met again is the new name."""
+    from xtts_finetune.dataset.manifest import Manifest, Segment, dataset_dir, rename_speaker, save_manifest
+    from xtts_finetune.dataset.voices import VOICES_FILE, VoiceMap
+
+    a, b = np.eye(4, dtype=np.float32)[0], np.eye(4, dtype=np.float32)[1]
+    voices = VoiceMap()
+    assert (voices.match(a, 0.7), voices.match(b, 0.7)) == ("speaker_1", "speaker_2")
+    dataset_dir(tmp_path).mkdir(parents=True)
+    voices.save(dataset_dir(tmp_path) / VOICES_FILE)
+    save_manifest(tmp_path, Manifest(language="en", speaker="speaker_1",
+                                     segments=[Segment("s1", "h", 0.0, 1.0, "hi", speaker="speaker_1")]))
+    rename_speaker(tmp_path, "speaker_1", "Anna")
+    again = VoiceMap.load(dataset_dir(tmp_path) / VOICES_FILE)
+    assert again.match(a, 0.7) == "Anna" and again.match(b, 0.7) == "speaker_2"
+    assert again.match(np.eye(4, dtype=np.float32)[2], 0.7) == "speaker_3"  # a new voice takes the next number

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.dataset.voices import VOICES_FILE, VoiceMap
 from xtts_finetune.locks import exclusive
 from xtts_finetune.utils import atomic_write_text, sweep_partial_writes
 
@@ -298,4 +299,7 @@ def rename_speaker(workspace: str | Path, old: str, new: str) -> int:
         source.speaker = new if source.speaker == old else source.speaker
     manifest.speaker = new if manifest.speaker == old else manifest.speaker
     save_manifest(workspace, manifest)
+    voices = VoiceMap.load(dataset_dir(workspace) / VOICES_FILE)
+    if voices.rename(old, new):  # the voices --diarize named: later runs use the new name
+        voices.save(dataset_dir(workspace) / VOICES_FILE)
     return len(mine)

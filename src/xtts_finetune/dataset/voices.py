@@ -101,17 +101,29 @@ def spoken_seconds(found: list[Phrase]) -> dict[int, float]:
 @dataclass
 class VoiceMap:
     """Voices `--diarize` has named in this dataset (kept in dataset/voices.json), so a voice met again, in a
-    later piece, source or run, gets the same speaker_N, and a new one the next number."""
+    later piece, source or run, gets the same name (speaker_N, or what `dataset rename-speaker` made of it),
+    and a new one the next number."""
 
     centroids: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
 
-    def match(self, centroid: np.ndarray, threshold: float) -> int:
-        """The index of the known voice this centroid is (similarity >= threshold), or a new one."""
+    def match(self, centroid: np.ndarray, threshold: float) -> str:
+        """The name of the known voice this centroid is (similarity >= threshold), or of a new one."""
         sims = [float(centroid @ c) for c in self.centroids]
         if sims and max(sims) >= threshold:
-            return int(np.argmax(sims))
+            return self.names[int(np.argmax(sims))]
         self.centroids.append(centroid)
-        return len(self.centroids) - 1
+        number = len(self.centroids)
+        while f"speaker_{number}" in self.names:  # after a rename, speaker_N may be taken by another voice
+            number += 1
+        self.names.append(f"speaker_{number}")
+        return self.names[-1]
+
+    def rename(self, old: str, new: str) -> bool:
+        """Call voice `old` by `new` from now on; False if `old` is not a voice of this map."""
+        found = old in self.names
+        self.names = [new if name == old else name for name in self.names]
+        return found
 
     @classmethod
     def load(cls, path: Path) -> "VoiceMap":
@@ -119,14 +131,15 @@ class VoiceMap:
             return cls()
         try:
             voices = json.loads(path.read_text(encoding="utf-8"))["voices"]
-            return cls([unit(np.asarray(v["centroid"], dtype=np.float32)) for v in voices])
-        except (ValueError, KeyError, TypeError) as err:
+            return cls([unit(np.asarray(v["centroid"], dtype=np.float32)) for v in voices],
+                       [str(v.get("name") or f"speaker_{n + 1}") for n, v in enumerate(voices)])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise UserError(f"{path} is damaged ({err})", fix="delete it: --diarize then names voices from speaker_1 again") from err
 
     def save(self, path: Path) -> None:
         from xtts_finetune.utils import atomic_write_text
 
-        voices = [{"name": f"speaker_{n + 1}", "centroid": [round(float(x), 5) for x in c]} for n, c in enumerate(self.centroids)]
+        voices = [{"name": name, "centroid": [round(float(x), 5) for x in c]} for name, c in zip(self.names, self.centroids)]
         atomic_write_text(path, json.dumps({"encoder": "ge2e", "voices": voices}))
 
 
@@ -164,7 +177,7 @@ class VoiceFilter:
         if self.main_speaker and self.wanted is None and centroids:
             spoken = spoken_seconds(found)
             self.wanted = centroids[max(spoken, key=spoken.get)]
-        names = {v: f"speaker_{self.known.match(c, self.threshold) + 1}" for v, c in enumerate(centroids)} if self.diarize else {}
+        names = {v: self.known.match(c, self.threshold) for v, c in enumerate(centroids)} if self.diarize else {}
         out = []
         for voice, lo, hi, run in _windows(voice_runs(found), len(audio) / rate):
             window = audio[int(lo * rate) : int(round(hi * rate))]
