@@ -9,7 +9,8 @@ import torch
 
 from xtts_finetune.train.data import BucketSampler, padding_share
 from xtts_finetune.train.memory import enable_activation_checkpointing
-from xtts_finetune.train.precision import Precision, adamw, resolve_precision
+from xtts_finetune.devices import precision_for
+from xtts_finetune.train.precision import Precision, adamw
 
 
 def test_padding_share_counts_the_padded_samples():
@@ -42,7 +43,7 @@ def test_weight_decay_only_on_weights_and_fused_on_cpu():
 
 
 def test_precision_is_fp32_on_cpu_and_scaled_only_in_fp16():
-    cpu = resolve_precision("auto", "cpu")
+    cpu = Precision(precision_for("auto", "cpu"), "cpu")
     assert cpu.name == "fp32" and cpu.dtype is None and cpu.scaler() is None
     assert Precision("bf16", "cuda").dtype is torch.bfloat16 and Precision("bf16", "cuda").scaler() is None
     assert Precision("fp16", "cpu").scaler() is not None  # a GradScaler only where fp16 needs one

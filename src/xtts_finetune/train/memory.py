@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch.utils.checkpoint import checkpoint
 
 from xtts_finetune.errors import UserError
 
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # GPT-2's attention (qkv, output) and MLP (in, out) projections
+HEADROOM = 0.15  # share of GPU memory a batch-size probe leaves unused
+
+
+@contextmanager
+def memory_headroom(device: str, share: float = HEADROOM):
+    """Within the block, the caching allocator refuses to hold more than 1 - `share` of the GPU's memory, so
+    a batch size found in it leaves that share free for the run's later fragmentation. No-op off CUDA."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    torch.cuda.set_per_process_memory_fraction(1 - share)
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
 
 
 def enable_activation_checkpointing(gpt) -> None:
