@@ -242,15 +242,15 @@ def test_batch_probe_tries_the_longest_text_with_the_longest_audio_and_steps_ski
         entry.unlink()
     settings = TrainSettings(batch_size="auto", optimizer_8bit=True)
     info, _ = inspect_dataset(workspace, tiny_xtts, settings)
-    recipe = Recipe(new_config(workspace, tiny_xtts, settings, info), None)
+    config = new_config(workspace, tiny_xtts, settings, info)
+    config.precision = "fp16"  # the GPU's fp16 path, on the CPU's autocast
+    recipe = Recipe(config, None)
     recipe.setup(cache_root=codes)
     assert recipe.cache.stats.misses and not recipe.cache.dvae_loaded
     clips = recipe.train_clips
     shortest, wordiest = min(clips, key=lambda c: c.samples), max(clips, key=lambda c: len(c.tokens))
     shortest.tokens = torch.cat([wordiest.tokens, wordiest.tokens[:3]])  # the longest text, in the shortest clip
-    # fp16's scaler as it starts on a GPU, where the first scaled gradients overflow and the steps are skipped
-    # (fp16 autocast itself is left out: on a CPU it only makes the test slower)
-    recipe.scaler = torch.amp.GradScaler("cpu", init_scale=1e38)
+    recipe.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)  # past fp16's range: every step overflows
     widths, states = [], []
     recipe.gpt.register_forward_pre_hook(lambda _, args: widths.append((args[0].shape[1], args[2].shape[1])))
     recipe.optimizer.register_step_post_hook(lambda optimizer, *_: states.append(len(optimizer.state)))
