@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from xtts_finetune.errors import UserError
 
@@ -31,21 +30,15 @@ def enable_activation_checkpointing(gpt) -> None:
     """Recompute each GPT-2 block in the backward pass instead of keeping its activations.
 
     coqui builds its HuggingFace GPT2Model with checkpointing off, and HuggingFace's own switch needs the
-    token embedding coqui deletes; so each block's forward is wrapped here (weights keep their names).
+    token embedding coqui deletes; so torch's apply_activation_checkpointing wraps each block (its
+    state-dict hooks keep the weights' names; `lora_layers` drops the wrapper from module names).
     """
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
     gpt.gpt.config.use_cache = False
-    for block in gpt.gpt.h:
-        block.forward = _checkpointed(block, block.forward)
+    apply_activation_checkpointing(gpt.gpt, check_fn=lambda module: isinstance(module, GPT2Block))
     gpt.activation_checkpointing = True
-
-
-def _checkpointed(block, forward):
-    def run(*args, **kwargs):
-        if block.training and torch.is_grad_enabled():
-            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
-        return forward(*args, **kwargs)
-
-    return run
 
 
 def add_lora(gpt, rank: int) -> None:
@@ -72,7 +65,10 @@ def lora_layers(gpt) -> dict:
         return {}
     from peft.tuners.lora import LoraLayer
 
-    return {name: m for name, m in gpt.named_modules() if isinstance(m, LoraLayer)}
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import _CHECKPOINT_PREFIX
+
+    # under activation checkpointing a block's modules are named through its wrapper; state dicts are not
+    return {name.replace(_CHECKPOINT_PREFIX, ""): m for name, m in gpt.named_modules() if isinstance(m, LoraLayer)}
 
 
 def reset_lora(gpt) -> None:

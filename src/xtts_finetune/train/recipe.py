@@ -158,7 +158,7 @@ class Recipe:
             self.save_checkpoint()
         self._log_step(losses, round_.real, lr)
 
-    def _forward_backward(self, round_: Round, made: Iterator | None) -> dict[str, torch.Tensor]:
+    def _forward_backward(self, round_: Round, made: Iterator | None = None) -> dict[str, torch.Tensor]:
         """One batch's losses and gradients (zero gradients where the round has no batch for this rank).
 
         Each batch is weighted 1/grad_accum and DDP averages over ranks, so a step is the mean over its
