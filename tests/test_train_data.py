@@ -112,3 +112,14 @@ def test_the_8bit_optimizer_needs_bitsandbytes_and_says_so():
         assert "--optimizer-8bit" in err.value.fix
     else:
         assert type(adamw(torch.nn.Linear(2, 2), 1e-3, 0.01, device="cuda", eight_bit=True)).__name__ == "AdamW8bit"
+
+
+def test_rounds_give_one_process_every_batch_and_n_ranks_n_a_round():
+    from xtts_finetune.train.data import Round, rounds
+
+    batches = [[0], [1], [2], [3], [4]]
+    assert list(rounds(batches, 3, 13)) == [Round([3], 13), Round([4], 14, last=True)]  # resumed at batch 3, step 13
+    second = list(rounds(batches, 0, 0, rank=1, ranks=2))
+    assert [(r.batch, r.index, r.size, r.real) for r in second] == [([1], 1, 2, True), ([3], 3, 2, True),
+                                                                    ([4], 4, 1, False)]  # past the end: zero weight
+    assert [r.last for r in second] == [False, False, True]
