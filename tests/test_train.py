@@ -254,6 +254,6 @@ def test_batch_probe_tries_the_longest_text_with_the_longest_audio_and_steps_ski
     widths, states = [], []
     recipe.gpt.register_forward_pre_hook(lambda _, args: widths.append((args[0].shape[1], args[2].shape[1])))
     recipe.optimizer.register_step_post_hook(lambda optimizer, *_: states.append(len(optimizer.state)))
-    assert probe_batch_size(recipe, limit=2) == 2
+    assert probe_batch_size(recipe, limit=1) == 1  # one try is enough to see both
     assert widths and set(widths) == {(len(shortest.tokens), max(len(c.codes) for c in clips))}
     assert len(states) == len(widths) and all(states)  # each try allocated the optimizer's state
