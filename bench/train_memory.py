@@ -40,6 +40,7 @@ def one(option: str, workspace: Path, base: Path, args) -> dict:
 
     from xtts_finetune.train import TrainSettings
     from xtts_finetune.train.config import new_config
+    from xtts_finetune.train.data import Round
     from xtts_finetune.train.preflight import inspect_dataset
     from xtts_finetune.train.recipe import Recipe
 
@@ -55,7 +56,7 @@ def one(option: str, workspace: Path, base: Path, args) -> dict:
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     recipe.model = recipe.gpt
-    recipe._forward_backward(recipe.sampler.epoch(0)[0], True)  # gradients as they stand before a step
+    recipe._forward_backward(Round(recipe.sampler.epoch(0)[0], index=0))  # gradients as they stand before a step
     grads = sum(p.grad.nbytes for p in recipe.gpt.parameters() if p.grad is not None)
     recipe._optimizer_step()
     recipe.train()

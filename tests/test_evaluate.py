@@ -148,3 +148,21 @@ def test_evaluate_refuses_what_it_cannot_measure(run, tiny_models, tmp_path, tin
     empty = tmp_path / "empty.txt"
     empty.write_text("\n", encoding="utf-8")
     assert main(["evaluate", str(run), "--sentences", str(empty), *scoring_args(tiny_models)]) == 2
+
+
+def test_a_failed_light_evaluation_is_recorded_as_skipped_and_its_models_released(run, tiny_models, tmp_path):
+    """In the training process: a half-downloaded speaker model (a library error, not ours) skips the
+    evaluation instead of ending the run, and the Whisper model it had loaded is not kept."""
+    from xtts_finetune.evaluate import during_training, read_training_evaluations
+    from xtts_finetune.evaluate.scoring import _transcriber
+    from xtts_finetune.evaluate.speaker import load_speaker_encoder
+
+    copy, broken = tmp_path / "run", tmp_path / "speaker"
+    shutil.copytree(run, copy)
+    shutil.copytree(tiny_models["speaker"], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    latest = max(copy.glob("checkpoint_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
+    record = during_training(copy, latest, 3, whisper_model=str(tiny_models["whisper"]), speaker_model=str(broken))
+    assert "SafetensorError" in record["error"] and read_training_evaluations(copy)[-1] == record
+    assert _transcriber.cache_info().currsize == 0 and load_speaker_encoder.cache_info().currsize == 0

@@ -122,14 +122,16 @@ def test_early_stopping_after_patience_evals_without_improvement(workspace, tiny
         train(workspace, None, resume=True)
 
 
-def test_precision_is_bf16_or_fp16_on_gpus_and_fp32_on_cpu():
-    assert choose_precision("auto", cuda=False, bf16_supported=False) == (False, "fp32")
-    assert choose_precision("fp16", cuda=False, bf16_supported=False) == (False, "fp32")
-    assert choose_precision("auto", cuda=True, bf16_supported=True) == (True, "bf16")
-    assert choose_precision("auto", cuda=True, bf16_supported=False) == (True, "fp16")
-    assert choose_precision("fp32", cuda=True, bf16_supported=True) == (False, "fp32")
+def test_precision_is_chosen_by_compute_capability_and_fp32_on_cpu():
+    assert choose_precision("auto", None) == "fp32"  # a CPU
+    with pytest.raises(UserError, match="CPU"):
+        choose_precision("fp16", None)
+    assert choose_precision("auto", (8, 0)) == "bf16"  # A100: native bf16
+    assert choose_precision("auto", (7, 5)) == "fp16"  # T4: bf16 only emulated
+    assert choose_precision("auto", (6, 1)) == "fp32"  # GTX 10xx: fp16 at 1/64 rate
+    assert choose_precision("fp32", (9, 0)) == "fp32"
     with pytest.raises(UserError, match="bf16"):
-        choose_precision("bf16", cuda=True, bf16_supported=False)
+        choose_precision("bf16", (7, 0))
 
 
 def test_batch_size_search_finds_the_largest_that_fits():
@@ -197,3 +199,61 @@ def test_stop_event_saves_a_checkpoint_and_the_run_resumes(workspace, tiny_xtts)
     assert list_runs(workspace)[0].status == "stopped"
     resumed = train(workspace, None, resume=result.run_dir.name)
     assert resumed.status == "finished" and resumed.best_checkpoint.is_file()
+
+
+def test_cublas_cudnn_and_allocator_failures_are_out_of_memory():
+    from xtts_finetune.train.settings import is_out_of_memory
+
+    try:  # a real allocation failure: more than any machine's address space
+        torch.empty(2**50, dtype=torch.uint8)
+    except RuntimeError as err:
+        cpu_failure = err
+    assert is_out_of_memory(cpu_failure)
+    assert is_out_of_memory(torch.AcceleratorError("CUDA error: out of memory"))  # outside the caching allocator
+    assert is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))
+    assert is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+    assert is_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. This error may appear if you "
+                                         "passed in a non-contiguous input."))
+    try:  # an out-of-memory error re-raised as another one is still recognised
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        except torch.OutOfMemoryError as oom:
+            raise ValueError("batch failed") from oom
+    except ValueError as wrapped:
+        assert is_out_of_memory(wrapped)
+    assert not is_out_of_memory(RuntimeError("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED"))
+    assert not is_out_of_memory(ValueError("cuDNN error: CUDNN_STATUS_BAD_PARAM"))
+
+
+def test_batch_probe_tries_the_longest_text_with_the_longest_audio_and_steps_skipped_fp16_updates(
+        workspace, tiny_xtts, tmp_path):
+    """The probe's batches pad to the dataset's longest text and longest audio (here in different clips), and
+    every try takes the optimizer update even where fp16's GradScaler skips it: the 8-bit state is measured.
+    The DVAE is let go once the clips' codes are known."""
+    from xtts_finetune.train.config import new_config
+    from xtts_finetune.train.preflight import inspect_dataset
+    from xtts_finetune.train.recipe import Recipe, probe_batch_size
+    from xtts_finetune.utils import app_home
+
+    codes = tmp_path / "codes"  # the session's cached codes but one, so this setup loads the DVAE
+    if (app_home() / "train-cache").is_dir():
+        shutil.copytree(app_home() / "train-cache", codes)
+    for entry in sorted(codes.rglob("*.pt"))[:1]:
+        entry.unlink()
+    settings = TrainSettings(batch_size="auto", optimizer_8bit=True)
+    info, _ = inspect_dataset(workspace, tiny_xtts, settings)
+    config = new_config(workspace, tiny_xtts, settings, info)
+    config.precision = "fp16"  # the GPU's fp16 path, on the CPU's autocast
+    recipe = Recipe(config, None)
+    recipe.setup(cache_root=codes)
+    assert recipe.cache.stats.misses and not recipe.cache.dvae_loaded
+    clips = recipe.train_clips
+    shortest, wordiest = min(clips, key=lambda c: c.samples), max(clips, key=lambda c: len(c.tokens))
+    shortest.tokens = torch.cat([wordiest.tokens, wordiest.tokens[:3]])  # the longest text, in the shortest clip
+    recipe.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)  # past fp16's range: every step overflows
+    widths, states = [], []
+    recipe.gpt.register_forward_pre_hook(lambda _, args: widths.append((args[0].shape[1], args[2].shape[1])))
+    recipe.optimizer.register_step_post_hook(lambda optimizer, *_: states.append(len(optimizer.state)))
+    assert probe_batch_size(recipe, limit=1) == 1  # one try is enough to see both
+    assert widths and set(widths) == {(len(shortest.tokens), max(len(c.codes) for c in clips))}
+    assert len(states) == len(widths) and all(states)  # each try allocated the optimizer's state

@@ -9,7 +9,8 @@ import torch
 
 from xtts_finetune.train.data import BucketSampler, padding_share
 from xtts_finetune.train.memory import enable_activation_checkpointing
-from xtts_finetune.train.precision import Precision, adamw, resolve_precision
+from xtts_finetune.devices import precision_for
+from xtts_finetune.train.precision import Precision, adamw
 
 
 def test_padding_share_counts_the_padded_samples():
@@ -42,7 +43,7 @@ def test_weight_decay_only_on_weights_and_fused_on_cpu():
 
 
 def test_precision_is_fp32_on_cpu_and_scaled_only_in_fp16():
-    cpu = resolve_precision("auto", "cpu")
+    cpu = Precision(precision_for("auto", "cpu"), "cpu")
     assert cpu.name == "fp32" and cpu.dtype is None and cpu.scaler() is None
     assert Precision("bf16", "cuda").dtype is torch.bfloat16 and Precision("bf16", "cuda").scaler() is None
     assert Precision("fp16", "cpu").scaler() is not None  # a GradScaler only where fp16 needs one
@@ -111,3 +112,14 @@ def test_the_8bit_optimizer_needs_bitsandbytes_and_says_so():
         assert "--optimizer-8bit" in err.value.fix
     else:
         assert type(adamw(torch.nn.Linear(2, 2), 1e-3, 0.01, device="cuda", eight_bit=True)).__name__ == "AdamW8bit"
+
+
+def test_rounds_give_one_process_every_batch_and_n_ranks_n_a_round():
+    from xtts_finetune.train.data import Round, rounds
+
+    batches = [[0], [1], [2], [3], [4]]
+    assert list(rounds(batches, 3, 13)) == [Round([3], 13), Round([4], 14, last=True)]  # resumed at batch 3, step 13
+    second = list(rounds(batches, 0, 0, rank=1, ranks=2))
+    assert [(r.batch, r.index, r.size, r.real) for r in second] == [([1], 1, 2, True), ([3], 3, 2, True),
+                                                                    ([4], 4, 1, False)]  # past the end: zero weight
+    assert [r.last for r in second] == [False, False, True]

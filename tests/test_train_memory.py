@@ -28,6 +28,7 @@ def _stop_after_first_step():
 
 def test_lora_trains_only_the_adapters(coqui_dataset, tiny_xtts, tmp_path):
     from xtts_finetune.train.config import new_config
+    from xtts_finetune.train.data import Round
     from xtts_finetune.train.preflight import inspect_dataset
     from xtts_finetune.train.recipe import Recipe
 
@@ -37,7 +38,7 @@ def test_lora_trains_only_the_adapters(coqui_dataset, tiny_xtts, tmp_path):
     recipe = Recipe(new_config(workspace, tiny_xtts, settings, info), None)
     recipe.setup()
     recipe.model = recipe.gpt  # as train() sets it on one process
-    recipe._forward_backward([0, 1], True)
+    recipe._forward_backward(Round([0, 1], index=0))
     with_grad = {n for n, p in recipe.gpt.named_parameters() if p.grad is not None}
     lora = {n for n, _ in recipe.gpt.named_parameters() if "lora_" in n}
     assert with_grad == lora and len(lora) == 2 * 4 * len(recipe.gpt.gpt.h)  # A and B on 4 projections a block

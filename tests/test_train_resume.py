@@ -105,3 +105,23 @@ def test_a_full_disk_while_saving_names_the_intact_previous_checkpoint(workspace
     monkeypatch.setattr(checkpoint, "write", real_write)  # space freed
     resumed = train(workspace, None, resume="full")
     assert resumed.status == "finished" and resumed.steps == 6
+
+
+def test_a_gpu_run_resumes_on_this_cpu_in_fp32_and_says_so(workspace, tiny_xtts):
+    """config.json records where a run started; a resume computes on the machine it runs on."""
+    import json
+    import threading
+
+    stop = threading.Event()
+    first = train(workspace, tiny_xtts, TrainSettings(epochs=1, batch_size=2), stop_event=stop,
+                  progress=lambda p: p.extra.get("event", {}).get("type") == "step" and stop.set())
+    config_file = first.run_dir / "config.json"
+    config = json.loads(config_file.read_text())
+    config["settings"]["precision"] = "bf16"
+    config_file.write_text(json.dumps(config | {"device": "cuda", "precision": "bf16"}))  # as an A100 wrote it
+
+    resumed = train(workspace, None, resume=first.run_dir.name)
+    assert resumed.status == "finished"
+    messages = [e["message"] for e in _statuses(first.run_dir)]
+    assert any("started on cuda in bf16; this machine continues it on cpu in fp32" in m for m in messages)
+    assert "on cpu (fp32)" in messages[-2]  # the running status

@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from xtts_finetune.devices import PRECISIONS
 from xtts_finetune.progress import ConsoleProgress
-from xtts_finetune.utils import PRECISIONS, human_bytes
+from xtts_finetune.utils import human_bytes
 
 
 def _batch_size(value: str):
@@ -87,7 +88,9 @@ def _run_options(train) -> None:
 
 def _memory_and_device_options(train) -> None:
     """Precision, memory savers, devices and data-loader workers."""
-    train.add_argument("--precision", choices=PRECISIONS, default="auto")
+    train.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto: bf16 on GPUs that have it natively (Ampere and later), fp16 where fp16 is fast "
+                       "(Volta, Turing, P100), else fp32 (a CPU, other Pascal cards); chosen again on resume")
     train.add_argument(
         "--activation-checkpointing", action="store_true",
         help="recompute GPT blocks in the backward pass: less GPU memory, about a third more compute",

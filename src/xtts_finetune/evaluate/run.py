@@ -160,26 +160,54 @@ def evaluate(target: str | Path, *, against: str | Path | None = None, sentences
 def during_training(run_dir: str | Path, checkpoint_path: str | Path, epoch: int, step: int | None = None, *,
                     whisper_model: str | None = None, speaker_model: str | None = None,
                     sentences: int = LIGHT_SENTENCES, device: str = "auto") -> dict:
-    """Score one checkpoint on a few eval sentences; append the result to RUN/evaluation.jsonl."""
-    from xtts_finetune.train.runs import read_run_settings
+    """Score one checkpoint on a few eval sentences; append the result to RUN/evaluation.jsonl.
 
+    It runs inside the training process, so it never ends the run: a failure, running out of memory
+    included, is recorded as a skipped evaluation. What it loaded (the synthesizer, Whisper, the speaker
+    model) is released afterwards with the GPU memory it cached, which training needs back.
+    """
     run_dir, checkpoint_path = Path(run_dir).resolve(), Path(checkpoint_path).resolve()
     record = {"epoch": epoch, "step": step if step is not None else ckpts.step_of(checkpoint_path),
               "checkpoint": checkpoint_path.name}
     try:
-        voice = read_voice(Path(read_run_settings(run_dir)["dataset"]["path"]))
-        scorer = Scorer(voice, whisper_model or dataset_whisper_model(voice.dataset), speaker_model, device)
-        texts = [Sentence(text, "eval", clip) for clip, text in voice.held_out[:sentences]]
-        with ckpts.checkpoint_model(run_dir, checkpoint_path) as folder:
-            score = speak_and_score(scorer, folder, texts, checkpoint_path.name, "checkpoint", device=device)
-        record.update({k: getattr(score, k) for k in EVAL_KEYS})
-    except UserError as err:  # training goes on; the failure is recorded where the Train tab shows it
-        log.warning("evaluation at epoch %s failed: %s", epoch, err)
-        record["error"] = str(err)
+        record.update(_score_checkpoint(run_dir, checkpoint_path, whisper_model, speaker_model, sentences, device))
+    except Exception as err:  # noqa: BLE001 - training goes on; the failure is shown where the Train tab reads it
+        log.warning("evaluation at epoch %s skipped: %s", epoch, err)
+        record["error"] = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+    _release_models()
     record["time"] = round(time.time(), 3)
     with open(run_dir / "evaluation.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
     return record
+
+
+def _score_checkpoint(run_dir: Path, checkpoint_path: Path, whisper_model, speaker_model, sentences: int,
+                      device: str) -> dict:
+    from xtts_finetune.train.runs import read_run_settings
+
+    voice = read_voice(Path(read_run_settings(run_dir)["dataset"]["path"]))
+    scorer = Scorer(voice, whisper_model or dataset_whisper_model(voice.dataset), speaker_model, device)
+    texts = [Sentence(text, "eval", clip) for clip, text in voice.held_out[:sentences]]
+    with ckpts.checkpoint_model(run_dir, checkpoint_path) as folder:
+        score = speak_and_score(scorer, folder, texts, checkpoint_path.name, "checkpoint", device=device)
+    return {k: getattr(score, k) for k in EVAL_KEYS}
+
+
+def _release_models() -> None:
+    """Forget the Whisper and speaker models the scorer keeps per process, collect what the evaluation left
+    (reference cycles included) and hand its cached GPU memory back."""
+    import gc
+
+    import torch
+
+    from xtts_finetune.evaluate.scoring import _transcriber
+    from xtts_finetune.evaluate.speaker import load_speaker_encoder
+
+    _transcriber.cache_clear()
+    load_speaker_encoder.cache_clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 EVAL_KEYS = ("cer", "wer", "similarity", "pace", "babble_share")

@@ -2,9 +2,10 @@
 
 from xtts_finetune.train.events import read_best, read_events
 from xtts_finetune.train.preflight import Problem, inspect_dataset, preflight
-from xtts_finetune.train.recipe import RunResult, train
-from xtts_finetune.train.runs import RunInfo, list_runs
-from xtts_finetune.train.settings import TrainSettings, choose_precision, find_batch_size
+from xtts_finetune.train.recipe import train
+from xtts_finetune.train.runs import RunInfo, RunResult, list_runs
+from xtts_finetune.devices import choose_precision
+from xtts_finetune.train.settings import TrainSettings, find_batch_size
 
 __all__ = [
     "Problem",

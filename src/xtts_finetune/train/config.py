@@ -12,13 +12,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 
 from xtts_finetune import __version__
 from xtts_finetune.basemodels import base_model_version
+from xtts_finetune.devices import precision_for, resolve_device
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import tokenizer_language
-from xtts_finetune.train.precision import resolve_precision
 from xtts_finetune.train.settings import TrainSettings, effective_grad_accum, optimizer_steps
 from xtts_finetune.utils import atomic_write_text
 
@@ -62,20 +61,36 @@ def plan_steps(settings: TrainSettings, num_train: int, batch_size: int, ranks: 
     return accum, total, min(warmup, total)
 
 
-def new_config(workspace: Path, base_dir: Path, settings: TrainSettings, info) -> RecipeConfig:
-    """A new run's config from the checked dataset (`info`) and the settings asked for."""
+def new_config(workspace: Path, base_dir: Path, settings: TrainSettings, info, device: str | None = None) -> RecipeConfig:
+    """A new run's config from the checked dataset (`info`) and the settings asked for (`device`: the live one)."""
     dataset = Path(info.path)
     pairs = {split: [(c.audio_file, c.text) for c in info.clips if c.split == split] for split in ("train", "eval")}
     batch = min(DEFAULT_BATCH if settings.batch_size == "auto" else settings.batch_size, len(pairs["train"]))
     accum, total, warmup = plan_steps(settings, len(pairs["train"]), batch)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or resolve_device("auto")
     return RecipeConfig(
         base_dir=str(base_dir), dataset_dir=str(dataset), language=tokenizer_language(info.language),
         train_clips=pairs["train"], eval_clips=pairs["eval"], settings=settings.to_dict(), batch_size=batch,
         grad_accum=accum, optimizer_steps=total, warmup_steps=warmup,
-        precision=resolve_precision(settings.precision, device).name, device=device,
+        precision=precision_for(settings.precision, device), device=device,
         vocab_mode=info.vocab_mode, frontend=info.frontend,
     )
+
+
+def on_this_machine(config: RecipeConfig, device: str) -> str | None:
+    """Point a resumed run at this machine's `device` and the precision its setting gives there; a note when
+    that differs from what config.json recorded (a GPU run resumed on a CPU, a CPU run on a GPU)."""
+    setting = config.train_settings.precision
+    try:
+        precision = precision_for(setting, device)
+    except UserError:  # the setting cannot hold here (fp16 on a CPU, bf16 without native support)
+        precision = precision_for("auto", device)
+    before = (config.device, config.precision)
+    config.device, config.precision = device, precision
+    if before == (device, precision):
+        return None
+    return (f"the run started on {before[0]} in {before[1]}; this machine continues it on {device} in {precision}"
+            + (f" (--precision {setting} does not apply here)" if setting not in ("auto", precision) else ""))
 
 
 def vocab_note(config: RecipeConfig) -> str:

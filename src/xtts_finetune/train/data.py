@@ -105,6 +105,17 @@ class CodeCache:
             self._mel = dvae_mel(self.mel_stats, self.sample_rate).to(self.device)
         return self._dvae.get_codebook_indices(self._mel(wav.unsqueeze(0).to(self.device)))[0].cpu()
 
+    @property
+    def dvae_loaded(self) -> bool:
+        return self._dvae is not None
+
+    def release(self) -> None:
+        """Drop the DVAE and its mel: training needs only the codes, and the DVAE's 60M parameters would
+        otherwise hold GPU memory for the whole run. A clip encoded later loads it again."""
+        self._dvae = self._mel = None
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
     def codes(self, clip_file: Path, wav: torch.Tensor) -> torch.Tensor:
         path = self.path(clip_file)
         if path.is_file():
@@ -130,6 +141,14 @@ def load_clips(samples: list[tuple[Path, str]], tokenize, cache: CodeCache) -> l
         tokens = torch.IntTensor(tokenize(text))
         clips.append(TrainClip(str(audio_file), tokens, wav, cache.codes(Path(audio_file), wav)))
     return clips
+
+
+def worst_case_clip(clips: list[TrainClip]) -> TrainClip:
+    """The dataset's longest text with its longest audio, as one clip: a batch of it pads as long as any batch
+    the run can make (a batch pads each row to its longest text and its longest audio), so it sizes a probe."""
+    text = max(clips, key=lambda c: len(c.tokens))
+    audio = max(clips, key=lambda c: (len(c.codes), c.samples))
+    return TrainClip(f"{text.audio_file} (text) + {audio.audio_file} (audio)", text.tokens, audio.wav, audio.codes)
 
 
 @dataclass
@@ -252,13 +271,34 @@ class TextReader:
         return torch.IntTensor(self._tokenizer.encode(text, self.language))
 
 
-def rank_batches(batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1):
-    """(clip indices, global batch index) of this rank's batch in each round from `position` on, as
-    `Recipe.train` takes them (a rank past the epoch's end repeats the round's last batch)."""
+@dataclass(frozen=True)
+class Round:
+    """One pass of the training loop: the batch this process trains, and how far the epoch moves on."""
+
+    batch: list[int]  # clip indices
+    index: int  # the batch's global index in the run: it seeds the batch's crops and dropout
+    size: int = 1  # batches the round consumes, over all ranks
+    real: bool = True  # False: this rank is past the epoch's end and adds zero gradients
+    last: bool = False  # the epoch's last round
+
+
+def rounds(batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1) -> Iterator[Round]:
+    """The rounds left in an epoch from batch `position` on (`step`: batches done in the run before it).
+
+    One process trains every batch in turn. N ranks take N batches a round, rank r the one at position + r;
+    in a short last round a rank with no batch left repeats the round's last one with zero weight, so every
+    rank still takes part in the gradient all-reduce and the optimizer step, and the replicas stay equal.
+
+    torch.distributed.algorithms.Join is not used for those ranks: a joined rank leaves the loop, so it
+    would miss the epoch's last optimizer step (AdamW is not a Joinable) and its moments would drift from
+    the others', and it would not answer the loss and stop all-reduces each round makes.
+    """
     while position < len(batches):
-        done = min(ranks, len(batches) - position)
-        yield batches[position + min(rank, done - 1)], step + (rank if rank < done else 0)
-        position, step = position + done, step + done
+        size = min(ranks, len(batches) - position)
+        real = rank < size
+        yield Round(batches[position + (rank if real else size - 1)], step + (rank if real else 0), size, real,
+                    last=position + size == len(batches))
+        position, step = position + size, step + size
 
 
 class BatchMaker(torch.utils.data.Dataset):
@@ -334,7 +374,7 @@ class BatchFeed:
         dropping the loader's last reference shuts its persistent workers down."""
         self.loader, self.items = None, []
 
-    def rounds(self, batches: list[list[int]], position: int, step: int, rank: int = 0, ranks: int = 1):
-        """(global batch index, batch) of each round left in the epoch, made ahead by the workers."""
-        self.items = list(rank_batches(batches, position, step, rank, ranks))
+    def make(self, todo: list[Round]):
+        """(global batch index, batch) of each round in `todo`, made ahead by the workers in that order."""
+        self.items = [(r.batch, r.index) for r in todo]
         return iter(self.loader)

@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 
 from xtts_finetune.errors import UserError
+from xtts_finetune.train.runs import RunResult
 
 # A collective waits this long for a peer (rank 0 alone may run a long --evaluate-every scoring);
 # on one machine torchrun ends the job as soon as a rank dies, long before this.
@@ -149,8 +150,6 @@ def launch(devices: int, workspace: Path, base, settings, *, resume=False, run_n
     Rank 0 prints progress (to `on_line` when given, else to this process's output). `stop_event` sends
     torchrun SIGINT, which it forwards to every rank: they stop at the same round and save.
     """
-    from xtts_finetune.train.recipe import RunResult
-
     gpus = torch.cuda.device_count()
     if devices < 1 or (gpus and devices > gpus):
         raise UserError(f"--devices {devices} asks for more GPUs than the {gpus} this machine has" if gpus else

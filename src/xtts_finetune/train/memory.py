@@ -2,33 +2,43 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from xtts_finetune.errors import UserError
 
 LORA_TARGETS = ["c_attn", "c_proj", "c_fc"]  # GPT-2's attention (qkv, output) and MLP (in, out) projections
+HEADROOM = 0.15  # share of GPU memory a batch-size probe leaves unused
+
+
+@contextmanager
+def memory_headroom(device: str, share: float = HEADROOM):
+    """Within the block, the caching allocator refuses to hold more than 1 - `share` of the GPU's memory, so
+    a batch size found in it leaves that share free for the run's later fragmentation. No-op off CUDA."""
+    if not device.startswith("cuda"):
+        yield
+        return
+    torch.cuda.set_per_process_memory_fraction(1 - share)
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
 
 
 def enable_activation_checkpointing(gpt) -> None:
     """Recompute each GPT-2 block in the backward pass instead of keeping its activations.
 
     coqui builds its HuggingFace GPT2Model with checkpointing off, and HuggingFace's own switch needs the
-    token embedding coqui deletes; so each block's forward is wrapped here (weights keep their names).
+    token embedding coqui deletes; so torch's apply_activation_checkpointing wraps each block (its
+    state-dict hooks keep the weights' names; `lora_layers` drops the wrapper from module names).
     """
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
     gpt.gpt.config.use_cache = False
-    for block in gpt.gpt.h:
-        block.forward = _checkpointed(block, block.forward)
+    apply_activation_checkpointing(gpt.gpt, check_fn=lambda module: isinstance(module, GPT2Block))
     gpt.activation_checkpointing = True
-
-
-def _checkpointed(block, forward):
-    def run(*args, **kwargs):
-        if block.training and torch.is_grad_enabled():
-            return checkpoint(forward, *args, use_reentrant=False, **kwargs)
-        return forward(*args, **kwargs)
-
-    return run
 
 
 def add_lora(gpt, rank: int) -> None:
@@ -55,7 +65,10 @@ def lora_layers(gpt) -> dict:
         return {}
     from peft.tuners.lora import LoraLayer
 
-    return {name: m for name, m in gpt.named_modules() if isinstance(m, LoraLayer)}
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import _CHECKPOINT_PREFIX
+
+    # under activation checkpointing a block's modules are named through its wrapper; state dicts are not
+    return {name.replace(_CHECKPOINT_PREFIX, ""): m for name, m in gpt.named_modules() if isinstance(m, LoraLayer)}
 
 
 def reset_lora(gpt) -> None:

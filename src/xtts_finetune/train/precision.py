@@ -1,4 +1,4 @@
-"""Precision and the optimizer: bf16 where the GPU has it natively, fp16 with a GradScaler elsewhere, fp32 on CPU."""
+"""Precision and the optimizer: autocast and the GradScaler for the precision devices.choose_precision picked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.train.settings import choose_precision
 
 NO_DECAY = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm1d, nn.Embedding)
 
@@ -29,15 +28,6 @@ class Precision:
     def scaler(self) -> torch.amp.GradScaler | None:
         """fp16 gradients underflow without loss scaling; bf16 and fp32 need none."""
         return torch.amp.GradScaler(self.device) if self.name == "fp16" else None
-
-
-def native_bf16() -> bool:
-    """bf16 in hardware (Ampere and later), not the emulation torch offers on T4/V100."""
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-def resolve_precision(setting: str, device: str) -> Precision:
-    return Precision(choose_precision(setting, device == "cuda", native_bf16())[1], device)
 
 
 def adamw(

@@ -12,8 +12,8 @@ import logging
 import math
 import random
 import threading
+from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,23 +21,26 @@ import torch
 from xtts_finetune.basemodels import resolve_base_model, training_assets
 from xtts_finetune.progress import ProgressCallback
 from xtts_finetune.train import checkpoint
+from xtts_finetune.devices import resolve_device
 from xtts_finetune.train.config import (
     RecipeConfig,
     new_config,
+    on_this_machine,
     plan_steps,
     read_config,
     vocab_note,
     write_run_files,
 )
-from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share
-from xtts_finetune.train.data import style_mel
+from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, Round, collate, load_clips
+from xtts_finetune.train.data import padding_share, rounds, style_mel, worst_case_clip
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
-from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, reset_lora
+from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, memory_headroom
+from xtts_finetune.train.memory import reset_lora
 from xtts_finetune.train.model import base_weights, gpt_losses, load_gpt, load_weights
 from xtts_finetune.train.precision import Precision, adamw, clipped_step
 from xtts_finetune.train.preflight import inspect_dataset, problems_error
-from xtts_finetune.train.runs import find_run_to_resume, new_run_dir, run_lock
+from xtts_finetune.train.runs import RunResult, find_run_to_resume, new_run_dir, run_lock
 from xtts_finetune.train.settings import (
     SAMPLE_RATE,
     TrainSettings,
@@ -49,16 +52,6 @@ from xtts_finetune.train.settings import (
 from xtts_finetune.errors import UserError
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    best_checkpoint: Path | None
-    best_eval_loss: float | None
-    steps: int
-    stopped_early: bool
-    status: str = "finished"
 
 
 class Recipe:
@@ -95,6 +88,7 @@ class Recipe:
             clips(self.cfg.train_clips[self.world.rank :: self.world.size])
             self.world.barrier()
         self.train_clips, self.eval_clips = clips(self.cfg.train_clips), clips(self.cfg.eval_clips)
+        self.cache.release()  # every clip's codes are known: the DVAE, needed only to encode, leaves the device
         self.feed = BatchFeed.start(self.cfg, self.train_clips, self.vocab_json or str(base / "vocab.json"),
                                     self.crop, assets["mel_stats"], a.gpt_use_perceiver_resampler)  # None: no workers
         self.device, self.precision = self.cfg.device, Precision(self.cfg.precision, self.cfg.device)
@@ -131,61 +125,53 @@ class Recipe:
         return {k: None if v is None else _to_device(v, self.device) for k, v in batch.items()}
 
     def train(self) -> str:
-        """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save).
-
-        Each round, rank r trains on the batch at position + r (one rank: one batch a round); an optimizer
-        step comes after grad_accum rounds and at the epoch's end, gradients averaged over the ranks.
-        """
-        ranks, rank = self.world.size, self.world.rank
+        """The loop; returns 'finished' or 'early_stopped' (StopRequested propagates after a save)."""
         self.model = self.world.wrap(self.gpt, self.device)
         while self.epoch < self.settings.epochs:
             self.gpt.train()
-            batches = self.sampler.epoch(self.epoch)
-            feed = self.feed.rounds(batches, self.position, self.step, rank, ranks) if self.feed else None
-            while self.position < len(batches):
-                done = min(ranks, len(batches) - self.position)  # batches in this round
-                self.pending += done
-                stepping = self.pending >= self.cfg.grad_accum * ranks or self.position + done == len(batches)
-                with self.world.no_sync(self.model, accumulating=not stepping):
-                    losses = self._forward_backward(batches[self.position + min(rank, done - 1)], rank < done, feed)
-                lr = self.optimizer.param_groups[0]["lr"]
-                if stepping:
-                    self._optimizer_step()
-                    self.pending = 0
-                self.step, self.position = self.step + done, self.position + done
-                if self.step // self.settings.save_every_steps > (self.step - done) // self.settings.save_every_steps:
-                    self.save_checkpoint()
-                self._log_step(losses, rank < done, lr)
+            todo = list(rounds(self.sampler.epoch(self.epoch), self.position, self.step, self.world.rank,
+                               self.world.size))
+            made = self.feed.make(todo) if self.feed else None  # workers make the batches ahead, in this order
+            for round_ in todo:
+                self._train_round(round_, made)
             self.epoch, self.position = self.epoch + 1, 0
-            eval_loss = self.evaluate()
-            early = False
-            if self.events:
-                if self.events.improves(eval_loss):
-                    self.best_saved = self.step, checkpoint.save_best(self.run_dir, self.step, checkpoint.model_weights(self.gpt))
-                try:
-                    self.events.evaluated(self.step, self.epoch - 1, eval_loss)
-                except EarlyStop:
-                    early = True
-            if self.world.share(early):  # rank 0 decides for all
+            if self._evaluate_and_check_early_stop():
                 self.save_checkpoint(final=True)
                 return "early_stopped"
             self._light_evaluation()
         self.save_checkpoint(final=True)
         return "finished"
 
-    def _forward_backward(self, picked: list[int], real: bool, feed=None) -> dict[str, torch.Tensor]:
-        """One batch's losses and gradients; a rank with no batch left in the round adds zero gradients.
+    def _train_round(self, round_: Round, made: Iterator | None) -> None:
+        """Forward and backward on this round's batch; an optimizer step after grad_accum batches per rank
+        and at the epoch's end; a checkpoint every save_every_steps batches; the losses logged."""
+        self.pending += round_.size
+        stepping = round_.last or self.pending >= self.cfg.grad_accum * self.world.size
+        with self.world.no_sync(self.model, accumulating=not stepping):
+            losses = self._forward_backward(round_, made)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if stepping:
+            self._optimizer_step()
+        self.step, self.position = self.step + round_.size, self.position + round_.size
+        every = self.settings.save_every_steps
+        if self.step // every > (self.step - round_.size) // every:
+            self.save_checkpoint()
+        self._log_step(losses, round_.real, lr)
+
+    def _forward_backward(self, round_: Round, made: Iterator | None = None) -> dict[str, torch.Tensor]:
+        """One batch's losses and gradients (zero gradients where the round has no batch for this rank).
 
         Each batch is weighted 1/grad_accum and DDP averages over ranks, so a step is the mean over its
         batches, as one process with grad_accum x ranks would take it. Seeds are the batch's global index.
         """
-        seed, at = self.settings.seed, self.step + (self.world.rank if real else 0)
-        torch.manual_seed(seed * 1_000_003 + at)  # dropout and crops: functions of the batch
-        made = next(feed)[1] if feed else None  # a worker's batch, seeded by the same index (data.rank_batches)
-        batch = self._batch([self.train_clips[i] for i in picked], random.Random(f"{seed}:{at}"), made)
+        seed = self.settings.seed
+        torch.manual_seed(seed * 1_000_003 + round_.index)  # dropout and crops: functions of the batch
+        made_batch = next(made)[1] if made else None  # a worker's batch, seeded by the same index
+        clips = [self.train_clips[i] for i in round_.batch]
+        batch = self._batch(clips, random.Random(f"{seed}:{round_.index}"), made_batch)
         with self.precision.autocast():
             losses = gpt_losses(self.model, batch)
-        loss = losses["loss"] * ((1.0 if real else 0.0) / self.cfg.grad_accum)
+        loss = losses["loss"] * ((1.0 if round_.real else 0.0) / self.cfg.grad_accum)
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         return losses
 
@@ -195,24 +181,45 @@ class Recipe:
         stop = self.stop_event is not None and self.stop_event.is_set()
         totals = self.world.sum([float(losses[k].detach()) * real for k in names] + [float(real), float(stop)])
         if self.events:
-            self.events.step(self.step, self.epoch,
-                             {k: totals[i] / totals[-2] for i, k in enumerate(names)}, lr)
+            self.events.step(self.step, self.epoch, {k: totals[i] / totals[-2] for i, k in enumerate(names)}, lr)
         if totals[-1]:
             raise StopRequested
 
+    def _evaluate_and_check_early_stop(self) -> bool:
+        """The eval loss after an epoch; the best model saved when it improves; rank 0 decides the early stop."""
+        eval_loss = self.evaluate()
+        early = False
+        if self.events:
+            if self.events.improves(eval_loss):
+                weights = checkpoint.model_weights(self.gpt)
+                self.best_saved = self.step, checkpoint.save_best(self.run_dir, self.step, weights)
+            try:
+                self.events.evaluated(self.step, self.epoch - 1, eval_loss)
+            except EarlyStop:
+                early = True
+        return self.world.share(early)
+
     def _light_evaluation(self) -> None:
-        """`--evaluate-every N`: save, then score this epoch's checkpoint (CER, similarity) into evaluation.jsonl."""
+        """`--evaluate-every N`: save, then score this epoch's checkpoint (CER, similarity) into evaluation.jsonl.
+
+        Rank 0 scores; during_training records a failure (out of memory included) as a skipped evaluation and
+        releases what it loaded. The ranks then agree on the outcome, so none runs ahead to wait in a collective.
+        """
         every = self.settings.evaluate_every
         if not every or self.epoch % every:
             return
         from xtts_finetune.evaluate import during_training
 
         self.save_checkpoint(final=self.epoch == self.settings.epochs)
-        if not self.world.main:
-            return
-        latest = checkpoint.saved_pairs(self.run_dir)[-1].weights
-        during_training(self.run_dir, latest, self.epoch, self.step, whisper_model=self.settings.evaluate_whisper_model,
-                        speaker_model=self.settings.evaluate_speaker_model)
+        record = None
+        if self.world.main:
+            latest = checkpoint.saved_pairs(self.run_dir)[-1].weights
+            record = during_training(self.run_dir, latest, self.epoch, self.step, device=self.device,
+                                     whisper_model=self.settings.evaluate_whisper_model,
+                                     speaker_model=self.settings.evaluate_speaker_model)
+        error = self.world.share(record and record.get("error"))
+        if error and self.events:
+            self.events.emit("warning", message=f"evaluation after epoch {self.epoch} skipped: {error}")
 
     def _optimizer_step(self) -> None:
         skipped = False
@@ -229,6 +236,7 @@ class Recipe:
         if not skipped:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        self.pending = 0
 
     @torch.inference_mode()
     def evaluate(self) -> float:
@@ -283,7 +291,7 @@ class Recipe:
                 fix="start a new run (lower --save-every to lose less next time)",
             )
         saved, weights, state, notes = found
-        self.resume_notes = [f"{note}; resuming from {saved.weights.name} (step {saved.step})" for note in notes]
+        self.resume_notes += [f"{note}; resuming from {saved.weights.name} (step {saved.step})" for note in notes]
         if self.settings.lora_rank:  # the frozen base is the base model's; the adapters are the state's
             self.gpt.load_state_dict(state["adapters"], strict=False)
         else:
@@ -316,25 +324,34 @@ class Recipe:
 
 
 def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
-    """Host tensors go to a GPU through pinned memory, so the copy overlaps compute."""
-    if device == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
+    """A batch tensor on the training device. Nothing is pinned here: pinning allocates page-locked memory
+    each time, which costs more than copying a batch's few kilobytes of token ids; the conditioning mels
+    are computed on the device already, and workers' batches come pinned by the DataLoader, so their copy
+    can overlap compute (non_blocking)."""
+    return tensor.to(device, non_blocking=tensor.is_pinned())
 
 
 def probe_batch_size(recipe: Recipe, limit: int = 64) -> int:
-    """Largest batch of the longest clips for which a whole step, optimizer update included, fits in memory.
+    """Largest batch for which a whole step, optimizer update included, fits in the GPU's memory less a
+    headroom (memory.HEADROOM) for what the probe cannot see: allocator fragmentation over a long run.
 
-    The probe trains; the recipe then starts fresh from the base weights at the size found.
+    Every try is a batch of the dataset's worst case, its longest text with its longest audio, padded as
+    no real batch exceeds. The update is the optimizer's own step, unscaled and always taken: a GradScaler
+    skips fp16 steps with inf gradients (the first ones often are), which would leave the optimizer's
+    state, 8-bit or not, unallocated and unmeasured. The probe trains; the recipe then starts fresh from
+    the base weights at the size found.
+
+    accelerate's find_executable_batch_size is not used: it only halves down from a start it is given, so
+    it lands on a power of two below the largest size that fits, where this search bisects to it.
     """
-    longest = sorted(recipe.train_clips, key=lambda c: c.samples, reverse=True)
+    worst = worst_case_clip(recipe.train_clips)
 
     def fits(size: int) -> bool:
         try:
             with recipe.precision.autocast():
-                loss = gpt_losses(recipe.gpt, recipe._batch((longest * size)[:size], random.Random(0)))["loss"]
-            (recipe.scaler.scale(loss) if recipe.scaler else loss).backward()
-            recipe._optimizer_step()
+                loss = gpt_losses(recipe.gpt, recipe._batch([worst] * size, random.Random(0)))["loss"]
+            loss.backward()
+            recipe.optimizer.step()
             return True
         except Exception as err:  # noqa: BLE001 - only memory errors mean "does not fit"
             if not is_out_of_memory(err):
@@ -345,19 +362,23 @@ def probe_batch_size(recipe: Recipe, limit: int = 64) -> int:
             if recipe.device == "cuda":
                 torch.cuda.empty_cache()
 
-    size = find_batch_size(fits, start=1, limit=min(limit, len(longest)))
+    with memory_headroom(recipe.device):
+        size = find_batch_size(fits, start=1, limit=min(limit, len(recipe.train_clips)))
     recipe.start_fresh(size)
     return size
 
 
-def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, world: World):
+def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, world: World, device: str):
     """Check the dataset, set the recipe up (probing the batch size if asked), then open the run folder.
 
     Rank 0 picks (or makes) the run folder and writes its files; the other ranks are told its name.
+    A resumed run computes on this machine's `device`, whatever its config.json recorded.
     """
+    notes = []
     if resume:
         run_dir = world.share(find_run_to_resume(workspace, resume) if world.main else None)
         config = read_config(run_dir)
+        notes = [note] if (note := on_this_machine(config, device)) else []
         base_dir, settings = Path(config.base_dir), config.train_settings
         run_vocab = run_dir / "vocab.json"
         vocab_json = run_vocab.read_text(encoding="utf-8") if run_vocab.is_file() else None
@@ -369,8 +390,9 @@ def _prepare(workspace: Path, base, settings, resume, run_name, cache_root, worl
     if problems:
         raise problems_error(problems)
     if not resume:
-        config = new_config(workspace, base_dir, settings, info)
+        config = new_config(workspace, base_dir, settings, info, device)
     recipe = Recipe(config, None, world=world, vocab_json=info.vocab_json)
+    recipe.resume_notes = notes
     recipe.setup(cache_root=cache_root)
     if not resume:
         if settings.batch_size == "auto" and config.device == "cuda":
@@ -400,9 +422,10 @@ def train(
 
     Started by torchrun (WORLD_SIZE > 1), every rank calls this; they train one run together.
     """
-    world = join("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device("auto")  # the live machine's, for a new run and a resumed one alike
+    world = join(device)
     try:
-        run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root, world)
+        run_dir, recipe, info = _prepare(Path(workspace), base, settings, resume, run_name, cache_root, world, device)
         config, settings = recipe.cfg, recipe.settings
         events = None
         if world.main:

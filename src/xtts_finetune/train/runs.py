@@ -30,6 +30,18 @@ class RunInfo:
     updated: float  # unix time of the last event
 
 
+@dataclass
+class RunResult:
+    """What a finished (or stopped) training call returns, in-process or from torchrun's ranks."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    best_eval_loss: float | None
+    steps: int
+    stopped_early: bool
+    status: str = "finished"
+
+
 def runs_root(workspace: str | Path) -> Path:
     return Path(workspace) / "runs"
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Callable, Literal
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.utils import PRECISIONS
+from xtts_finetune.devices import PRECISIONS
 
 SAMPLE_RATE = 22050  # coqui's XTTSDataset loads every clip at 22.05 kHz
 RECIPE_MAX_AUDIO_SECONDS = 255995 / SAMPLE_RATE  # ~11.6 s, the release's training limit
@@ -94,24 +94,6 @@ class TrainSettings:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def choose_precision(setting: str, cuda: bool, bf16_supported: bool) -> tuple[bool, str]:
-    """(mixed_precision, precision): bf16 where the GPU has it natively, else fp16; fp32 on a CPU."""
-    if not cuda or setting == "fp32":
-        return False, "fp32"
-    if setting == "auto":
-        setting = "bf16" if bf16_supported else "fp16"
-    if setting == "bf16" and not bf16_supported:
-        raise UserError("this GPU does not support bf16", fix="use --precision fp16 or auto")
-    return True, setting
-
-
-def detect_precision(setting: str) -> tuple[bool, str]:
-    import torch
-
-    cuda = torch.cuda.is_available()
-    return choose_precision(setting, cuda, cuda and torch.cuda.is_bf16_supported())
-
-
 def optimizer_steps(num_train: int, batch_size: int, grad_accum: int, epochs: int) -> int:
     """Optimizer steps in a run: coqui steps at every `grad_accum` batches and at each epoch's last batch."""
     batches = math.ceil(num_train / batch_size)
@@ -124,7 +106,12 @@ def effective_grad_accum(settings: TrainSettings, num_train: int, batch_size: in
 
 
 def lr_multiplier(step: int, total: int, warmup: int, schedule: str, min_ratio: float) -> float:
-    """Learning-rate factor at optimizer `step`: linear warm-up to 1, then cosine/linear decay to `min_ratio`."""
+    """Learning-rate factor at optimizer `step`: linear warm-up to 1, then cosine/linear decay to `min_ratio`.
+
+    transformers' get_cosine_with_min_lr_schedule_with_warmup is the cosine case, but its warm-up starts at
+    factor 0 (the first step would not move the weights) and it has no linear or constant form with a floor;
+    using it would change every run's learning rates, so the schedule stays this one function.
+    """
     if warmup > 0 and step < warmup:
         return (step + 1) / (warmup + 1)
     if schedule == "constant" or total <= warmup:
@@ -134,12 +121,25 @@ def lr_multiplier(step: int, total: int, warmup: int, schedule: str, min_ratio: 
     return min_ratio + (1 - min_ratio) * shape
 
 
-def is_out_of_memory(err: BaseException) -> bool:
+# What running out of device memory looks like besides torch.OutOfMemoryError: cuBLAS and cuDNN allocate
+# their workspaces outside the caching allocator and report a failure as their own status (cuDNN's
+# NOT_SUPPORTED is what some convolutions return when their workspace cannot be had), raised as a plain
+# RuntimeError (torch.AcceleratorError for "CUDA error: out of memory"). accelerate's should_reduce_batch_size
+# reads the same messages; accelerate is not a dependency of ours, so the list is kept here.
+OUT_OF_MEMORY_MESSAGES = ("out of memory", "cublas_status_alloc_failed", "cudnn_status_alloc_failed",
+                          "cudnn_status_not_supported", "defaultcpuallocator: can't allocate memory")
+
+
+def is_out_of_memory(err: BaseException | None) -> bool:
+    """Whether `err` (or an error it was raised from) means the device ran out of memory."""
     import torch
 
-    return isinstance(err, torch.OutOfMemoryError) or (
-        isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
-    )
+    while err is not None:
+        if isinstance(err, torch.OutOfMemoryError) or (
+                isinstance(err, RuntimeError) and any(m in str(err).lower() for m in OUT_OF_MEMORY_MESSAGES)):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def out_of_memory_error(batch_size, grad_accum, max_audio_seconds) -> UserError:

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
+from xtts_finetune.devices import PRECISIONS, precision_for, resolve_device
 from xtts_finetune.errors import UserError
-from xtts_finetune.utils import PRECISIONS
 from xtts_finetune.webui.common import UI, JsonlTail, fail, job_html, job_signature, start_job
 from xtts_finetune.webui.messages import form_source
 
@@ -135,7 +135,9 @@ def _layout(ui: UI) -> SimpleNamespace:
                 lr = gr.Number(defaults.lr, label="Learning rate")
             with gr.Row():
                 max_audio = gr.Number(0, label="Max audio seconds", info="0: the longest clip, at most 11.6 s")
-                precision = gr.Dropdown(PRECISIONS, value=defaults.precision, label="Precision")
+                precision = gr.Dropdown(PRECISIONS, value=defaults.precision, label="Precision",
+                                        info=f"auto is {precision_for('auto', resolve_device('auto'))} here "
+                                        "(chosen by the GPU's compute capability)")
             gpus = gpu_count()
             devices = gr.Dropdown([str(n) for n in range(1, max(gpus, 1) + 1)], value="1", label="GPUs",
                                   visible=gpus > 1, elem_id="tr-devices",
