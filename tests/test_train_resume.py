@@ -13,6 +13,7 @@ import pytest
 import torch
 from test_train import make_workspace
 
+from xtts_finetune.cli import main
 from xtts_finetune.errors import UserError
 from xtts_finetune.train import TrainSettings, list_runs, read_events, train
 from xtts_finetune.train import checkpoint
@@ -105,3 +106,9 @@ def test_a_full_disk_while_saving_names_the_intact_previous_checkpoint(workspace
     monkeypatch.setattr(checkpoint, "write", real_write)  # space freed
     resumed = train(workspace, None, resume="full")
     assert resumed.status == "finished" and resumed.steps == 6
+
+
+def test_a_path_leaving_the_workspace_is_a_user_error_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "ws" / "runs").mkdir(parents=True)
+    assert main(["train", str(tmp_path / "ws"), "--resume", "../../elsewhere"]) == 2
+    assert "outside" in capsys.readouterr().err
