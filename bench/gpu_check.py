@@ -39,10 +39,11 @@ from common import save_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"full": (30, 1024), "mid": (12, 512), "tiny": (2, 64)}  # GPT layers x width; heads of 64 channels
-# Dense tensor-core peaks (TFLOP/s) by GPU name, from NVIDIA's data sheets (SXM parts; fp32 is TF32 for matmuls).
-PEAK_TFLOPS = {"H200": {"bf16": 989, "fp16": 989, "fp32": 495}, "H100": {"bf16": 989, "fp16": 989, "fp32": 495},
-               "A100": {"bf16": 312, "fp16": 312, "fp32": 156}, "L4": {"bf16": 121, "fp16": 121, "fp32": 60},
-               "A10": {"bf16": 125, "fp16": 125, "fp32": 62}}
+# Dense peaks (TFLOP/s) by GPU name, from NVIDIA's data sheets (SXM parts): bf16/fp16 on tensor cores; fp32 on
+# the FP32 cores, since nothing here enables TF32 for matrix products.
+PEAK_TFLOPS = {"H200": {"bf16": 989, "fp16": 989, "fp32": 67}, "H100": {"bf16": 989, "fp16": 989, "fp32": 67},
+               "A100": {"bf16": 312, "fp16": 312, "fp32": 19.5}, "L4": {"bf16": 121, "fp16": 121, "fp32": 30.3},
+               "A10": {"bf16": 125, "fp16": 125, "fp32": 31.2}}
 CODES_PER_SECOND = 22050 / 1024  # the DVAE's code rate
 CONDITIONING_LATENTS = 32
 SIX_GIB = 6 * 2**30
@@ -224,9 +225,13 @@ def start_on_the_cpu(check: Check) -> None:
     from xtts_finetune.train import train
 
     stop = threading.Event()
-    stepped = lambda progress: progress.extra.get("event", {}).get("type") == "step" and stop.set()  # noqa: E731
+
+    def after_the_first_step(progress) -> None:
+        if progress.extra.get("event", {}).get("type") == "step":
+            stop.set()
+
     train(check.workspace, check.base, settings(check, epochs=2, save_every_steps=1), run_name="cpu-started",
-          progress=stepped, stop_event=stop)
+          progress=after_the_first_step, stop_event=stop)
 
 
 def resume_cpu_started(check: Check) -> dict:

@@ -1,7 +1,7 @@
 """Pick the PyTorch build for this machine: the CUDA build its NVIDIA driver can run, MPS, or CPU.
 
-Standard library only, and Python 3.8 syntax: scripts/install.sh and install.bat run this file with
-the system Python before the project environment (and torch) exists. Run as a script it prints
+Standard library only, and Python 3.8 syntax: scripts/install.sh runs this file with the system Python,
+install.bat with a bare .venv's (uv's Python), before the project environment (and torch) is installed. Run as a script it prints
 KEY=value lines, one per line and unquoted, that both shells can read:
 
     python3 src/xtts_finetune/installer.py [--dev]   # the plan (TORCH_DEVICE, SYNC_FLAGS, TORCH_FROM, ...)
