@@ -262,7 +262,8 @@ def torchrun_one_device(check: Check) -> dict:
 def evaluate_every(check: Check) -> dict:
     from xtts_finetune.evaluate import read_training_evaluations
 
-    # A checkpoint each step: the light evaluation scores the latest one (with none saved yet it fails).
+    # A checkpoint each step: at the last epoch the light evaluation scores the newest weights+state pair, which the
+    # run's final (weights-only) save is not; with no pair saved yet it fails (IndexError in recipe._light_evaluation).
     figures = ours(check, "evaluate-every", evaluate_every=1, save_every_steps=1,
                    evaluate_whisper_model=str(check.root / "tiny" / "whisper"),
                    evaluate_speaker_model=str(check.root / "tiny" / "speaker"))
