@@ -236,11 +236,14 @@ def start_on_the_cpu(check: Check) -> None:
 
 def resume_cpu_started(check: Check) -> dict:
     """The run started on the CPU, resumed here: it must go on, on this device."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, __file__, "--group", "cpu-start", *child_arguments(check.args, check.root)]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
-    if done.returncode:
-        raise RuntimeError(f"the CPU start failed: {done.stderr[-1500:]}")
+    if check.cuda:
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+        command = [sys.executable, __file__, "--group", "cpu-start", *child_arguments(check.args, check.root)]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
+        if done.returncode:
+            raise RuntimeError(f"the CPU start failed: {done.stderr[-1500:]}")
+    else:  # this process sees no GPU already
+        start_on_the_cpu(check)
     figures = ours(check, "cpu-started", resume="cpu-started", epochs=2, save_every_steps=1)
     if check.cuda and not check.torch.cuda.max_memory_allocated():
         raise AssertionError("the run started on the CPU and resumed here never used the GPU")
