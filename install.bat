@@ -1,7 +1,8 @@
 @echo off
 rem Install what xtts-finetune needs on Windows, and only what is missing: FFmpeg (shared build), uv,
 rem the Python environment (.venv), and torch from the CUDA index that fits the NVIDIA driver
-rem (PyPI's Windows torch is CPU-only). start.bat calls this; running it again is quick.
+rem (PyPI's Windows torch is CPU-only), chosen before any torch is downloaded. start.bat calls this; running
+rem it again is quick. `install.bat --dev` adds the dev group (pytest...) for running the tests.
 setlocal EnableExtensions EnableDelayedExpansion
 cd /d "%~dp0"
 set "INSTALLER=src\xtts_finetune\installer.py"
@@ -33,33 +34,31 @@ if not defined UV (
 )
 if not defined UV (echo error: uv was installed but not found; open a new terminal and run this again & exit /b 1)
 
-rem --- The environment: `uv sync` only when uv.lock changed (a sync would undo the CUDA torch below).
-set "SYNC_NEEDED=1"
-if exist "%VENV_PY%" call :read_plan
-if "!SYNC_NEEDED!"=="1" (
-  echo ==^> installing the Python environment ^(uv sync --frozen^)
-  "%UV%" sync --frozen || exit /b 1
-  "%VENV_PY%" %INSTALLER% --mark-synced || exit /b 1
-)
-
-rem --- torch: the CUDA build this driver runs.
-call :read_plan --probe || exit /b 1
+rem --- The plan (installer.py, run by the environment's Python: uv provides one where Windows has none).
+if not exist "%VENV_PY%" ("%UV%" venv --quiet || exit /b 1)
+call :read_plan %* || exit /b 1
 if not "!TORCH_SUPPORTED!"=="1" (echo error: !TORCH_REASON! & exit /b 1)
 echo ==^> torch: !TORCH_REASON!
-if "!TORCH_REINSTALL!"=="1" (
-  if not defined TORCH_INDEX (
-    "%UV%" sync --frozen --reinstall-package torch --reinstall-package torchaudio || exit /b 1
-  ) else if not "!TORCH_INDEX_REACHABLE!"=="1" (
-    echo ==^> warning: cannot reach !TORCH_INDEX!; keeping torch !TORCH_INSTALLED! from PyPI, which runs on the CPU only.
-    echo ==^>          Run this again once that index can be reached.
-  ) else (
-    echo ==^> installing torch !TORCH_VERSION! from !TORCH_INDEX!
-    "%UV%" pip install --python "%VENV_PY%" --index-url "!TORCH_INDEX!" --reinstall-package torch --reinstall-package torchaudio "torch==!TORCH_VERSION!" "torchaudio==!TORCH_VERSION!"
-    if errorlevel 1 (
-      echo ==^> warning: that failed; putting back the PyPI build of torch
-      "%UV%" sync --frozen --reinstall-package torch --reinstall-package torchaudio || exit /b 1
-    )
+if defined TORCH_NOTE echo ==^> !TORCH_NOTE!
+
+rem --- The environment: `uv sync` only when uv.lock changed; where torch comes from PyTorch's index, the
+rem sync leaves it out (SYNC_FLAGS), so PyPI's CPU-only torch is never downloaded first.
+if "!SYNC_NEEDED!"=="1" (
+  echo ==^> installing the Python environment ^(uv sync --frozen !SYNC_GROUPS! !SYNC_FLAGS!^)
+  "%UV%" sync --frozen !SYNC_GROUPS! !SYNC_FLAGS! || exit /b 1
+  "%VENV_PY%" %INSTALLER% --mark-synced %* || exit /b 1
+)
+
+rem --- torch: the CUDA build this driver runs, from its index.
+if defined TORCH_FROM (
+  echo ==^> installing torch !TORCH_VERSION! from !TORCH_FROM!
+  "%UV%" pip install --python "%VENV_PY%" --index-url "!TORCH_FROM!" --reinstall-package torch --reinstall-package torchaudio "torch==!TORCH_VERSION!" "torchaudio==!TORCHAUDIO_VERSION!"
+  if errorlevel 1 (
+    echo ==^> warning: that failed; installing PyPI's build of torch instead
+    "%UV%" sync --frozen !SYNC_GROUPS! --reinstall-package torch --reinstall-package torchaudio || exit /b 1
   )
+) else if "!TORCH_PYPI_BACK!"=="1" (
+  "%UV%" sync --frozen !SYNC_GROUPS! --reinstall-package torch --reinstall-package torchaudio || exit /b 1
 )
 echo ==^> ready
 rem Hand uv and the FFmpeg PATH to start.bat.
@@ -67,7 +66,7 @@ endlocal & set "UV=%UV%" & set "PATH=%PATH%"
 exit /b 0
 
 :read_plan
-for %%K in (TORCH_VERSION TORCH_DEVICE TORCH_INDEX TORCH_SUPPORTED TORCH_REASON TORCH_INSTALLED TORCH_REINSTALL TORCH_INDEX_REACHABLE) do set "%%K="
+for %%K in (TORCH_VERSION TORCHAUDIO_VERSION TORCH_DEVICE TORCH_INDEX TORCH_SUPPORTED TORCH_REASON TORCH_INSTALLED TORCH_REINSTALL TORCH_FROM TORCH_PYPI_BACK TORCH_NOTE SYNC_NEEDED SYNC_GROUPS SYNC_FLAGS) do set "%%K="
 for /f "tokens=1,* delims==" %%A in ('%VENV_PY% %INSTALLER% %*') do set "%%A=%%B"
 if not defined TORCH_DEVICE (echo error: %INSTALLER% failed & exit /b 1)
 exit /b 0

@@ -84,16 +84,16 @@ def _rates(runs: dict[str, list[tuple[float, float]]]) -> dict:
                    "rtf_median_run": statistics.median(w / a for w, a in r)} for name, r in runs.items()}
 
 
-def sequential(sides: Sides, repeats: int) -> dict:
+def sequential(sides: Sides, repeats: int, sentences: list[str] = SENTENCES) -> dict:
     """Per round: each sentence by coqui then by ours; then the 8 by coqui one after another, then by
     ours as one request."""
     runs = {"coqui": [], "ours": [], "coqui_8_in_a_row": [], "ours_one_request": []}
     for r in range(repeats):
-        for i, text in enumerate(SENTENCES):
+        for i, text in enumerate(sentences):
             runs["coqui"].append(sides.coqui([text], 100 * r + i))
             runs["ours"].append(sides.ours([text], 100 * r + i))
-        runs["coqui_8_in_a_row"].append(sides.coqui(SENTENCES, 100 * r))
-        runs["ours_one_request"].append(sides.ours(SENTENCES, 100 * r, together=True))
+        runs["coqui_8_in_a_row"].append(sides.coqui(sentences, 100 * r))
+        runs["ours_one_request"].append(sides.ours(sentences, 100 * r, together=True))
     return _rates(runs)
 
 
@@ -163,13 +163,19 @@ def throughput(sides: Sides, concurrency: list[int], rounds: int = 1) -> dict:
     return results
 
 
+def random_model(args) -> Path:
+    """The random XTTS folder: a GPT of args.layers x args.width, its stop token args.stop_bias less likely."""
+    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
+
+    return make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
+                          heads=args.width // 64, stop_bias=args.stop_bias)
+
+
 def load(args):
     """Builds the random model; returns (ours, coqui's own copy)."""
-    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
     from xtts_finetune.synthesis import Synthesizer, _load_model
 
-    folder = make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
-                            heads=args.width // 64, stop_bias=args.stop_bias)
+    folder = random_model(args)
     synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()), precision=args.precision)
     return synth, _load_model(folder, args.device)[1]
 

@@ -86,7 +86,8 @@ def prepare(root: Path, args) -> tuple[Path, Path]:
 
     base = make_tiny_xtts(root / "base", model_dim=args.width, layers=args.layers, heads=args.width // 64)
     workspace = root / "ws"
-    make_training_set(workspace / "dataset", SENTENCES[: args.clips] + SENTENCES[-1:])
+    train = [SENTENCES[i % (len(SENTENCES) - 1)] for i in range(args.clips)]  # past 13 clips, sentences again
+    make_training_set(workspace / "dataset", train + SENTENCES[-1:])
     (workspace / "dataset" / "lang.txt").write_text("en\n")
     return workspace, base
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what xtts-finetune needs, and only what is missing: running it again is quick.
 #
-#   bash scripts/install.sh          FFmpeg, uv, the Python environment (.venv), the torch build for this GPU
-#   bash scripts/install.sh --test   the same, plus espeak-ng and Chromium for the test suite
+#   bash scripts/install.sh          FFmpeg, uv, the Python environment (.venv, without the dev group), the torch
+#                                    build for this machine, chosen before any torch is downloaded
+#   bash scripts/install.sh --test   the same with the dev group (pytest, Playwright...), espeak-ng and Chromium
 #
 # Debian/Ubuntu (apt-get, as root or with sudo) and macOS (Homebrew). start.sh and test.sh source this
 # file and call install_all, so they learn where uv is even when it had to go into a private venv.
@@ -92,11 +93,11 @@ ensure_uv() {
   "$UV" --version >/dev/null || die "uv at $UV does not run"
 }
 
-read_plan() {  # read_plan [--probe]: installer.py's KEY=value lines become shell variables
+read_plan() {  # read_plan [--dev]: installer.py's KEY=value lines become shell variables
   local plan key value
   plan="$(python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" "$@")" || die "src/xtts_finetune/installer.py failed"
   while IFS='=' read -r key value; do
-    case "$key" in TORCH_* | SYNC_NEEDED) printf -v "$key" '%s' "$value" ;; esac
+    case "$key" in TORCH_* | TORCHAUDIO_* | SYNC_*) printf -v "$key" '%s' "$value" ;; esac
   done <<<"$plan"
 }
 
@@ -109,44 +110,40 @@ sync_env() {  # sync_env [uv sync flags]: the locked environment, with Whisper's
   fi
 }
 
-install_torch_build() {
-  local venv_python="$XTTS_ROOT/.venv/bin/python"
-  [ "$TORCH_REINSTALL" = 1 ] || return 0
-  if [ -z "$TORCH_INDEX" ]; then
-    say "putting back the torch build uv.lock pins (installed: $TORCH_INSTALLED)"
-    sync_env --reinstall-package torch --reinstall-package torchaudio
-  elif [ "$TORCH_INDEX_REACHABLE" != 1 ]; then
-    say "warning: cannot reach $TORCH_INDEX; keeping torch $TORCH_INSTALLED from PyPI."
-    if [ "$TORCH_DEVICE" = cpu ]; then
-      say "         It runs on the CPU as well; the CPU build would only be smaller."
-    else
-      say "         It may not use the GPU: run this script again once that index can be reached."
-    fi
-  else
-    say "installing torch $TORCH_VERSION from $TORCH_INDEX"
-    if ! "$UV" pip install --python "$venv_python" --index-url "$TORCH_INDEX" \
+install_torch_build() {  # torch from PyTorch's index (TORCH_FROM), or PyPI's put back (TORCH_PYPI_BACK)
+  if [ -n "$TORCH_FROM" ]; then
+    say "installing torch $TORCH_VERSION from $TORCH_FROM"
+    if ! "$UV" pip install --python "$XTTS_ROOT/.venv/bin/python" --index-url "$TORCH_FROM" \
       --reinstall-package torch --reinstall-package torchaudio \
-      "torch==$TORCH_VERSION" "torchaudio==$TORCH_VERSION"; then
-      say "warning: installing from $TORCH_INDEX failed; putting back the PyPI build of torch"
-      sync_env --reinstall-package torch --reinstall-package torchaudio
+      "torch==$TORCH_VERSION" "torchaudio==$TORCHAUDIO_VERSION"; then
+      say "warning: installing from $TORCH_FROM failed; installing PyPI's build of torch instead"
+      # shellcheck disable=SC2086  # SYNC_GROUPS' words are flags
+      sync_env $SYNC_GROUPS --reinstall-package torch --reinstall-package torchaudio
     fi
+  elif [ "$TORCH_PYPI_BACK" = 1 ]; then
+    say "putting back the torch build uv.lock pins (installed: $TORCH_INSTALLED)"
+    # shellcheck disable=SC2086
+    sync_env $SYNC_GROUPS --reinstall-package torch --reinstall-package torchaudio
   fi
 }
 
 install_all() {  # install_all [--test]; sets UV
-  local tests=0
-  [ "${1:-}" != --test ] || tests=1
+  local tests=0 dev=""
+  [ "${1:-}" != --test ] || { tests=1; dev=--dev; }
   system_packages "$tests"
   ensure_uv
-  read_plan
+  # shellcheck disable=SC2086  # empty or --dev
+  read_plan $dev
   [ "$TORCH_SUPPORTED" = 1 ] || die "$TORCH_REASON"
-  if [ "$SYNC_NEEDED" = 1 ]; then
-    say "installing the Python environment into $XTTS_ROOT/.venv (uv sync --frozen)"
-    sync_env
-    python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" --mark-synced
-  fi
-  read_plan --probe
   say "torch: $TORCH_REASON"
+  [ -z "$TORCH_NOTE" ] || say "$TORCH_NOTE"
+  if [ "$SYNC_NEEDED" = 1 ]; then
+    say "installing the Python environment into $XTTS_ROOT/.venv (uv sync --frozen $SYNC_GROUPS $SYNC_FLAGS)"
+    # shellcheck disable=SC2086  # their words are flags
+    sync_env $SYNC_GROUPS $SYNC_FLAGS
+    # shellcheck disable=SC2086
+    python3 "$XTTS_ROOT/src/xtts_finetune/installer.py" --mark-synced $dev
+  fi
   install_torch_build
   if [ "$tests" = 1 ] && ! have_chromium; then
     say "no system Chromium: installing Playwright's"

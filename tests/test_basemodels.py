@@ -254,3 +254,16 @@ def test_every_network_failure_is_a_friendly_error(tmp_path, online):
             assert not (tmp_path / "v2.0.3").exists()
     finally:
         server.close()
+
+
+def test_training_on_an_export_of_an_export_finds_the_release_assets(tmp_path):
+    from xtts_finetune.basemodels import training_assets
+
+    release, first, second = (tmp_path / n for n in ("release", "first", "second"))
+    for folder in (release, first, second):
+        folder.mkdir()
+    for name in ("dvae.pth", "mel_stats.pth"):
+        (release / name).write_bytes(b"weights")
+    (first / "model_card.json").write_text(json.dumps({"base": {"version": "v2.0.3", "path": str(release)}}))
+    (second / "model_card.json").write_text(json.dumps({"base": {"version": "v2.0.3", "path": str(first)}}))
+    assert training_assets(second) == {"dvae": release / "dvae.pth", "mel_stats": release / "mel_stats.pth"}

@@ -9,6 +9,9 @@ import soundfile as sf
 
 from conftest import SENTENCES
 from xtts_finetune.dataset import create_dataset, list_segments
+from xtts_finetune.dataset.corpus import read_coqui_csv
+from xtts_finetune.dataset.manifest import Manifest, Segment, save_manifest
+from xtts_finetune.train.preflight import dataset_clips
 
 
 def test_ljspeech_folder_import(tmp_path, coqui_dataset):
@@ -44,3 +47,19 @@ def test_coqui_csv_import_keeps_speakers(tmp_path, coqui_dataset):
         assert sf.info(tmp_path / "ws" / "dataset" / seg.audio_file).samplerate == 22050
     single = create_dataset(tmp_path / "ws2", language="en", corpus=coqui_dataset / "metadata_eval.csv")
     assert len(single.added) == 1
+
+
+def test_dataset_csvs_keep_every_row_when_a_transcript_starts_with_a_quote(tmp_path):
+    # A sentence cut out of a quotation opens with '"' and never closes it; written unquoted, coqui's
+    # csv reader (and preflight's) took every later row as part of that one transcript.
+    texts = ['"Open quote, never closed.', 'He said "hi" twice.', "A plain sentence."]
+    segments = [Segment(f"clip{i}", "src", 0.0, 1.0, text, split="train") for i, text in enumerate(texts)]
+    segments.append(Segment("clip_eval", "src", 0.0, 1.0, "The eval clip.", split="eval"))
+    save_manifest(tmp_path, Manifest(language="en", segments=segments))
+
+    clips = dataset_clips(tmp_path / "dataset")
+    assert [(c.audio_file, c.text, c.speaker) for c in clips if c.split == "train"] == [
+        (f"wavs/clip{i}.wav", text, "speaker") for i, text in enumerate(texts)
+    ]
+    # Importing the dataset as a corpus reads the same texts back.
+    assert [row.text for row in read_coqui_csv(tmp_path / "dataset" / "metadata_train.csv").rows] == texts

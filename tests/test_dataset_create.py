@@ -13,6 +13,7 @@ from test_dataset_subtitles import write_srt
 from xtts_finetune.cli import main
 from xtts_finetune.dataset import DatasetSettings, create_dataset, edit_segment, list_segments, load_manifest
 from xtts_finetune.errors import UserError
+from xtts_finetune.train.settings import MIN_AUDIO_SECONDS
 
 TEXTS = {
     "a": ["The first file has a short sentence.", "And then it has another one."],
@@ -136,3 +137,16 @@ def test_cli_create_list_edit(tmp_path, capsys):
     assert list_segments(ws)[0].excluded and list_segments(ws)[0].text == "A third file arrived later."
     assert main(["dataset", "list", str(tmp_path / "nowhere")]) == 2
     assert "no dataset yet" in capsys.readouterr().err
+
+
+def test_default_dataset_never_keeps_a_clip_training_would_refuse(tmp_path, coqui_dataset):
+    audio, rate = sf.read(coqui_dataset / "wavs" / "clip0.wav")
+    corpus = tmp_path / "corpus"
+    (corpus / "wavs").mkdir(parents=True)
+    sf.write(corpus / "wavs" / "long.wav", audio, rate)
+    sf.write(corpus / "wavs" / "short.wav", audio[: int(0.4 * rate)], rate)
+    (corpus / "metadata.csv").write_text("audio_file|text|speaker_name\n"
+                                         "wavs/long.wav|Hello there, my friend.|s\nwavs/short.wav|Hello.|s\n")
+    report = create_dataset(tmp_path / "ws", language="en", corpus=corpus / "metadata.csv")
+    assert len(report.added) == 1 and len(report.rejected) == 1, report.summary()
+    assert all(s.duration >= MIN_AUDIO_SECONDS for s in list_segments(tmp_path / "ws") if s.active)

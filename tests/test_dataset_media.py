@@ -6,10 +6,12 @@ import subprocess
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from conftest import SENTENCES
 from speech import spoken_recording
 from xtts_finetune.dataset.media import collect_media, decode_audio, stream_audio
+from xtts_finetune.dataset.transcribe import _load_audio
 from xtts_finetune.errors import UserError
 
 
@@ -47,3 +49,12 @@ def test_errors_name_the_file(tmp_path):
         decode_audio(tmp_path / "missing.wav")
     media, other = collect_media([tmp_path])
     assert sorted(p.name for p in media) == ["silent.mkv", "video.mp4"] and other == []
+
+
+def test_ffmpeg_reads_a_file_whose_name_looks_like_a_protocol(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tone = 0.3 * np.sin(np.linspace(0, 440 * 2 * np.pi, 11025)).astype(np.float32)
+    for name in ("concat:clip.wav", "-dash.wav"):
+        sf.write(tmp_path / name, tone, 22050)
+        assert len(decode_audio(name)) == 11025, name
+        assert len(_load_audio(name)[1]) == 8000, name  # Whisper's decoder (PyAV), resampled to 16 kHz

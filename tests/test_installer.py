@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import http.server
+import os
+import re
 import shutil
 import socket
 import subprocess
@@ -116,6 +118,83 @@ def test_installed_torch_on_windows_layout(tmp_path):
     assert installer.installed_torch(_fake_venv(tmp_path, "2.11.0+cu130", windows=True)) == "2.11.0+cu130"
 
 
+LOCK = (ROOT / "uv.lock").read_text(encoding="utf-8")
+CUDA_LIBRARIES = ("triton", "nvidia-cudnn-cu13", "nvidia-cublas", "nvidia-nccl-cu13", "cuda-bindings", "cuda-pathfinder")
+
+
+def test_torch_packages_are_torch_and_the_cuda_runtime_pypi_torch_pulls_in():
+    skipped = installer.torch_packages(LOCK)
+    assert {"torch", "torchaudio", *CUDA_LIBRARIES} <= set(skipped)  # nvidia-cublas through cuda-toolkit's extras
+    assert "nvidia-cublas-cu12" not in skipped  # Whisper's (the whisper-gpu extra), not torch's
+    assert not {"sympy", "filelock", "numpy", "torchcodec"} & set(skipped)  # shared with the rest
+    assert installer.locked_version(LOCK) == installer.TORCH_VERSION == installer.locked_version(LOCK, "torchaudio")
+
+
+# (system, machine, nvidia-smi, installed torch, index reachable) -> (torch left out of the sync, torch from, PyPI's back, a note)
+PLANS = [
+    ("Linux", "x86_64", None, None, True, True, CPU_INDEX, False, False),  # a fresh CPU machine
+    ("Linux", "x86_64", None, "2.11.0", True, True, CPU_INDEX, False, False),  # PyPI's torch replaced
+    ("Linux", "x86_64", None, "2.10.0+cpu", True, True, CPU_INDEX, False, False),  # another version than the lock's
+    ("Linux", "x86_64", None, "2.11.0+cpu", True, True, None, False, False),  # already right: kept through syncs
+    ("Linux", "x86_64", None, "2.11.0+cpu", False, True, None, False, False),  # ... offline too, without a word
+    ("Linux", "x86_64", None, None, False, False, None, False, True),  # index unreachable: PyPI's, said
+    ("Linux", "x86_64", None, "2.11.0", False, False, None, False, True),
+    ("Linux", "x86_64", "570.124.06", None, True, True, CU + "cu128", False, False),
+    ("Linux", "x86_64", "590.48.01", None, True, False, None, False, False),  # PyPI's is the CUDA 13 build
+    ("Linux", "x86_64", "590.48.01", "2.11.0+cu128", True, False, None, True, False),  # driver updated
+    ("Windows", "AMD64", "572.16", None, True, True, CU + "cu128", False, False),  # never PyPI's CPU-only first
+    ("Windows", "AMD64", None, None, True, False, None, False, False),  # PyPI's Windows torch is the CPU build
+    ("Darwin", "arm64", None, None, True, False, None, False, False),
+]
+
+
+@pytest.mark.parametrize("system, machine, smi, installed, reachable, left_out, torch_from, pypi_back, note", PLANS)
+def test_install_plan_picks_torch_before_the_sync_downloads_one(system, machine, smi, installed, reachable,
+                                                                 left_out, torch_from, pypi_back, note):
+    plan = installer.plan_install(choose_torch(system, machine, smi), installed, "2.11.0", reachable, LOCK)
+    flags = " ".join(plan.sync_flags)
+    assert ("--no-install-package torch " in flags and "--no-install-package triton" in flags) is left_out
+    assert ("--inexact" in flags) is left_out  # or the sync would remove the index's torch as not the lock's
+    assert (plan.torch_from, plan.pypi_back, bool(plan.note)) == (torch_from, pypi_back, note)
+    if note:
+        assert "cannot reach https://download.pytorch.org/whl/" in plan.note and "PyPI's torch" in plan.note
+
+
+def _uv() -> str:
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH (scripts/install.sh puts it there)")
+    return uv
+
+
+@pytest.mark.parametrize("dev", [False, True])
+def test_the_planned_sync_downloads_no_torch_and_no_cuda_library(tmp_path, dev):
+    # uv itself on the real uv.lock: what a sync into an empty environment would install (nothing is downloaded).
+    out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", "none", "--reachable", "1",
+                      "--venv", str(tmp_path / "venv"), *(["--dev"] if dev else []))
+    assert out["TORCH_FROM"] == CPU_INDEX and out["SYNC_NEEDED"] == "1"
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv"), "UV_OFFLINE": "1"}
+    done = subprocess.run([_uv(), "sync", "--frozen", "--dry-run", "--project", str(ROOT),
+                           *out["SYNC_GROUPS"].split(), *out["SYNC_FLAGS"].split()],
+                          capture_output=True, text=True, env=env, timeout=120, check=True)
+    installs = set(re.findall(r"^ \+ ([^=\s]+)==", done.stdout + done.stderr, re.M))
+    assert {"gradio", "coqui-tts", "faster-whisper", "sympy"} <= installs, done.stderr[-2000:]
+    assert not {"torch", "torchaudio", *CUDA_LIBRARIES} & installs
+    assert not [name for name in installs if name.startswith("nvidia-")]
+    assert ({"pytest", "playwright"} <= installs) is dev and (out["SYNC_GROUPS"] == "") is dev
+
+
+def test_sync_stamp_records_the_dev_group(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "uv.lock").write_text("version = 1\n")
+    venv = _fake_venv(root, "2.11.0+cpu")
+    installer.mark_synced(venv, root, dev=False)  # start.sh: no dev group
+    assert not installer.sync_needed(venv, root) and installer.sync_needed(venv, root, dev=True)
+    installer.mark_synced(venv, root, dev=True)  # test.sh
+    assert not installer.sync_needed(venv, root, dev=True) and installer.synced_dev(venv)
+
+
 def test_sync_stamp_follows_the_lock(tmp_path):
     root = tmp_path / "project"
     root.mkdir()
@@ -159,32 +238,42 @@ def _run_script(*args: str, python: str = sys.executable) -> dict[str, str]:
 
 def test_script_prints_shell_lines_with_the_standard_library_only(tmp_path):
     venv = _fake_venv(tmp_path, "2.11.0")
-    out = _run_script("--system", "Windows", "--machine", "AMD64", "--driver", "572.16", "--venv", str(venv))
+    out = _run_script("--system", "Windows", "--machine", "AMD64", "--driver", "572.16", "--venv", str(venv),
+                      "--reachable", "1")
     assert out["TORCH_DEVICE"] == "cuda" and out["TORCH_INDEX"] == CU + "cu128"
     assert out["TORCH_VERSION"] == installer.TORCH_VERSION and out["TORCH_SUPPORTED"] == "1"
     assert out["TORCH_INSTALLED"] == "2.11.0" and out["TORCH_REINSTALL"] == "1" and out["SYNC_NEEDED"] == "1"
-    assert "TORCH_INDEX_REACHABLE" not in out
     out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", "none", "--venv", str(venv))
     assert out["TORCH_DEVICE"] == "cpu" and out["TORCH_INDEX"] == CPU_INDEX
 
 
 def test_script_output_is_safe_for_shells(tmp_path):
     out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", 'bad "driver" & <stuff> | 50% $HOME !',
-                      "--venv", str(tmp_path / "none"))
+                      "--venv", str(tmp_path / "none"), "--reachable", "0")
     assert not set('"&<>|%$!') & set(out["TORCH_REASON"])
     assert "bad" in out["TORCH_REASON"] and out["TORCH_INSTALLED"] == ""
 
 
-def test_script_probe_and_mark_synced(tmp_path):
-    venv = _fake_venv(tmp_path, "2.11.0")
-    out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", "590.1", "--venv", str(venv), "--probe")
-    assert out["TORCH_INDEX"] == "" and out["TORCH_REINSTALL"] == "0" and out["TORCH_INDEX_REACHABLE"] == "0"
+def test_script_mark_synced_keeps_the_dev_group(tmp_path):
+    venv = _fake_venv(tmp_path, "2.11.0+cpu")
+    out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", "590.1", "--venv", str(venv))
+    assert out["TORCH_INDEX"] == "" and out["TORCH_REINSTALL"] == "1" and out["TORCH_PYPI_BACK"] == "1"
+    _run_script("--mark-synced", "--venv", str(venv), "--dev")
+    assert (venv / installer.SYNC_STAMP).read_text().split() == [installer.lock_digest(ROOT), "dev"]
+    out = _run_script("--driver", "none", "--venv", str(venv))  # start.sh after test.sh: the tests stay
+    assert out["SYNC_NEEDED"] == "0" and out["SYNC_GROUPS"] == "" and out["TORCH_FROM"] == ""
     _run_script("--mark-synced", "--venv", str(venv))
-    assert (venv / installer.SYNC_STAMP).read_text().strip() == installer.lock_digest(ROOT)
-    assert _run_script("--driver", "none", "--venv", str(venv))["SYNC_NEEDED"] == "0"
+    assert (venv / installer.SYNC_STAMP).read_text().split() == [installer.lock_digest(ROOT), "dev"]
+
+
+def test_script_says_when_the_index_cannot_be_reached(tmp_path):
+    out = _run_script("--system", "Linux", "--machine", "x86_64", "--driver", "none", "--reachable", "0",
+                      "--venv", str(tmp_path / "venv"))
+    assert out["TORCH_FROM"] == "" and out["SYNC_FLAGS"] == "" and out["SYNC_GROUPS"] == "--no-dev"
+    assert out["TORCH_NOTE"].startswith("cannot reach https://download.pytorch.org/whl/cpu, so going on with PyPI")
 
 
 def test_script_runs_with_the_system_python(tmp_path):
     # install.sh runs it with whatever python3 the system has, before .venv exists.
-    out = _run_script("--driver", "none", "--venv", str(tmp_path), python=shutil.which("python3") or "python3")
+    out = _run_script("--driver", "none", "--reachable", "0", "--venv", str(tmp_path), python=shutil.which("python3") or "python3")
     assert out["TORCH_DEVICE"] in ("cpu", "mps")

@@ -185,3 +185,14 @@ def test_missing_incomplete_and_unknown_frontend_folders(tiny_export, tmp_path):
     (odd / "model_card.json").write_text(json.dumps({"text_frontend": "klingon-phonemes"}))
     with pytest.raises(UserError, match="klingon-phonemes"):
         Synthesizer(odd)
+
+
+def test_reference_clip_whose_name_looks_like_a_protocol(tiny_export, tmp_path, monkeypatch):
+    import shutil
+
+    from xtts_finetune.synthesis import Synthesizer
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(tiny_export / "references" / "ref_a.wav", tmp_path / "concat:ref.wav")
+    synth = Synthesizer(tiny_export, device="cpu", latents_cache_dir=tmp_path / "latents")
+    assert synth.speak("Hello there.", "en", ["concat:ref.wav"], seed=1).size > 0

@@ -13,6 +13,7 @@ import pytest
 import torch
 from test_train import make_workspace
 
+from xtts_finetune.cli import main
 from xtts_finetune.errors import UserError
 from xtts_finetune.train import TrainSettings, list_runs, read_events, train
 from xtts_finetune.train import checkpoint
@@ -125,3 +126,9 @@ def test_a_gpu_run_resumes_on_this_cpu_in_fp32_and_says_so(workspace, tiny_xtts)
     messages = [e["message"] for e in _statuses(first.run_dir)]
     assert any("started on cuda in bf16; this machine continues it on cpu in fp32" in m for m in messages)
     assert "on cpu (fp32)" in messages[-2]  # the running status
+
+
+def test_a_path_leaving_the_workspace_is_a_user_error_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "ws" / "runs").mkdir(parents=True)
+    assert main(["train", str(tmp_path / "ws"), "--resume", "../../elsewhere"]) == 2
+    assert "outside" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from xtts_finetune.voices import speaker_folder
 
 REFERENCE_SECONDS = (6.0, 12.0)
 MAX_REFERENCES = 3
+EVALUATION_JSON = Path("evaluation", "evaluation.json")  # in the run: evaluate.report writes it
 
 
 def _run_config(run_dir: Path) -> dict:
@@ -38,12 +39,27 @@ def _run_config(run_dir: Path) -> dict:
         return {}  # runs of older versions: base vocabulary, XTTS's own front end
 
 
+def recommended_checkpoint(run_dir: Path) -> str:
+    """The checkpoint file `evaluate RUN` recommended. Read from the file evaluation writes, not through its
+    module: evaluation exports checkpoints to speak them, so the import goes one way, evaluate -> export."""
+    path = run_dir / EVALUATION_JSON
+    try:
+        recommended = json.loads(path.read_text(encoding="utf-8")).get("recommended") if path.is_file() else None
+    except (OSError, ValueError, AttributeError) as err:
+        raise UserError(f"{path} cannot be read: {err}", fix=f"evaluate the run again: xtts-finetune evaluate {run_dir}") from err
+    if not recommended:
+        raise UserError(f"{run_dir} has not been evaluated, so no checkpoint is recommended",
+                        fix=f"run: xtts-finetune evaluate {run_dir}  (or export with --checkpoint best)")
+    if not (run_dir / recommended).is_file():
+        raise UserError(f"the recommended checkpoint {recommended} is no longer in {run_dir}",
+                        fix=f"evaluate the run again: xtts-finetune evaluate {run_dir}")
+    return recommended
+
+
 def pick_checkpoint(run_dir: Path, checkpoint: str = "best") -> Path:
     """'best' (lowest eval loss), 'last' (most recent save), 'recommended' (by `evaluate RUN`) or a checkpoint
     file inside the run."""
     if checkpoint == "recommended":
-        from xtts_finetune.evaluate import recommended_checkpoint
-
         checkpoint = recommended_checkpoint(run_dir)
     if checkpoint == "best":
         path = run_dir / "best_model.pth"

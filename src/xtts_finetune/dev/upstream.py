@@ -59,7 +59,10 @@ def gpt_trainer_config(base_dir: Path, dataset_dir: Path, language: str, setting
         grad_clip=settings.grad_clip,
         optimizer_params={"betas": [0.9, 0.96], "eps": 1e-8, "weight_decay": settings.weight_decay},
         lr_scheduler=None, save_step=10**9, save_n_checkpoints=1, save_best_after=0,  # best model per epoch, as upstream
-        training_seed=settings.seed, mixed_precision=False, dashboard_logger="tensorboard", run_eval=True,
+        training_seed=settings.seed, dashboard_logger="tensorboard", run_eval=True,
+        # coqui's Trainer autocasts in fp16 (with its scaler) or bf16 when asked; "auto" keeps its fp32 default
+        mixed_precision=settings.precision in ("fp16", "bf16"),
+        precision=settings.precision if settings.precision in ("fp16", "bf16") else "fp16",
         test_sentences=[], print_step=50, plot_step=10, log_model_step=10**9, print_eval=False,
         output_path=str(output), run_name="upstream",
         languages=sorted(set(base_config.get("languages", [])) | {language}),

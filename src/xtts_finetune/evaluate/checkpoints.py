@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.evaluate.report import RECOMMENDATION_RULE, read_evaluation
+from xtts_finetune.evaluate.report import RECOMMENDATION_RULE
 from xtts_finetune.evaluate.scoring import ModelScore
 
 CER_MARGIN = 0.02  # checkpoints within 2 points of the lowest CER compete on similarity
@@ -64,15 +64,3 @@ def recommend(scores: list[ModelScore], margin: float = CER_MARGIN) -> str | Non
 
 def rule_text(margin: float = CER_MARGIN) -> str:
     return RECOMMENDATION_RULE.format(margin=margin)
-
-
-def recommended_checkpoint(run_dir: Path) -> str:
-    """The checkpoint file `evaluate RUN` recommended, for `export --checkpoint recommended`."""
-    evaluation = read_evaluation(run_dir)
-    if evaluation is None or not evaluation.recommended:
-        raise UserError(f"{run_dir} has not been evaluated, so no checkpoint is recommended",
-                        fix=f"run: xtts-finetune evaluate {run_dir}  (or export with --checkpoint best)")
-    if not (run_dir / evaluation.recommended).is_file():
-        raise UserError(f"the recommended checkpoint {evaluation.recommended} is no longer in {run_dir}",
-                        fix=f"evaluate the run again: xtts-finetune evaluate {run_dir}")
-    return evaluation.recommended

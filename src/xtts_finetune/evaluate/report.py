@@ -11,7 +11,7 @@ from xtts_finetune.errors import UserError
 from xtts_finetune.evaluate.scoring import ModelScore, Output
 from xtts_finetune.utils import atomic_path, atomic_write_text
 
-FOLDER = "evaluation"  # inside the export or the run
+FOLDER = "evaluation"  # inside the export or the run (export.EVALUATION_JSON reads a run's)
 RECOMMENDATION_RULE = ("the highest speaker similarity among the checkpoints whose CER is within {margin:.0%} "
                        "(absolute) of the lowest; ties go to fewer trailing-babble outputs, then to the earlier step")
 

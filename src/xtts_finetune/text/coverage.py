@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from xtts_finetune.languages import XTTS_LANGUAGES, normalize_language
+from xtts_finetune.text.frontends import prepare_text, xtts_cleaning
 
 
 @dataclass
@@ -33,21 +34,12 @@ def _vocab_symbols(vocab: str) -> frozenset[str]:
     return frozenset(data["model"]["vocab"])
 
 
-@lru_cache(maxsize=1)
-def _xtts_tokenizer():
-    from xtts_finetune.text.vocab import FrontEndTokenizer
-
-    return FrontEndTokenizer()  # no vocab: used only for its per-language text cleaning (Japanese digits too)
-
-
 def tokenizer_text(text: str, language: str, mode: str = "base") -> str:
     """The text as XTTS's tokenizer sees it: cleaned, lower-cased, numbers expanded, per language
     (through the language's front end when the vocabulary mode is script or phonemes)."""
     language = normalize_language(language)
     if language in XTTS_LANGUAGES and mode == "base":
-        return _xtts_tokenizer().preprocess_text(text, language)
-    from xtts_finetune.text.frontends import prepare_text
-
+        return xtts_cleaning(text, language)
     return prepare_text(text, language, mode).text
 
 

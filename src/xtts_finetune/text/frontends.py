@@ -90,15 +90,35 @@ def token_language(language: str, mode: str) -> str:
     return PHONEMES_TOKEN_LANGUAGE if mode == "phonemes" else tokenizer_language(language)
 
 
+def kanji_digits(text: str, language: str) -> str:
+    """Japanese digits written as kanji, which cutlet reads out (coqui's cleaning leaves them as they are)."""
+    if language.split("-")[0] != "ja":
+        return text
+    from xtts_finetune.text.japanese import japanese_digits
+
+    return japanese_digits(text)
+
+
+@lru_cache(maxsize=1)
+def _coqui_tokenizer():
+    from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
+
+    return VoiceBpeTokenizer()  # no vocab: used only for its per-language text cleaning
+
+
+def xtts_cleaning(text: str, language: str) -> str:
+    """The text as XTTS's own tokenizer cleans it for one of its languages: lower-cased, numbers, symbols and
+    abbreviations expanded (coqui's `preprocess_text`), Japanese digits as kanji first."""
+    return _coqui_tokenizer().preprocess_text(kanji_digits(text, language), language)
+
+
 def prepare_text(text: str, language: str, mode: str = "base", g2p: str | None = None) -> Prepared:
     """Normalise `text`, run G2P where the mode (or an explicit `g2p` backend) asks for it."""
     code = normalize_language(language)
     frontend = frontend_for(code)
     if mode == "base" and code in XTTS_LANGUAGES:
-        from xtts_finetune.text.coverage import tokenizer_text
-
         normalized = frontend.normalize(text)
-        return Prepared(normalized, None, tokenizer_text(normalized, code))
+        return Prepared(normalized, None, xtts_cleaning(normalized, code))
     normalized = frontend.normalize(text)
     if mode != "phonemes" and not g2p:
         return Prepared(normalized, None, normalized.lower())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from xtts_finetune.text.frontends import prepare_text, token_language
+from xtts_finetune.text.frontends import kanji_digits, prepare_text, token_language
 
 TEXT_ROWS = ("gpt.text_embedding.weight", "gpt.text_head.weight", "gpt.text_head.bias")
 DEFAULT_NEW_TOKENS = 1000
@@ -123,11 +123,7 @@ class FrontEndTokenizer(_voice_bpe_tokenizer()):
     def preprocess_text(self, txt, lang):
         if self._ours(lang):
             return prepare_text(txt, self.language, self.mode).text
-        if lang.split("-")[0] == "ja":  # digits as kanji, which cutlet reads out
-            from xtts_finetune.text.japanese import japanese_digits
-
-            txt = japanese_digits(txt)
-        return super().preprocess_text(txt, lang)
+        return super().preprocess_text(kanji_digits(txt, lang), lang)
 
     def encode(self, txt, lang):
         if not self._ours(lang):
