@@ -60,6 +60,20 @@ def test_training_evaluates_every_n_epochs(run):
     assert not list(run.glob(".checkpoint-*"))  # the scratch model folders are gone
 
 
+def test_the_last_epochs_evaluation_scores_the_final_weights(coqui_dataset, tiny_models, tmp_path):
+    """The run's last save holds no resumable state: the evaluation still scores it, not an older pair (or,
+    with no pair at all, an IndexError that ended the run)."""
+    from xtts_finetune.evaluate import read_training_evaluations
+
+    workspace = make_workspace(coqui_dataset, tmp_path / "ws")
+    settings = TrainSettings(epochs=1, batch_size=5, evaluate_every=1, evaluate_whisper_model=str(tiny_models["whisper"]),
+                             evaluate_speaker_model=str(tiny_models["speaker"]))
+    result = train(workspace, tiny_models["xtts"], settings)
+    assert result.status == "finished"
+    [record] = read_training_evaluations(result.run_dir)
+    assert "error" not in record and record["checkpoint"] == f"checkpoint_{result.steps}.pth"
+
+
 def test_evaluate_a_run_from_the_cli_and_export_the_recommended_checkpoint(run, run_report):
     models = run_report["models"]
     checkpoints = [name for name, m in models.items() if m["kind"] == "checkpoint"]

@@ -41,6 +41,10 @@ def model_weights(gpt: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {f"gpt.{k}": v for k, v in state.items() if not k.startswith("gpt_inference")}
 
 
+def weights_path(run_dir: Path, step: int) -> Path:
+    return run_dir / f"checkpoint_{step}.pth"
+
+
 def saved_pairs(run_dir: Path) -> list[Saved]:
     """Complete weights+state pairs in a run, oldest first."""
     pairs = []
@@ -73,7 +77,7 @@ def save(run_dir: Path, step: int, weights: dict, state: dict | None, keep: int,
     """
     pairs = saved_pairs(run_dir)
     previous = pairs[-1] if pairs else None
-    saved = Saved(step, run_dir / f"checkpoint_{step}.pth", run_dir / f"state_{step}.pt")
+    saved = Saved(step, weights_path(run_dir, step), run_dir / f"state_{step}.pt")
     if not (same_as and _link(same_as, saved.weights)):
         _write_or_explain({"model": weights, "step": step}, saved.weights, previous)
     if state is not None:

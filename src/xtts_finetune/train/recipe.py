@@ -213,7 +213,8 @@ class Recipe:
         self.save_checkpoint(final=self.epoch == self.settings.epochs)
         record = None
         if self.world.main:
-            latest = checkpoint.saved_pairs(self.run_dir)[-1].weights
+            # this step's weights: the last epoch's save holds no resumable state, so it is no "pair"
+            latest = checkpoint.weights_path(self.run_dir, self.step)
             record = during_training(self.run_dir, latest, self.epoch, self.step, device=self.device,
                                      whisper_model=self.settings.evaluate_whisper_model,
                                      speaker_model=self.settings.evaluate_speaker_model)
@@ -265,8 +266,8 @@ class Recipe:
         if not self.world.main:
             return
         pairs = checkpoint.saved_pairs(self.run_dir)
-        if pairs and pairs[-1].step == self.step:
-            return
+        if (pairs and pairs[-1].step == self.step) or (final and checkpoint.weights_path(self.run_dir, self.step).is_file()):
+            return  # already saved at this step (the last epoch's light evaluation saves before the run's end)
         state = {
             "step": self.step, "epoch": self.epoch, "position": self.position, "pending": self.pending,
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
