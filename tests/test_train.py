@@ -75,7 +75,9 @@ def test_settings_take_effect_in_the_run_and_logged_lr(workspace, tiny_xtts):
     assert "eval after epoch 2" in (result.run_dir / "train_log.txt").read_text()
     assert list(result.run_dir.glob("events.out.tfevents.*"))
     steps = _steps(result.run_dir)
-    assert all(math.isfinite(e["loss"]) and e["loss_mel_ce"] is not None and e["samples_per_s"] > 0 for e in steps)
+    assert all(math.isfinite(e["loss"]) and e["loss_mel_ce"] is not None for e in steps)
+    assert steps[0]["samples_per_s"] is None  # the first step's length is unknown: no rate of a billion samples/s
+    assert all(0 < e["samples_per_s"] < 1e4 for e in steps[1:])
     evals = [e for e in read_events(result.run_dir) if e["type"] == "eval"]
     assert [e["epoch"] for e in evals] == [0, 1] and result.best_eval_loss == min(e["eval_loss"] for e in evals)
     [info] = list_runs(workspace)

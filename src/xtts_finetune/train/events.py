@@ -81,12 +81,12 @@ class EventLog:
     def step(self, step: int, epoch: int, losses: dict, lr: float) -> None:
         """After each batch: log it, then stop if the user asked to (StopRequested)."""
         now = time.monotonic()
-        if self._started is None:
-            self._started, self._first_step = now, step - 1
-        rate = (step - self._first_step) / max(now - self._started, 1e-9)
+        if self._started is None:  # the clock starts at the first step's end: its own length is not known
+            self._started, self._first_step = now, step
+        rate = (step - self._first_step) / (now - self._started) if step > self._first_step else None
         self.emit(
             "step", step=step, epoch=epoch, **{k: losses.get(k) for k in ("loss", "loss_text_ce", "loss_mel_ce")},
-            lr=lr, samples_per_s=round(rate * self.batch_size, 3),
+            lr=lr, samples_per_s=round(rate * self.batch_size, 3) if rate else None,
             eta_s=round(max(self.total_steps - step, 0) / rate, 1) if rate else None,
         )
         if self.board:
