@@ -13,21 +13,37 @@ Hugging Face's (repetition penalty, temperature, top-k, top-p), so greedy codes 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Hashable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-CODES_PER_CHAR = 4.0  # audio codes (21.5 a second) per text character: ~3x a normal pace of ~1.4
+from xtts_finetune.errors import UserError
+
+# Audio codes (21.5 a second) a character may take: ~3x a normal pace. A letter is ~1.4 codes at a normal
+# pace (15 a second); a hanzi is a syllable or more (~5.4: 20 hanzi take ~107 codes), a hangul block a
+# syllable (~4), a kana a mora (~3). Keyed by the start of the character's Unicode name.
+CODES_PER_CHAR = 4.0
+CODES_BY_SCRIPT = {"CJK UNIFIED IDEOGRAPH": 16.0, "CJK COMPATIBILITY IDEOGRAPH": 16.0, "HANGUL SYLLABLE": 12.0,
+                   "HIRAGANA": 9.0, "KATAKANA": 9.0}
 MIN_CODES = 22  # about a second, for the shortest texts
 PLACEHOLDER_TOKEN = 1  # coqui's generate feeds this as its fake input ids, so its repetition penalty counts it
 
 
 def code_cap(text: str, model_cap: int) -> int:
-    """The most audio codes a sentence may take: proportional to its length, so a GPT that never says
-    stop ends a short sentence soon instead of babbling to the model's limit (600 codes, 28 s)."""
-    return int(min(model_cap, MIN_CODES + CODES_PER_CHAR * len(text.strip())))
+    """The most audio codes a sentence may take: proportional to what it says, so a GPT that never says
+    stop ends a short sentence soon instead of babbling to the model's limit (from its config: 600 codes,
+    28 s, for the release)."""
+    return int(min(model_cap, MIN_CODES + sum(_codes_per_char(c) for c in text.strip())))
+
+
+def _codes_per_char(char: str) -> float:
+    name = unicodedata.name(char, "")
+    return next((codes for script, codes in CODES_BY_SCRIPT.items() if name.startswith(script)), CODES_PER_CHAR)
 
 
 @dataclass
@@ -43,6 +59,21 @@ class Row:
     repetition_penalty: float = 10.0
     seed: int = 0
     key: Hashable = None
+
+    def __post_init__(self):
+        """Settings the sampler cannot use are refused here: on a GPU a top_k of 0 would index -1, a
+        device-side assert that leaves the process unable to compute."""
+        whole, real = numbers.Integral, numbers.Real
+        checks = {"max_codes": (self.max_codes, whole, 1, math.inf), "top_k": (self.top_k, whole, 1, math.inf),
+                  "temperature": (self.temperature, real, 1e-6, math.inf), "top_p": (self.top_p, real, 1e-6, 1.0),
+                  "repetition_penalty": (self.repetition_penalty, real, 1e-6, math.inf)}
+        for name, (value, kind, low, high) in checks.items():
+            if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+                raise UserError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}",
+                                fix=f"choose a {name} in range (Synthesizer.prepare checks every setting)")
+        if self.prefix.ndim != 2 or not len(self.prefix):
+            raise UserError(f"a row's prefix must be [positions, dim], not {tuple(self.prefix.shape)}",
+                            fix="build it with GptDecoder.prefix")
 
 
 @dataclass

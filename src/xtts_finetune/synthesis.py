@@ -22,11 +22,11 @@ import torch
 from xtts_finetune.basemodels import MODEL_FILES
 from xtts_finetune.batching import FADE_SECONDS, Batcher, trim_trailing_silence  # noqa: F401 (part of this API)
 from xtts_finetune.decode import GptDecoder, Row, code_cap
+from xtts_finetune.devices import precision_for, resolve_device, torch_dtype
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language
 from xtts_finetune.latents import LatentsCache, default_cache_dir, model_fingerprint
 from xtts_finetune.speech_text import check_characters, check_language, split_for_gpt
-from xtts_finetune.utils import PRECISIONS
 from xtts_finetune.vocoder import BlockVocoder
 from xtts_finetune.voices import DEFAULT_VOICE, Voice, Voices  # noqa: F401 (part of this API)
 
@@ -74,10 +74,8 @@ class Synthesizer:
         self.card = _read_card(self.model_dir)
         self.vocab_mode = _frontend(self.card, self.model_dir)["vocab"]
         self.max_chars = max_chars
-        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError(f"device {device!r} asked for, but torch sees no CUDA GPU", fix="use --device cpu (or auto)")
-        self.dtype = inference_dtype(precision, self.device)  # a bad choice fails before the model loads
+        self.device = resolve_device(device)
+        self.dtype = torch_dtype(precision_for(precision, self.device))  # a bad choice fails before the model loads
         self.config, self.model = _load_model(self.model_dir, self.device)
         if self.vocab_mode != "base":  # the model's language is read through its front end, as in training
             from xtts_finetune.text.vocab import load_tokenizer
@@ -218,23 +216,6 @@ def _read_card(folder: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not valid JSON: {err}", fix="restore it from the export, or delete it") from err
-
-
-def inference_dtype(precision: str, device: str) -> torch.dtype:
-    """The dtype the GPT and vocoder run in: `auto` is fp16 on a GPU and fp32 on a CPU, the only one a CPU
-    gets. Measured on a CPU with native bf16 (AMX): the vocoder's bf16 convolutions are 1.7x faster on an
-    input length seen before, but oneDNN builds new kernels for each new length (~1 s each, every sentence
-    has its own), and the GPT's one-row steps gain nothing; fp16 is emulated."""
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}", fix=f"use one of: {', '.join(PRECISIONS)}")
-    if not device.startswith("cuda"):
-        if precision not in ("auto", "fp32"):
-            raise UserError(f"{precision} is slower than fp32 on a CPU (new kernels for every sentence's length)",
-                            fix="use --precision auto (fp32 on a CPU)")
-        return torch.float32
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise UserError("this GPU does not compute in bf16 natively (it would be slow)", fix="use --precision auto (fp16)")
-    return {"auto": torch.float16, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def _load_model(folder: Path, device: str):
