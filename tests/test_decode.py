@@ -236,7 +236,7 @@ def test_the_kv_cache_is_allocated_once_per_batch_shape_not_at_every_join(talker
     gpt.mel_head.bias.data[gpt.stop_audio_token] -= 1e4  # never says stop: the batch grows by a row at each join
     decoder = GptDecoder(gpt)  # a cache of its own, empty
     tokens = talker.model.tokenizer.encode(TEXTS[2], lang="en")
-    rows = [Row(decoder.prefix(voice[0], tokens), 40, seed=s) for s in range(8)]
+    rows = [Row(decoder.prefix(voice[0], tokens), 32, seed=s) for s in range(8)]
 
     def run() -> list[int]:
         feed, pointers = rows[1:], []
