@@ -50,7 +50,7 @@ def main() -> None:
     if args.chunk:
         synth.stream_chunk_codes = args.chunk
     voice = synth.voices()[0]
-    latent, embedding = synth.voice_latents(synth._check_voice(voice))
+    latent, embedding = synth.voice_latents(synth.voice_bank.check(voice))
     xtts = _load_model(synth.model_dir, synth.device)[1]  # coqui's own copy, as coqui loads it
 
     def ours():

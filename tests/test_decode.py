@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 
 import numpy as np
@@ -10,8 +11,9 @@ import torch
 from torch.nn.utils.parametrize import is_parametrized
 
 from xtts_finetune.decode import GptDecoder, Row, code_cap
+from xtts_finetune.devices import choose_precision, precision_for
 from xtts_finetune.errors import UserError
-from xtts_finetune.synthesis import FADE_SECONDS, Synthesizer, _load_model, inference_dtype, trim_trailing_silence
+from xtts_finetune.synthesis import FADE_SECONDS, SpeechRequest, Synthesizer, _load_model, trim_trailing_silence
 from xtts_finetune.vocoder import BlockVocoder
 
 TEXTS = ["hello there, my friend.", "the weather is lovely today, is it not?", "hi."]
@@ -186,15 +188,68 @@ def test_a_bf16_vocoder_copy_sounds_like_fp32_and_leaves_coquis_in_fp32(talker, 
     assert len(bf16) == len(fp32) and snr > 30  # measured ~46 dB on random weights
 
 
-def test_precision_is_chosen_per_device_and_a_slow_one_refused():
-    assert inference_dtype("auto", "cpu") == torch.float32 and inference_dtype("fp32", "cpu") == torch.float32
-    assert inference_dtype("auto", "cuda:0") == torch.float16 and inference_dtype("fp32", "cuda") == torch.float32
+def test_precision_is_chosen_by_compute_capability_and_a_slow_one_refused(tiny_xtts):
+    # Speaking asks devices.py, as training does: `auto` is bf16 where the GPU has it natively (Ampere on),
+    # fp16 where fp16 is fast, fp32 on other GPUs and on a CPU (a GPU's `auto` used to be fp16 everywhere).
+    assert precision_for("auto", "cpu") == "fp32" and precision_for("fp32", "cpu") == "fp32"
+    assert choose_precision("auto", (8, 0)) == "bf16" and choose_precision("auto", (7, 5)) == "fp16"
+    assert choose_precision("auto", (6, 1)) == "fp32" and choose_precision("fp32", (9, 0)) == "fp32"
+    with pytest.raises(UserError, match="no native bf16"):
+        choose_precision("bf16", (7, 5))  # a T4 would emulate it
     for slower in ("fp16", "bf16"):  # measured slower than fp32 on a CPU, even one with AMX
         with pytest.raises(UserError, match="slower than fp32 on a CPU") as err:
-            inference_dtype(slower, "cpu")
+            Synthesizer(tiny_xtts, device="cpu", precision=slower)  # refused before the model loads
         assert "--precision auto" in err.value.fix
     with pytest.raises(UserError, match="unknown precision"):
-        inference_dtype("int4", "cpu")
+        Synthesizer(tiny_xtts, device="cpu", precision="int4")
+
+
+def test_bad_sampling_settings_are_refused_before_decoding(talker, voice):
+    # On a GPU a top_k of 0 indexed -1: a device-side assert that left the process unable to compute.
+    prefix = talker.decoder.prefix(voice[0], talker.model.tokenizer.encode(TEXTS[2], lang="en"))
+    bad = dict(top_k=[0, -3, 2.5], temperature=[0.0, float("nan")], top_p=[0.0, 1.5], repetition_penalty=[0.0],
+               max_codes=[0])
+    for name, values in bad.items():
+        for value in values:
+            with pytest.raises(UserError, match=f"{name} must be"):
+                Row(prefix, **{"max_codes": 12, name: value})
+    # A request built by hand through the Python API, past `prepare`'s checks, is refused the same way.
+    request = SpeechRequest(["Hello there."], "en", "Tiny Speaker", {"top_k": 0}, seed=1)
+    with pytest.raises(UserError, match="top_k must be"):
+        list(talker.generate(request))
+
+
+def test_the_code_cap_follows_the_script_so_cjk_sentences_are_not_cut_short(talker):
+    # At a normal pace a hanzi takes ~5.4 codes (20 take ~107), a hangul syllable ~4, a kana ~3, a letter
+    # ~1.4; the cap leaves room for a slow speaker (2x) in every script, and stays within the model's own.
+    normal_pace = {"我们今天下午一起去公园散步看花听鸟叫吧呀": 5.4, "오늘은날씨가정말좋아서공원에산책하러갔어": 4.0,
+                   "きょうはとてもいいてんきですねさんぽしよ": 3.0, "the weather is fine.": 1.4}
+    for text, codes in normal_pace.items():
+        assert len(text) == 20 and code_cap(text, 10_000) >= 2 * codes * len(text), text
+    assert code_cap("我" * 200, 250) == 250
+    # The model's cap is what coqui's GPT derives from the config's gpt_max_audio_tokens, never assumed.
+    assert talker.decoder.model_cap == talker.model.gpt.max_gen_mel_tokens < talker.config.model_args.gpt_max_audio_tokens
+
+
+def test_the_kv_cache_is_allocated_once_per_batch_shape_not_at_every_join(talker, voice):
+    gpt = copy.deepcopy(talker.model.gpt)
+    gpt.mel_head.bias.data[gpt.stop_audio_token] -= 1e4  # never says stop: the batch grows by a row at each join
+    decoder = GptDecoder(gpt)  # a cache of its own, empty
+    tokens = talker.model.tokenizer.encode(TEXTS[2], lang="en")
+    rows = [Row(decoder.prefix(voice[0], tokens), 32, seed=s) for s in range(8)]
+
+    def run() -> list[int]:
+        feed, pointers = rows[1:], []
+        for _ in decoder.generate(rows[:1], more=lambda: [feed.pop(0)] if feed else []):
+            pointers.append(decoder.cache.k.data_ptr())  # 7 joins, one at each report
+        return pointers
+
+    first = run()
+    moves = sum(a != b for a, b in zip(first, first[1:]))  # a new storage while the old one is still alive
+    assert len(first) >= 10 and moves <= 3  # grown geometrically to 2, 4, 8 rows (it was at each of the 7 joins)
+    assert decoder.cache.allocations == moves + 1
+    again = run()  # the same batch shape: not one allocation
+    assert set(again) == {first[-1]} and decoder.cache.allocations == moves + 1
 
 
 def test_a_batch_that_never_empties_keeps_its_cache_small(talker, voice):
@@ -222,3 +277,23 @@ def test_a_cancelled_request_leaves_the_batch_and_the_others_go_on(talker):
     assert talker.stats.sentences - before <= 3  # its other sentences were never decoded
     alone = np.concatenate(list(talker.generate(short)))
     assert got[1][-1] is None and np.allclose(np.concatenate(got[1][:-1]), alone, atol=1e-5)
+
+
+def test_the_release_token_layout_is_read_from_the_model_not_assumed():
+    # The release's GPT has 1026 audio tokens (start 1024, stop 1025), not coqui's default 8194: a small
+    # random GPT of that layout decodes the greedy codes coqui's own generate gives.
+    from TTS.tts.layers.xtts.gpt import GPT
+
+    torch.manual_seed(0)
+    gpt = GPT(layers=1, model_dim=64, heads=2, max_text_tokens=402, max_mel_tokens=40, number_text_tokens=300,
+              num_audio_tokens=1026, start_audio_token=1024, stop_audio_token=1025, use_perceiver_resampler=True).eval()
+    gpt.init_gpt_for_inference(kv_cache=True)
+    decoder, cond, tokens = GptDecoder(gpt), torch.randn(1, 32, 64), [5, 17, 42, 99, 7]
+    assert (decoder.start, decoder.stop, decoder.gpt.num_audio_tokens) == (1024, 1025, 1026)
+    [(ours, _)] = decoder.complete([Row(decoder.prefix(cond, tokens), decoder.model_cap, top_k=1)])
+    with torch.inference_mode():
+        theirs = gpt.generate(cond_latents=cond, text_inputs=torch.IntTensor(tokens)[None], do_sample=True, top_k=1,
+                              top_p=0.85, temperature=0.75, num_return_sequences=1, num_beams=1, length_penalty=1.0,
+                              repetition_penalty=10.0, output_attentions=False)[0]  # at most 37 codes
+    n = min(len(ours), len(theirs))
+    assert n >= 8 and torch.equal(ours[:n], theirs[:n]) and int(ours.max()) <= 1025

@@ -259,6 +259,35 @@ def test_a_client_that_leaves_stops_its_work(synth, url, fmt):
     assert 0 < len(produced) < sentences  # stopped early, not rendered to the end
 
 
+def test_a_gpu_error_that_poisons_the_device_makes_health_fail(synth):
+    """A device-side assert leaves the CUDA context unusable: the worker says so on /health (503) and refuses
+    new requests; running out of memory does not. The errors are raised inside the real decoding step."""
+    import torch
+
+    from xtts_finetune.server import create_app
+
+    server, thread, base = _run_server(create_app(synthesizer=synth, max_queue=4, max_chars=300))
+    errors = [torch.AcceleratorError("CUDA error: device-side assert triggered"), torch.OutOfMemoryError("CUDA out of memory")]
+
+    def failing_step(*args):
+        raise errors.pop()
+
+    synth.decoder.sample_step = failing_step
+    try:
+        assert _speech(base, input=ONE, response_format="pcm").status_code == 500  # out of memory: this request fails
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        assert _speech(base, input=ONE, response_format="pcm").status_code == 500  # the device-side assert
+        health = httpx.get(f"{base}/health")
+        assert health.status_code == 503 and health.json()["status"] == "unhealthy"
+        assert "device-side assert" in health.json()["error"]
+        refused = _speech(base, input=ONE, response_format="pcm")
+        assert refused.status_code == 503 and "must be restarted" in refused.json()["error"]["message"]
+    finally:
+        del synth.decoder.sample_step
+        server.should_exit = True
+        thread.join(10)
+
+
 def test_token_from_a_file_or_the_environment(tmp_path, monkeypatch):
     from xtts_finetune.server import read_token
 

@@ -1,32 +1,49 @@
-"""Our decoding loop for XTTS's GPT, over coqui's own weights (gpt-fast's shape).
+"""Our decoding loop for XTTS's GPT, over coqui's own weights, in gpt-fast's shape.
 
 Coqui generates through Hugging Face's `generate` (a growing cache, host checks every token) and
-then runs the whole GPT a second time to get the latents the vocoder needs. Here a batch of
-sentences is prefilled once (left-padded, so every row writes the same cache slot per step), then
-one step per token reads a preallocated KV cache; sampling happens on the device with each row's
-own random generator, and the latents are the step's own hidden states. The host looks at the
-state only every `sync_every` steps, and then drops the rows that have finished from the batch.
-The logits pipeline is Hugging Face's (repetition penalty, temperature, top-k, top-p), so greedy
-codes equal coqui's.
+then runs the whole GPT a second time to get the latents the vocoder needs. Here the pieces are
+gpt-fast's: a static `KVCache`, `prefill` for the sentences that join, `decode_one_token` for one step
+of every row, and `sample` on the device with each row's own random generator; the latents are the
+step's own hidden states. A `RowTable` says which cache row holds which sentence and how far it has
+gone. The host looks at the state only every `sync_every` steps: finished rows then leave, and the
+sentences `more` gives join the batch in flight (continuous batching). The logits pipeline is
+Hugging Face's (repetition penalty, temperature, top-k, top-p), so greedy codes equal coqui's.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import numbers
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Hashable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-CODES_PER_CHAR = 4.0  # audio codes (21.5 a second) per text character: ~3x a normal pace of ~1.4
+from xtts_finetune.errors import UserError
+
+# Audio codes (21.5 a second) a character may take: ~3x a normal pace. A letter is ~1.4 codes at a normal
+# pace (15 a second); a hanzi is a syllable or more (~5.4: 20 hanzi take ~107 codes), a hangul block a
+# syllable (~4), a kana a mora (~3). Keyed by the start of the character's Unicode name.
+CODES_PER_CHAR = 4.0
+CODES_BY_SCRIPT = {"CJK UNIFIED IDEOGRAPH": 16.0, "CJK COMPATIBILITY IDEOGRAPH": 16.0, "HANGUL SYLLABLE": 12.0,
+                   "HIRAGANA": 9.0, "KATAKANA": 9.0}
 MIN_CODES = 22  # about a second, for the shortest texts
+PLACEHOLDER_TOKEN = 1  # coqui's generate feeds this as its fake input ids, so its repetition penalty counts it
 
 
 def code_cap(text: str, model_cap: int) -> int:
-    """The most audio codes a sentence may take: proportional to its length, so a GPT that never says
-    stop ends a short sentence soon instead of babbling to the model's limit (600 codes, 28 s)."""
-    return int(min(model_cap, MIN_CODES + CODES_PER_CHAR * len(text.strip())))
+    """The most audio codes a sentence may take: proportional to what it says, so a GPT that never says
+    stop ends a short sentence soon instead of babbling to the model's limit (from its config: 600 codes,
+    28 s, for the release)."""
+    return int(min(model_cap, MIN_CODES + sum(_codes_per_char(c) for c in text.strip())))
+
+
+def _codes_per_char(char: str) -> float:
+    name = unicodedata.name(char, "")
+    return next((codes for script, codes in CODES_BY_SCRIPT.items() if name.startswith(script)), CODES_PER_CHAR)
 
 
 @dataclass
@@ -43,6 +60,21 @@ class Row:
     seed: int = 0
     key: Hashable = None
 
+    def __post_init__(self):
+        """Settings the sampler cannot use are refused here: on a GPU a top_k of 0 would index -1, a
+        device-side assert that leaves the process unable to compute."""
+        whole, real = numbers.Integral, numbers.Real
+        checks = {"max_codes": (self.max_codes, whole, 1, math.inf), "top_k": (self.top_k, whole, 1, math.inf),
+                  "temperature": (self.temperature, real, 1e-6, math.inf), "top_p": (self.top_p, real, 1e-6, 1.0),
+                  "repetition_penalty": (self.repetition_penalty, real, 1e-6, math.inf)}
+        for name, (value, kind, low, high) in checks.items():
+            if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+                raise UserError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}",
+                                fix=f"choose a {name} in range (Synthesizer.prepare checks every setting)")
+        if self.prefix.ndim != 2 or not len(self.prefix):
+            raise UserError(f"a row's prefix must be [positions, dim], not {tuple(self.prefix.shape)}",
+                            fix="build it with GptDecoder.prefix")
+
 
 @dataclass
 class Progress:
@@ -53,6 +85,129 @@ class Progress:
     latents: dict
     finished: dict
     slots: int = 0  # cache slots in use: bounded by the rows in flight, however long the batch runs
+
+
+def grown(tensor: torch.Tensor, need: tuple[int, ...]) -> torch.Tensor:
+    """`tensor` if it is at least `need` in every dimension, else a larger copy holding its contents, each
+    short dimension at least doubled: a batch that keeps growing reallocates a few times, not at every join."""
+    if all(have >= want for have, want in zip(tensor.shape, need)):
+        return tensor
+    shape = tuple(have if have >= want else max(want, 2 * have) for have, want in zip(tensor.shape, need))
+    bigger = tensor.new_zeros(shape)
+    bigger[tuple(slice(0, n) for n in tensor.shape)] = tensor
+    return bigger
+
+
+class KVCache:
+    """Every layer's keys and values, [layers, rows, heads, slots, head_dim] (gpt-fast's cache, one tensor
+    for all layers). It lives as long as its decoder and only grows, geometrically, so a server's batches
+    soon all fit the one allocation. Row b of the batch is cache row b, its prefix in slots 0.."""
+
+    def __init__(self, layers: int, heads: int, head_dim: int, device, dtype: torch.dtype):
+        shape = (layers, 0, heads, 0, head_dim)
+        self.k, self.v = (torch.zeros(shape, device=device, dtype=dtype) for _ in range(2))
+        self.allocations = 0
+
+    def reserve(self, rows: int, slots: int) -> None:
+        """Room for `rows` rows of `slots` slots each, keeping what is there."""
+        need = (self.k.shape[0], rows, self.k.shape[2], slots, self.k.shape[4])
+        k = grown(self.k, need)
+        if k is not self.k:
+            self.k, self.v, self.allocations = k, grown(self.v, need), self.allocations + 1
+
+    def write_prefix(self, layer: int, rows: slice, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Prefill: k, v [rows, heads, P, head_dim] into slots 0..P of cache rows `rows`."""
+        self.k[layer, rows, :, : k.shape[2]], self.v[layer, rows, :, : v.shape[2]] = k, v
+
+    def write_step(self, layer: int, positions: torch.Tensor, span: int, k, v) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: row b's k, v [rows, heads, 1, head_dim] into its slot positions[b]; returns the first
+        rows' keys and values up to slot `span` for attention."""
+        rows = torch.arange(len(positions), device=positions.device)
+        self.k[layer][rows, :, positions], self.v[layer][rows, :, positions] = k[:, :, 0], v[:, :, 0]
+        return self.k[layer, : len(positions), :, :span], self.v[layer, : len(positions), :, :span]
+
+    def move_row(self, source: int, target: int, slots: int) -> None:
+        """Cache row `source`'s first `slots` slots into row `target` (a row that left is replaced by the last)."""
+        for cache in (self.k, self.v):
+            cache[:, target, :, :slots] = cache[:, source, :, :slots]
+
+
+def step_mask(positions: torch.Tensor, span: int) -> torch.Tensor:
+    """[rows, 1, 1, span]: row b's new token sees its own slots 0..positions[b] and none after (those hold
+    its prefix's padding or a former row's leftovers)."""
+    return (torch.arange(span, device=positions.device) <= positions[:, None])[:, None, None]
+
+
+class RowTable:
+    """The rows in the batch. Row b's state is row b of every column here and of the KV cache; a row that
+    leaves is replaced by the last one (one row copied, not the batch), so the rows in use stay 0..size."""
+
+    FLOATS = ("temperature", "top_p", "penalty")
+    LONGS = ("position", "steps", "lengths", "max_codes", "top_k", "last_code")
+
+    def __init__(self, device, vocab: int, dim: int):
+        self.device = device
+        self.keys: list = []
+        self.spans: list[int] = []  # host copy of each row's next slot (so no sync to size the attention)
+        self.top_ks: list[int] = []
+        self.generators: list[torch.Generator] = []
+        self.columns = {name: torch.zeros(0, device=device) for name in self.FLOATS}
+        self.columns.update({name: torch.zeros(0, dtype=torch.long, device=device) for name in self.LONGS})
+        self.columns.update(alive=torch.zeros(0, dtype=torch.bool, device=device),
+                            seen=torch.zeros(0, vocab, dtype=torch.bool, device=device),
+                            codes=torch.zeros(0, 0, dtype=torch.long, device=device),
+                            latents=torch.zeros(0, 0, dim, device=device))
+
+    @property
+    def size(self) -> int:
+        return len(self.keys)
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        """A column, for the rows in use only."""
+        columns = self.__dict__.get("columns", {})
+        if name not in columns:
+            raise AttributeError(name)
+        return columns[name][: self.size]
+
+    def add(self, rows: list[Row], keys: list, prefix_lengths: list[int], start_token: int, width: int) -> None:
+        """Rows after those in use, each with `width` places for its codes and latents."""
+        n, j = self.size, len(rows)
+        for name, column in self.columns.items():
+            need = (n + j, width) if name in ("codes", "latents") else (n + j,)
+            self.columns[name] = grown(column, need + column.shape[len(need):])
+        new = slice(n, n + j)
+        for column in self.columns.values():
+            column[new] = 0
+        values = dict(temperature=[r.temperature for r in rows], top_p=[r.top_p for r in rows],
+                      penalty=[r.repetition_penalty for r in rows], position=prefix_lengths,
+                      max_codes=[r.max_codes for r in rows], top_k=[r.top_k for r in rows])
+        for name, column in values.items():
+            self.columns[name][new] = torch.tensor(column, device=self.device, dtype=self.columns[name].dtype)
+        self.columns["alive"][new] = True
+        self.columns["seen"][new, [PLACEHOLDER_TOKEN, start_token]] = True  # as coqui's generate counts them
+        self.keys += keys
+        self.spans += prefix_lengths
+        self.top_ks += [r.top_k for r in rows]
+        self.generators += [torch.Generator(self.device).manual_seed(r.seed) for r in rows]
+
+    def remove(self, leaving: list[int], cache: KVCache) -> None:
+        """Drops rows `leaving`: each is replaced by the last row (columns and cache), highest first."""
+        for b in sorted(leaving, reverse=True):
+            last = self.size - 1
+            if b != last:
+                for column in self.columns.values():
+                    column[b] = column[last]
+                cache.move_row(last, b, self.spans[last])
+                for host in (self.keys, self.spans, self.top_ks, self.generators):
+                    host[b] = host[last]
+            for host in (self.keys, self.spans, self.top_ks, self.generators):
+                del host[last]
+
+    def progress(self, finished: list[bool]) -> Progress:
+        lengths = self.lengths.tolist()
+        return Progress({k: self.codes[b, :n] for b, (k, n) in enumerate(zip(self.keys, lengths))},
+                        {k: self.latents[b, :n] for b, (k, n) in enumerate(zip(self.keys, lengths))},
+                        dict(zip(self.keys, finished)), max(self.spans, default=0))
 
 
 class GptDecoder:
@@ -78,7 +233,7 @@ class GptDecoder:
         self.own = own
         self.layers = list(own["blocks"])
         self.mel_pos = gpt.mel_pos_embedding.emb.weight.to(self.dtype)
-        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.cache = KVCache(len(self.layers), self.heads, gpt.model_dim // self.heads, self.device, self.dtype)
 
     @torch.inference_mode()
     def prefix(self, cond_latent: torch.Tensor, tokens: list[int]) -> torch.Tensor:
@@ -95,28 +250,28 @@ class GptDecoder:
                  drop: Callable[[Hashable], bool] | None = None) -> Iterator[Progress]:
         """Progress every `sync_every` steps until every row has said stop or reached its cap.
 
-        `more`, asked at each report, gives rows that join the running batch (continuous batching): a
-        row's prefix is written into the cache slots just before the batch's next one, so the rows in
-        flight go on undisturbed; one whose prefix is longer than the slots used so far waits a few steps.
-        A row whose key `drop` names at a report is reported finished there and leaves the batch."""
-        batch, waiting, code = _Batch(self), list(rows), None
-        while True:
-            hidden = batch.forward(code) if batch.size else None
-            fits = [not batch.size or len(r.prefix) <= batch.used for r in waiting]
-            if any(fits):
-                hidden = batch.join([r for r, f in zip(waiting, fits) if f], hidden)
-                waiting = [r for r, f in zip(waiting, fits) if not f]
-            if not batch.size:
-                return
+        `more`, asked at each report, gives rows that join the running batch (continuous batching): each is
+        prefilled into a cache row of its own, so the rows in flight go on undisturbed. A row whose key
+        `drop` names at a report is reported finished there and leaves the batch."""
+        table = RowTable(self.device, self.gpt.num_audio_tokens, self.gpt.model_dim)
+        waiting, next_key = list(rows), 0
+        while waiting or table.size:
+            hidden = self.decode_one_token(table, table.last_code) if table.size else None
+            if waiting:
+                keys = [next_key + i if r.key is None else r.key for i, r in enumerate(waiting)]
+                next_key += len(waiting)
+                joined = self.prefill(table, waiting, keys)
+                hidden = joined if hidden is None else torch.cat([hidden, joined])
+                waiting = []
             for i in range(self.sync_every):
-                code = batch.sample(hidden)
+                code = self.sample_step(table, hidden)
                 if i < self.sync_every - 1:
-                    hidden = batch.forward(code)
-            flags = batch.alive.tolist()  # the one host sync per `sync_every` tokens
-            flags = [f and not (drop and drop(k)) for f, k in zip(flags, batch.keys)]
-            yield batch.progress(flags)
-            code = batch.keep(flags, code)  # finished rows leave the batch: a CPU pays for every row it computes
-            waiting += more() if more else []
+                    hidden = self.decode_one_token(table, code)
+            alive = table.alive.tolist()  # the one host sync per `sync_every` tokens
+            finished = [not a or bool(drop and drop(k)) for a, k in zip(alive, table.keys)]
+            yield table.progress(finished)
+            table.remove([b for b, f in enumerate(finished) if f], self.cache)  # a CPU pays for every row
+            waiting = more() if more else []
 
     @torch.inference_mode()
     def complete(self, rows: list[Row]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -127,189 +282,83 @@ class GptDecoder:
                          for k, f in progress.finished.items() if f})
         return [done[i if r.key is None else r.key] for i, r in enumerate(rows)]
 
-    def _grow_cache(self, batch: int, length: int, keep: int, used: int):
-        """The static cache, grown (never shrunk) to hold `batch` rows of `length` slots; the first `keep`
-        rows' first `used` slots are carried over when it has to be reallocated."""
-        n, d = len(self.layers), self.gpt.model_dim
-        shape = (n, batch, self.heads, length, d // self.heads)
-        old = self._cache
-        if old is None or any(a < b for a, b in zip(old[0].shape, shape)):
-            shape = tuple(max(a, b) for a, b in zip(old[0].shape, shape)) if old else shape
-            self._cache = tuple(torch.zeros(shape, device=self.device, dtype=self.dtype) for _ in range(2))
-            for new, before in zip(self._cache, old or ()):
-                new[:, :keep, :, :used] = before[:, :keep, :, :used]
-        return self._cache
+    def prefill(self, table: RowTable, rows: list[Row], keys: list) -> torch.Tensor:
+        """Adds `rows` to the batch, their prefixes (right-padded to the longest) written into cache rows of
+        their own; returns the hidden state of each one's last prefix position [rows, dim]."""
+        n, lengths = table.size, [len(r.prefix) for r in rows]
+        longest_row = max(length + r.max_codes for length, r in zip(lengths, rows))
+        self.cache.reserve(n + len(rows), longest_row + self.sync_every)  # the steps up to the report after stop
+        x = torch.zeros(len(rows), max(lengths), rows[0].prefix.shape[-1], device=self.device, dtype=self.dtype)
+        for b, r in enumerate(rows):
+            x[b, : len(r.prefix)] = r.prefix
+        new = slice(n, n + len(rows))
 
-    def _forward(self, x, start: int, mask, rows: slice):
-        """The GPT-2 blocks over x [B, T, dim] at cache slots start.. of cache rows `rows`, writing their
-        keys/values to the cache."""
-        (k_cache, v_cache), (B, T, d) = self._cache, x.shape
-        end, hd = start + T, d // self.heads
+        def attend(layer, q, k, v):  # causal: a real position never sees the padding after it
+            self.cache.write_prefix(layer, new, k, v)
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+        hidden = self._blocks(x, attend)
+        table.add(rows, keys, lengths, self.start, width=max(r.max_codes for r in rows) + self.sync_every)
+        return hidden[torch.arange(len(rows), device=self.device), torch.tensor(lengths, device=self.device) - 1]
+
+    def decode_one_token(self, table: RowTable, code: torch.Tensor) -> torch.Tensor:
+        """The batch's next hidden states [rows, dim]: each row's last code, at its own audio position,
+        into its own next cache slot."""
+        positions, span = table.position, max(table.spans) + 1
+        x = self.own["mel_embedding"](code) + self.mel_pos[table.steps.clamp(max=len(self.mel_pos) - 1)]  # past a row's end: unused
+        mask = step_mask(positions, span)
+
+        def attend(layer, q, k, v):
+            keys, values = self.cache.write_step(layer, positions, span, k, v)
+            return F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+
+        hidden = self._blocks(x[:, None], attend)[:, -1]
+        table.columns["position"][: table.size] += 1
+        table.spans = [s + 1 for s in table.spans]
+        return hidden
+
+    def sample_step(self, table: RowTable, hidden: torch.Tensor) -> torch.Tensor:
+        """Each row's next code from its hidden state; its latent and code are recorded."""
+        latent = self.own["final_norm"](hidden)  # coqui's latent: its final norm over GPT-2's own
+        logits = self.own["mel_head"](latent).float()
+        code = sample(logits, table)
+        rows, steps = torch.arange(table.size, device=self.device), table.steps
+        table.latents[rows, steps], table.codes[rows, steps] = latent.float(), code
+        table.seen[rows, code] = True
+        table.columns["steps"][: table.size] += 1
+        table.columns["lengths"][: table.size] += table.alive
+        table.columns["alive"][: table.size] &= (code != self.stop) & (table.lengths < table.max_codes)
+        table.columns["last_code"][: table.size] = code
+        return code
+
+    def _blocks(self, x: torch.Tensor, attend: Callable) -> torch.Tensor:
+        """GPT-2's blocks over x [rows, T, dim]; `attend(layer, q, k, v)` writes the cache and attends."""
+        B, T, d = x.shape
         for i, block in enumerate(self.layers):
-            h = block.ln_1(x)
-            q, k, v = (block.attn.c_attn(h).view(B, T, 3, self.heads, hd)).permute(2, 0, 3, 1, 4)
-            k_cache[i, rows, :, start:end], v_cache[i, rows, :, start:end] = k, v
-            a = F.scaled_dot_product_attention(q, k_cache[i, rows, :, :end], v_cache[i, rows, :, :end], attn_mask=mask)
-            x = x + block.attn.c_proj(a.transpose(1, 2).reshape(B, T, d))
+            q, k, v = block.attn.c_attn(block.ln_1(x)).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+            x = x + block.attn.c_proj(attend(i, q, k, v).transpose(1, 2).reshape(B, T, d))
             x = x + block.mlp(block.ln_2(x))
         return self.own["ln_f"](x)
 
-    def _head_norm(self, hidden):
-        return self.own["final_norm"](hidden)  # coqui's latent: its final norm over GPT-2's own
 
-    def _logits(self, latent):
-        return self.own["mel_head"](latent).float()
-
-
-class _Batch:
-    """The rows being decoded. Row i of every tensor here is row i of the KV cache; all rows write the
-    same cache slot each step (`used` slots so far), and each attends only from its own first slot."""
-
-    def __init__(self, decoder: GptDecoder):
-        self.d, dev = decoder, decoder.device
-        self.keys: list = []
-        self.used, self.next_key, self.capacity = 0, 0, 0
-        self.first = torch.zeros(0, dtype=torch.long, device=dev)  # each row's first cache slot
-        self.steps = torch.zeros(0, dtype=torch.long, device=dev)  # codes sampled (alive or not)
-        self.lengths = torch.zeros(0, dtype=torch.long, device=dev)  # codes said before stopping
-        self.max_codes = torch.zeros(0, dtype=torch.long, device=dev)
-        self.alive = torch.zeros(0, dtype=torch.bool, device=dev)
-        self.seen = torch.zeros(0, decoder.gpt.num_audio_tokens, dtype=torch.bool, device=dev)
-        self.codes = torch.zeros(0, 0, dtype=torch.long, device=dev)
-        self.latents = torch.zeros(0, 0, decoder.gpt.model_dim, device=dev)
-        self.sampling: _SamplingTensors | None = None
-
-    @property
-    def size(self) -> int:
-        return len(self.keys)
-
-    def join(self, rows: list[Row], hidden):
-        """Prefills `rows` (left-padded to the longest) into the slots just before `used` (from slot 0 when
-        the batch is empty) and returns the batch's hidden states with theirs appended."""
-        d, dev, n, j = self.d, self.d.device, self.size, len(rows)
-        P = max(len(r.prefix) for r in rows)
-        if not n:
-            self.used = P
-        start = self.used - P
-        firsts = torch.tensor([self.used - len(r.prefix) for r in rows], device=dev)
-        self.capacity = max(self.capacity, self.used + max(r.max_codes for r in rows) + d.sync_every)
-        d._grow_cache(n + j, self.capacity, n, self.used)
-        x = torch.zeros(j, P, rows[0].prefix.shape[-1], device=dev, dtype=d.dtype)
-        for b, r in enumerate(rows):
-            x[b, P - len(r.prefix):] = r.prefix
-        keys, queries = torch.arange(self.used, device=dev), torch.arange(start, self.used, device=dev)
-        seen_by = (keys[None, :] >= firsts[:, None, None]) | (keys[None, :] == queries[:, None])  # padding sees itself
-        mask = (seen_by & (keys[None, :] <= queries[:, None]))[:, None]  # [j, 1, P, used]
-        new_hidden = d._forward(x, start, mask, slice(n, n + j))[:, -1]
-        self._append(rows, firsts)
-        return new_hidden if hidden is None else torch.cat([hidden, new_hidden])
-
-    def _append(self, rows: list[Row], firsts: torch.Tensor) -> None:
-        d, dev, j = self.d, self.d.device, len(rows)
-        for r in rows:
-            self.keys.append(self.next_key if r.key is None else r.key)
-            self.next_key += 1
-        zeros = torch.zeros(j, dtype=torch.long, device=dev)
-        self.first, self.steps, self.lengths = torch.cat([self.first, firsts]), torch.cat([self.steps, zeros]), torch.cat([self.lengths, zeros])
-        self.max_codes = torch.cat([self.max_codes, torch.tensor([r.max_codes for r in rows], device=dev)])
-        self.alive = torch.cat([self.alive, torch.ones(j, dtype=torch.bool, device=dev)])
-        seen = torch.zeros(j, self.seen.shape[1], dtype=torch.bool, device=dev)
-        seen[:, [1, d.start]] = True  # coqui's generate penalises its placeholder input ids too
-        self.seen = torch.cat([self.seen, seen])
-        width = max(self.codes.shape[1], max(r.max_codes for r in rows) + d.sync_every)
-        self.codes = torch.cat([F.pad(self.codes, (0, width - self.codes.shape[1])),
-                                torch.zeros(j, width, dtype=torch.long, device=dev)])
-        self.latents = torch.cat([F.pad(self.latents, (0, 0, 0, width - self.latents.shape[1])),
-                                  torch.zeros(j, width, self.latents.shape[2], device=dev)])
-        added = _SamplingTensors(rows, dev, d.gpt.num_audio_tokens)
-        self.sampling = added if self.sampling is None else self.sampling.cat(added)
-
-    def sample(self, hidden) -> torch.Tensor:
-        """Each row's next code from its hidden state; its latent and code are recorded."""
-        d = self.d
-        latent = d._head_norm(hidden)
-        code = sample(d._logits(latent), self.seen, self.sampling)
-        rows = torch.arange(self.size, device=d.device)
-        self.latents[rows, self.steps], self.codes[rows, self.steps] = latent.float(), code
-        self.seen[rows, code] = True
-        self.steps += 1
-        self.lengths += self.alive
-        self.alive &= (code != d.stop) & (self.lengths < self.max_codes)
-        return code
-
-    def forward(self, code) -> torch.Tensor:
-        """The batch's next hidden states: each row's last code at its own audio position, in slot `used`."""
-        d = self.d
-        x = d.own["mel_embedding"](code) + d.mel_pos[self.steps.clamp(max=len(d.mel_pos) - 1)]  # past a row's end: unused
-        keys = torch.arange(self.used + 1, device=d.device)
-        mask = (keys[None, :] >= self.first[:, None])[:, None, None]
-        hidden = d._forward(x[:, None], self.used, mask, slice(0, self.size))[:, -1]
-        self.used += 1
-        return hidden
-
-    def progress(self, flags: list[bool]) -> Progress:
-        lengths = self.lengths.tolist()
-        return Progress({k: self.codes[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
-                        {k: self.latents[i, :n] for i, (k, n) in enumerate(zip(self.keys, lengths))},
-                        {k: not f for k, f in zip(self.keys, flags)}, self.used)
-
-    def keep(self, flags: list[bool], code: torch.Tensor) -> torch.Tensor:
-        """Drops the finished rows (their cache rows too); returns the last codes of those kept."""
-        if all(flags):
-            return code
-        at = [i for i, f in enumerate(flags) if f]
-        keep = torch.tensor(at, dtype=torch.long, device=self.d.device)
-        self.keys = [self.keys[i] for i in at]
-        for name in ("first", "steps", "lengths", "max_codes", "alive", "seen", "codes", "latents"):
-            setattr(self, name, getattr(self, name)[keep])
-        self.sampling = self.sampling.take(keep)
-        low = int(self.first.min()) if at else 0  # slots no row attends to any more
-        for cache in self.d._cache:
-            cache[:, :len(at), :, :self.used - low] = cache[:, keep, :, low:self.used]
-        self.first, self.used = self.first - low, self.used - low  # a batch that never empties stays small
-        return code[keep]
-
-
-class _SamplingTensors:
-    """Per-row sampling settings as tensors, and each row's own random generator (batch-independent audio)."""
-
-    def __init__(self, rows: list[Row], device, vocab: int):
-        def col(name, dtype=torch.float32):
-            return torch.tensor([getattr(r, name) for r in rows], device=device, dtype=dtype)[:, None]
-
-        self.temperature, self.top_p, self.penalty = col("temperature"), col("top_p"), col("repetition_penalty")
-        self.top_k = col("top_k", torch.long)
-        self.max_k = min(max(r.top_k for r in rows), vocab)
-        self.generators = [torch.Generator(device).manual_seed(r.seed) for r in rows]
-
-    def cat(self, other: "_SamplingTensors") -> "_SamplingTensors":
-        """These rows' settings followed by `other`'s."""
-        out = copy.copy(self)
-        out.temperature, out.top_p, out.penalty, out.top_k = (torch.cat([a, b]) for a, b in zip(
-            (self.temperature, self.top_p, self.penalty, self.top_k), (other.temperature, other.top_p, other.penalty, other.top_k)))
-        out.max_k, out.generators = max(self.max_k, other.max_k), self.generators + other.generators
-        return out
-
-    def take(self, keep: torch.Tensor) -> "_SamplingTensors":
-        """The settings of rows `keep` only (each keeps its own generator, so its draws do not change)."""
-        out = copy.copy(self)
-        out.temperature, out.top_p, out.penalty, out.top_k = (t[keep] for t in (self.temperature, self.top_p, self.penalty, self.top_k))
-        out.generators = [self.generators[j] for j in keep.tolist()]
-        return out
-
-
-def sample(logits: torch.Tensor, seen: torch.Tensor, s: _SamplingTensors) -> torch.Tensor:
-    """Hugging Face's pipeline, vectorised over rows: repetition penalty, temperature, top-k, top-p,
-    then a draw by the exponential trick (argmax of p / Exp(1) noise: no host sync)."""
-    logits = torch.where(seen, torch.where(logits < 0, logits * s.penalty, logits / s.penalty), logits)
-    logits = logits / s.temperature
-    k = s.top_k.clamp(max=s.max_k)
-    kth = logits.topk(s.max_k, dim=-1).values.gather(1, k - 1)
+def sample(logits: torch.Tensor, table: RowTable) -> torch.Tensor:
+    """Hugging Face's pipeline, vectorised over rows (each with its own settings): repetition penalty,
+    temperature, top-k, top-p; then a draw with each row's own generator."""
+    penalty, seen = table.penalty[:, None], table.seen
+    logits = torch.where(seen, torch.where(logits < 0, logits * penalty, logits / penalty), logits)
+    logits = logits / table.temperature[:, None]
+    max_k = min(max(table.top_ks), logits.shape[-1])
+    kth = logits.topk(max_k, dim=-1).values.gather(1, table.top_k.clamp(max=max_k)[:, None] - 1)
     logits = logits.masked_fill(logits < kth, float("-inf"))
     ordered, order = logits.sort(dim=-1)
-    remove = ordered.softmax(-1).cumsum(-1) <= 1 - s.top_p
+    remove = ordered.softmax(-1).cumsum(-1) <= 1 - table.top_p[:, None]
     remove[:, -1] = False
     logits = logits.masked_fill(remove.scatter(1, order, remove), float("-inf"))
-    probs = logits.softmax(-1)
-    noise = torch.stack([torch.empty_like(p).exponential_(generator=g) for p, g in zip(probs, s.generators)])
+    return draw(logits.softmax(-1), table.generators)
+
+
+def draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """One sample per row by the exponential trick (argmax of p / Exp(1) noise: no host sync), the noise
+    from each row's own generator so a row's audio does not depend on its batch."""
+    noise = torch.stack([torch.empty_like(p).exponential_(generator=g) for p, g in zip(probs, generators)])
     return (probs / noise).argmax(-1)

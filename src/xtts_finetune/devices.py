@@ -78,3 +78,10 @@ def precision_for(setting: str, device: str) -> str:
     """choose_precision for the live machine's `device`."""
     found = gpu(device)
     return choose_precision(setting, found.capability if found else None)
+
+
+def torch_dtype(precision: str):
+    """The torch dtype of a chosen precision ("fp32", "fp16" or "bf16")."""
+    import torch
+
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]

@@ -86,13 +86,14 @@ class Worker:
     def __init__(self, synth: Synthesizer, max_queue: int, max_batch: int = 8, max_wait: float = 0.01):
         self.synth, self.max_queue, self.max_batch, self.max_wait = synth, max_queue, max_batch, max_wait
         self.pending = 0
+        self.fault: str | None = None  # set when an error left the GPU unusable: every later request would fail
         self._lock = threading.Lock()
         self._jobs: queue.Queue = queue.Queue()
         threading.Thread(target=self._run, name="xtts-synthesis", daemon=True).start()
 
     def admit(self) -> bool:
         with self._lock:
-            if self.pending >= self.max_queue:
+            if self.fault or self.pending >= self.max_queue:
                 return False
             self.pending += 1
             return True
@@ -161,6 +162,9 @@ class Worker:
                 elif not job.cancel.is_set():
                     job.put(chunk)
         except BaseException as err:  # delivered to the requests, which answer with an error
+            if poisons_device(err):
+                self.fault = f"{type(err).__name__}: {str(err)[:300]}"
+                log.error("the GPU is in an error state; this server must be restarted: %s", self.fault)
             for i, (job, _) in enumerate(ready):
                 if i not in done:
                     job.put(err)
@@ -168,6 +172,17 @@ class Worker:
             for i in range(len(ready)):
                 if i not in done:
                     self.release()
+
+
+def poisons_device(err: BaseException) -> bool:
+    """Whether `err` leaves the CUDA context unusable (a device-side assert, an illegal address): every later
+    kernel fails the same way, so the process must restart. Running out of memory does not."""
+    import torch
+
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return False
+    accelerator_error = getattr(torch, "AcceleratorError", ())  # torch >= 2.8 raises this for CUDA errors
+    return isinstance(err, accelerator_error) or (isinstance(err, RuntimeError) and "CUDA error" in str(err))
 
 
 def create_app(model_dir: str | Path | None = None, *, token: str | None = None, max_queue: int = 4,
@@ -200,6 +215,8 @@ def create_app(model_dir: str | Path | None = None, *, token: str | None = None,
             raise ApiError(400, f"response_format {body.response_format!r} is not supported; use one of: {', '.join(MEDIA_TYPES)}")
         if len(body.input) > max_chars:
             raise ApiError(413, f"input has {len(body.input)} characters; this server accepts at most {max_chars}")
+        if worker.fault:
+            raise ApiError(503, f"the server's GPU is in an error state ({worker.fault}); it must be restarted", "server_error")
         if not worker.admit():
             raise ApiError(503, "the server is busy; try again shortly", "server_busy",
                            {"Retry-After": str(max(1, worker.pending))})
@@ -252,8 +269,11 @@ def _error_handlers(app: FastAPI) -> None:
 def _info_routes(app: FastAPI, synth: Synthesizer, worker: "Worker") -> None:
     """/health, /v1/models (OpenAI's model list) and /v1/voices."""
     @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
+    def health():
+        state = {"model": synth.name, "pending": worker.pending, "max_queue": worker.max_queue}
+        if worker.fault:  # a supervisor (or load balancer) sees it and restarts the server
+            return JSONResponse({"status": "unhealthy", "error": worker.fault, **state}, status_code=503)
+        return {"status": "ok", **state}
 
     @app.get("/v1/models")
     def models() -> dict:

@@ -14,7 +14,6 @@ from typing import Iterator
 
 from xtts_finetune.errors import UserError
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # for training and for speaking; auto is chosen per device
 
 
 @contextmanager

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from xtts_finetune.errors import UserError
-from xtts_finetune.utils import PRECISIONS, sweep_partial_writes
+from xtts_finetune.devices import PRECISIONS
+from xtts_finetune.utils import sweep_partial_writes
 
 
 def register(sub) -> None:
@@ -62,7 +63,7 @@ def register(sub) -> None:
 def _device_options(parser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="on a GPU: auto (fp16), bf16 or fp32 (exact, slower); a CPU always runs fp32")
+                        help="on a GPU: auto (bf16 where native, else fp16 where fast, else fp32), fp16, bf16 or fp32 (exact, slower); a CPU always runs fp32")
 
 
 def _speak(args) -> int:
