@@ -30,7 +30,7 @@ from xtts_finetune.train.config import (
     write_run_files,
 )
 from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, collate, load_clips, padding_share
-from xtts_finetune.train.data import style_mel
+from xtts_finetune.train.data import dvae_codes, style_mel
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, reset_lora
@@ -84,7 +84,7 @@ class Recipe:
         self.crop = CondCrop(masking=a.gpt_use_masking_gt_prompt_approach)
         self.mel = style_mel(assets["mel_stats"], SAMPLE_RATE, a.gpt_use_perceiver_resampler)
         device = self.cfg.device
-        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device)
+        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device, codes=dvae_codes(a))
         dataset = Path(self.cfg.dataset_dir)
 
         def clips(pairs):
