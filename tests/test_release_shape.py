@@ -69,7 +69,7 @@ def test_a_dvae_of_another_size_is_refused_naming_the_file(tiny_xtts, tmp_path):
 
 
 @pytest.mark.fullsize
-def test_full_release_shape_trains_exports_and_speaks(tmp_path_factory):
+def test_full_release_shape_trains_exports_and_speaks(tmp_path):
     """A random model of the release's full shape: one training step, an export, one short sentence.
 
     The synthesizer loads the export with coqui's own `Xtts.load_checkpoint` (so does the export, for the
@@ -81,33 +81,36 @@ def test_full_release_shape_trains_exports_and_speaks(tmp_path_factory):
     from xtts_finetune.export import export_model
     from xtts_finetune.synthesis import Synthesizer
 
-    root = tmp_path_factory.mktemp("fullsize")
-    timings, start = {}, time.perf_counter()
+    root = tmp_path / "fullsize"
+    try:
+        timings, start = {}, time.perf_counter()
 
-    def mark(phase: str) -> None:  # wall and CPU seconds so far (on a shared machine the CPU's say more)
-        timings[phase] = time.perf_counter()
-        print(f"{phase}: {timings[phase] - start:.1f} s, CPU {time.process_time():.1f} s", flush=True)
+        def mark(phase: str) -> None:  # wall and CPU seconds so far (on a shared machine the CPU's say more)
+            timings[phase] = time.perf_counter()
+            print(f"{phase}: {timings[phase] - start:.1f} s, CPU {time.process_time():.1f} s", flush=True)
 
-    base = make_full_size_xtts(root / "xtts")
-    args = json.loads((base / "config.json").read_text())["model_args"]
-    assert args == RELEASE_MODEL_ARGS  # the release's config.json, every value
-    mark("build")
-    workspace = root / "ws"
-    make_training_set(workspace / "dataset", ["Hello there.", "A voice."])
-    (workspace / "dataset" / "lang.txt").write_text("en\n")
-    settings = TrainSettings(epochs=1, batch_size=1, early_stopping_patience=None)
-    result = train(workspace, base, settings, cache_root=root / "cache")
-    assert result.status == "finished" and result.steps == 1 and math.isfinite(result.best_eval_loss)
-    mark("train")
-    model = export_model(result.run_dir, "full")
-    assert json.loads((model / "config.json").read_text())["model_args"]["gpt_layers"] == 30
-    mark("export")
-    synth = Synthesizer(model, device="cpu", latents_cache_dir=root / "latents")
-    assert synth.decoder.stop == 1025 and synth.decoder.gpt.num_audio_tokens == 1026
-    wav = synth.speak("Hi.", "en", voice="speaker", seed=0)  # the export's speaker: no latents to compute
-    mark("speak")
-    assert wav.ndim == 1 and wav.size > 0 and np.isfinite(wav).all()
-    marks = [start, *timings.values()]
-    seconds = {k: round(b - a, 1) for k, a, b in zip(timings, marks, marks[1:])}
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"full release shape on the CPU: {seconds}, peak RSS {peak:.1f} GiB")
+        base = make_full_size_xtts(root / "xtts")
+        args = json.loads((base / "config.json").read_text())["model_args"]
+        assert args == RELEASE_MODEL_ARGS  # the release's config.json, every value
+        mark("build")
+        workspace = root / "ws"
+        make_training_set(workspace / "dataset", ["Hello there.", "A voice."])
+        (workspace / "dataset" / "lang.txt").write_text("en\n")
+        settings = TrainSettings(epochs=1, batch_size=1, early_stopping_patience=None)
+        result = train(workspace, base, settings, cache_root=root / "cache")
+        assert result.status == "finished" and result.steps == 1 and math.isfinite(result.best_eval_loss)
+        mark("train")
+        model = export_model(result.run_dir, "full")
+        assert json.loads((model / "config.json").read_text())["model_args"]["gpt_layers"] == 30
+        mark("export")
+        synth = Synthesizer(model, device="cpu", latents_cache_dir=root / "latents")
+        assert synth.decoder.stop == 1025 and synth.decoder.gpt.num_audio_tokens == 1026
+        wav = synth.speak("Hi.", "en", voice="speaker", seed=0)  # the export's speaker: no latents to compute
+        mark("speak")
+        assert wav.ndim == 1 and wav.size > 0 and np.isfinite(wav).all()
+        marks = [start, *timings.values()]
+        seconds = {k: round(b - a, 1) for k, a, b in zip(timings, marks, marks[1:])}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(f"full release shape on the CPU: {seconds}, peak RSS {peak:.1f} GiB")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # ~5 GB: the model, the run's weights, the export
