@@ -1,4 +1,5 @@
-"""What the bench scripts share: the random model's and dataset's arguments, and writing a report."""
+"""What the bench scripts share: the random model (its arguments and building it), the dataset's arguments,
+and writing a report."""
 
 from __future__ import annotations
 
@@ -17,6 +18,15 @@ def model_arguments(parser: argparse.ArgumentParser, clips: int) -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+
+
+def random_model(folder: Path, layers: int, width: int, **options) -> Path:
+    """A random XTTS v2 with the release's config.json, DVAE and vocabulary size, and a GPT of `layers` x
+    `width` with heads of 64 channels, as the release's (`--layers 30 --width 1024` is its full shape);
+    `options` go to `make_tiny_xtts` (seed, stop_bias)."""
+    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
+
+    return make_tiny_xtts(folder, layers=layers, model_dim=width, heads=max(1, width // 64), **options)
 
 
 def save_report(report: dict, out: Path | None) -> None:

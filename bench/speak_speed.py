@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from common import save_report
+from common import random_model, save_report
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -163,19 +163,11 @@ def throughput(sides: Sides, concurrency: list[int], rounds: int = 1) -> dict:
     return results
 
 
-def random_model(args) -> Path:
-    """The random XTTS folder: a GPT of args.layers x args.width, its stop token args.stop_bias less likely."""
-    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
-
-    return make_tiny_xtts(Path(tempfile.mkdtemp()) / "xtts", layers=args.layers, model_dim=args.width,
-                          heads=args.width // 64, stop_bias=args.stop_bias)
-
-
 def load(args):
     """Builds the random model; returns (ours, coqui's own copy)."""
     from xtts_finetune.synthesis import Synthesizer, _load_model
 
-    folder = random_model(args)
+    folder = random_model(Path(tempfile.mkdtemp()) / "xtts", args.layers, args.width, stop_bias=args.stop_bias)
     synth = Synthesizer(folder, device=args.device, latents_cache_dir=Path(tempfile.mkdtemp()), precision=args.precision)
     return synth, _load_model(folder, args.device)[1]
 

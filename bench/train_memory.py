@@ -102,13 +102,15 @@ def main() -> None:
 def _fill_code_cache(workspace: Path, base: Path, home: Path) -> None:
     """Every clip's DVAE codes, once, so that no option's peak holds the DVAE."""
     from xtts_finetune.basemodels import training_assets
-    from xtts_finetune.train.data import CodeCache
+    from xtts_finetune.train.data import CodeCache, dvae_codes
+    from xtts_finetune.train.model import base_config
     from xtts_finetune.train.settings import SAMPLE_RATE
 
     from TTS.tts.models.xtts import load_audio
 
     assets = training_assets(base)
-    cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, home / "train-cache")
+    cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, home / "train-cache",
+                      codes=dvae_codes(base_config(base).model_args))
     for wav in sorted((workspace / "dataset" / "wavs").glob("*.wav")):
         cache.codes(wav, load_audio(str(wav), SAMPLE_RATE))
 

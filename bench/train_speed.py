@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import model_arguments, save_report
+from common import model_arguments, random_model, save_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SENTENCES = [
@@ -82,9 +82,7 @@ def prepare(root: Path, args) -> tuple[Path, Path]:
     sys.path.insert(0, str(ROOT / "tests"))
     from speech import make_training_set
 
-    from xtts_finetune.dev.tiny_xtts import make_tiny_xtts
-
-    base = make_tiny_xtts(root / "base", model_dim=args.width, layers=args.layers, heads=args.width // 64)
+    base = random_model(root / "base", args.layers, args.width)
     workspace = root / "ws"
     train = [SENTENCES[i % (len(SENTENCES) - 1)] for i in range(args.clips)]  # past 13 clips, sentences again
     make_training_set(workspace / "dataset", train + SENTENCES[-1:])

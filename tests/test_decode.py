@@ -21,7 +21,7 @@ STREAM_TOLERANCE = 0.05  # streamed audio vs coqui's inference_stream: RMS diffe
 
 
 def _model_with_stop_bias(src, dst, delta: float):
-    """A copy of the tiny model whose stop token is `delta` less likely (the release's stop bias is +2)."""
+    """A copy of the tiny model whose stop token is `delta` less likely (the tiny model's is +1, STOP_BIAS)."""
     dst.mkdir(parents=True)
     for name in ("config.json", "vocab.json", "speakers_xtts.pth"):
         shutil.copy2(src / name, dst / name)
@@ -33,7 +33,7 @@ def _model_with_stop_bias(src, dst, delta: float):
 
 @pytest.fixture(scope="module")
 def talker(tiny_xtts, tmp_path_factory):
-    """Greedy decoding of this copy says ~15 codes, then stop (the original stops at once)."""
+    """Greedy decoding of this copy says ~20 codes, then stop (the original stops after 4)."""
     folder = _model_with_stop_bias(tiny_xtts, tmp_path_factory.mktemp("talker") / "xtts", -1.0)
     return Synthesizer(folder, device="cpu", latents_cache_dir=tmp_path_factory.mktemp("latents"))
 

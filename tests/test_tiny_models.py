@@ -8,6 +8,9 @@ import math
 import numpy as np
 import torch
 
+from xtts_finetune.dev.release import RELEASE_AUDIO, RELEASE_MODEL_ARGS, SCALED_KEYS
+
+AUDIO_TOKEN_KEYS = ("gpt_num_audio_tokens", "gpt_start_audio_token", "gpt_stop_audio_token")
 RELEASE_FILES = {"config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth"}
 
 
@@ -56,9 +59,10 @@ def test_tiny_xtts_trains_an_epoch_with_gpt_trainer(tiny_xtts, coqui_dataset, tm
 
     base = XttsConfig()
     base.load_json(str(tiny_xtts / "config.json"))
-    shape = {k: getattr(base.model_args, k) for k in ("gpt_layers", "gpt_n_model_channels", "gpt_n_heads", "decoder_input_dim")}
+    # Upstream's recipe sets the audio-token layout by hand (GPTArgs' defaults are XTTS v1's); take the model's.
+    shape = {k: getattr(base.model_args, k) for k in (*SCALED_KEYS, *AUDIO_TOKEN_KEYS, "gpt_use_perceiver_resampler")}
     args = GPTArgs(
-        min_conditioning_length=11025, max_conditioning_length=66150, gpt_use_perceiver_resampler=True,
+        min_conditioning_length=11025, max_conditioning_length=66150,
         mel_norm_file=str(tiny_xtts / "mel_stats.pth"), dvae_checkpoint=str(tiny_xtts / "dvae.pth"),
         xtts_checkpoint=str(tiny_xtts / "model.pth"), tokenizer_file=str(tiny_xtts / "vocab.json"), **shape,
     )

@@ -10,7 +10,7 @@ import torch
 from test_train import make_workspace
 
 from xtts_finetune.train import TrainSettings, train
-from xtts_finetune.train.data import CodeCache, CondCrop, collate, crop_conditioning, load_clips, style_mel
+from xtts_finetune.train.data import CodeCache, CondCrop, collate, crop_conditioning, dvae_codes, load_clips, style_mel
 from xtts_finetune.train.preflight import inspect_dataset
 from xtts_finetune.train.recipe import gpt_losses, load_gpt
 
@@ -71,8 +71,9 @@ def test_same_batch_same_losses_and_gradients(upstream, tiny_xtts):
 def test_cached_codes_and_conditioning_equal_upstreams_per_clip(upstream, tiny_xtts, tmp_path):
     """Per clip (no padding partner), our cached DVAE codes and eval conditioning mels are upstream's."""
     workspace, config, model, samples = upstream
-    _, tokenizer, _ = load_gpt(tiny_xtts)
-    cache = CodeCache(tiny_xtts / "dvae.pth", tiny_xtts / "mel_stats.pth", 22050, root=tmp_path)
+    _, tokenizer, xtts_config = load_gpt(tiny_xtts)
+    codes = dvae_codes(xtts_config.model_args)
+    cache = CodeCache(tiny_xtts / "dvae.pth", tiny_xtts / "mel_stats.pth", 22050, root=tmp_path, codes=codes)
     clips = load_clips([(s["audio_file"], s["text"]) for s in samples], lambda t: tokenizer.encode(t, "en"), cache)
     mel = style_mel(tiny_xtts / "mel_stats.pth", 22050)
     for sample, clip in zip(samples, clips, strict=True):
@@ -82,7 +83,7 @@ def test_cached_codes_and_conditioning_equal_upstreams_per_clip(upstream, tiny_x
         torch.testing.assert_close(ours["cond_mels"], theirs["cond_mels"], rtol=1e-5, atol=1e-6)
         assert torch.equal(ours["text_inputs"], theirs["text_inputs"].int())
     assert cache.stats.misses == len(samples)
-    again = CodeCache(tiny_xtts / "dvae.pth", tiny_xtts / "mel_stats.pth", 22050, root=tmp_path)
+    again = CodeCache(tiny_xtts / "dvae.pth", tiny_xtts / "mel_stats.pth", 22050, root=tmp_path, codes=codes)
     load_clips([(s["audio_file"], s["text"]) for s in samples], lambda t: tokenizer.encode(t, "en"), again)
     assert (again.stats.hits, again.stats.misses) == (len(samples), 0)  # a second run does no DVAE work
 
@@ -91,10 +92,11 @@ def _tiny_batch(tiny_xtts):
     """A two-clip training batch of espeak-free random audio, through our data path."""
     from xtts_finetune.train.data import TrainClip
 
-    _, tokenizer, _ = load_gpt(tiny_xtts)
+    _, tokenizer, xtts_config = load_gpt(tiny_xtts)
     torch.manual_seed(0)
+    codes, stride = dvae_codes(xtts_config.model_args), xtts_config.model_args.gpt_code_stride_len
     clips = [TrainClip("a", torch.IntTensor(tokenizer.encode(text, "en")), torch.randn(1, n) * 0.1,
-                  torch.randint(0, 8192, (n // 1024 + 1,))) for text, n in (("hello there.", 70000), ("a voice.", 90000))]
+                  torch.randint(0, codes, (n // stride + 1,))) for text, n in (("hello there.", 70000), ("a voice.", 90000))]
     return collate(clips, CondCrop(), random.Random(0), style_mel(tiny_xtts / "mel_stats.pth", 22050))
 
 
@@ -115,7 +117,10 @@ def test_n_epochs_end_at_upstreams_eval_loss(upstream, tiny_xtts, tmp_path):
     """Same base, data, batch, constant lr and epochs: both recipes learn, and end at close eval losses.
 
     Upstream draws its batches with replacement and ours is a permutation, so the tolerance is on the
-    drop in eval loss: ours ends within 5 % of upstream's drop from the same starting point.
+    drop in eval loss: ours ends within 10 % of upstream's drop from the same starting point. (With coqui's
+    8194-token defaults most of the drop was pushing down codes no clip uses, the same whatever the batch
+    order, and the two ended 1e-4 apart; with the release's 1026 tokens, 1024 of them codes, what is learnt
+    depends on the clips seen: 6 % apart at seed 1.)
     """
     from xtts_finetune.dev.upstream import train_upstream
 
@@ -128,4 +133,4 @@ def test_n_epochs_end_at_upstreams_eval_loss(upstream, tiny_xtts, tmp_path):
     theirs = train_upstream(workspace, tiny_xtts, settings, tmp_path / "upstream").eval_loss
     print(f"eval loss: start {start:.4f}, ours {ours:.4f}, upstream {theirs:.4f}")
     assert start - theirs > 0.05 and start - ours > 0.05  # both learned
-    assert abs(ours - theirs) <= 0.05 * (start - theirs), (start, ours, theirs)
+    assert abs(ours - theirs) <= 0.10 * (start - theirs), (start, ours, theirs)

@@ -1,8 +1,11 @@
-"""A tiny random XTTS v2 with the release's file names and layout.
+"""A random XTTS v2 with the release's files, config and shape, its GPT scaled down (or not).
 
 The folder is what `coqui/XTTS-v2` ships (config.json, model.pth, dvae.pth, mel_stats.pth,
-vocab.json, speakers_xtts.pth), only with a few-layer GPT, so every production code path
-(training, export, loading, synthesis) runs on it unchanged and in seconds on a CPU.
+vocab.json, speakers_xtts.pth) and its config.json is the release's (`release.py`): 1026 audio tokens,
+a DVAE of 1024 codes, 6681 text tokens, the release's caps, HiFi-GAN and conditioning encoder. Only the
+GPT's depth, width and heads change (and the decoder's input, which is that width): a few layers for the
+tests, so every production code path (training, export, loading, synthesis) runs on it unchanged and in
+seconds on a CPU; 30 x 1024 x 16 for the release's full shape (`FULL_SHAPE`).
 """
 
 from __future__ import annotations
@@ -12,12 +15,16 @@ from pathlib import Path
 
 import torch
 
-from xtts_finetune.languages import XTTS_LANGUAGES
+from xtts_finetune.dev.release import FULL_SHAPE, RELEASE_LANGUAGES, RELEASE_MODEL_ARGS, release_config
+from xtts_finetune.train.data import dvae_codes, new_dvae
 from xtts_finetune.utils import atomic_torch_save, atomic_write_text
 
 SPECIAL_TOKENS = ["[STOP]", "[UNK]", "[SPACE]"]
 START_TOKEN = "[START]"
-STOP_BIAS = 2.0
+# Added to the stop token's logit. A random GPT almost never samples stop and would always generate the
+# maximum number of codes. With the release's 1025 other tokens, this bias ends the tiny model's sampled
+# sentences after ~50 codes (greedy: after 4), and 1.0 less after ~150, often at the cap (greedy: ~20).
+STOP_BIAS = 1.0
 
 # Enough text that BPE learns merges and every Latin character is in the vocabulary.
 _CORPUS = """\
@@ -30,45 +37,36 @@ numbers like one, two, three, four, five, six, seven, eight, nine and ten are re
 """
 
 
-def build_vocab(path: Path, extra_text: str = "") -> dict:
-    """Train a small BPE tokenizer with XTTS's special and language tokens; write vocab.json."""
+def build_vocab(path: Path, size: int = RELEASE_MODEL_ARGS["gpt_number_text_tokens"], extra_text: str = "") -> dict:
+    """Write vocab.json: a small BPE tokenizer with XTTS's special and language tokens, `size` ids in all.
+
+    The release's vocabulary is not copied (it ships under the Coqui Public Model License with the weights):
+    a few hundred tokens are learned from a short text, and the ids up to `size` are held by tokens that no
+    text reaches (no merge makes them), so the GPT's text rows have the release's count.
+    """
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    lang_tokens = [f"[{'zh-cn' if code == 'zh' else code}]" for code in XTTS_LANGUAGES]
+    lang_tokens = [f"[{code}]" for code in RELEASE_LANGUAGES]
     trainer = trainers.BpeTrainer(
         vocab_size=400, special_tokens=SPECIAL_TOKENS + lang_tokens + [START_TOKEN], show_progress=False
     )
     tokenizer.train_from_iterator((_CORPUS + extra_text).splitlines(), trainer=trainer)
-    atomic_write_text(path, tokenizer.to_str(pretty=True))
-    return json.loads(tokenizer.to_str())
+    data = json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    for index in range(len(vocab), size):
+        vocab[f"<unused{index}>"] = index
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2))
+    return data
 
 
-def tiny_config(vocab_path: Path, model_dim: int = 64, layers: int = 2, heads: int = 4):
-    """An `XttsConfig` shaped like the release's, scaled down."""
+def make_tiny_xtts(out_dir: str | Path, seed: int = 0, stop_bias: float = STOP_BIAS, layers: int = 2,
+                   model_dim: int = 64, heads: int = 4) -> Path:
+    """Write a random XTTS v2 folder of the release's config with a GPT of `layers` x `model_dim` x `heads`
+    (`**FULL_SHAPE`: the release's own) to `out_dir` and return it; `stop_bias` is added to the stop token's
+    logit (lower: longer generations)."""
     from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.models.xtts import XttsArgs
-
-    args = XttsArgs(
-        gpt_layers=layers,
-        gpt_n_model_channels=model_dim,
-        gpt_n_heads=heads,
-        gpt_use_perceiver_resampler=True,
-        decoder_input_dim=model_dim,
-        tokenizer_file="",
-    )
-    return XttsConfig(model_args=args, languages=list(_release_language_names()))
-
-
-def _release_language_names():
-    return ["zh-cn" if code == "zh" else code for code in XTTS_LANGUAGES]
-
-
-def make_tiny_xtts(out_dir: str | Path, seed: int = 0, stop_bias: float = STOP_BIAS, **shape) -> Path:
-    """Write a tiny random XTTS v2 folder to `out_dir` and return it; `shape` sizes its GPT (see tiny_config),
-    `stop_bias` is added to the stop token's logit (lower: longer generations)."""
-    from TTS.tts.layers.xtts.dvae import DiscreteVAE
     from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
     from TTS.tts.models.xtts import Xtts
 
@@ -76,35 +74,41 @@ def make_tiny_xtts(out_dir: str | Path, seed: int = 0, stop_bias: float = STOP_B
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     build_vocab(out / "vocab.json")
-    config = tiny_config(out / "vocab.json", **shape)
+    atomic_write_text(out / "config.json", json.dumps(release_config(layers, model_dim, heads), indent=4))
+    config = XttsConfig()
+    config.load_json(str(out / "config.json"))
+    config.model_args.gpt_number_text_tokens = None  # no GPT before the tokenizer: built once, by init_models
 
     model = Xtts(config)
     model.tokenizer = VoiceBpeTokenizer(str(out / "vocab.json"))
     model.init_models()
     with torch.no_grad():
-        # A random GPT almost never samples the stop token and would always generate the
-        # maximum number of audio codes; bias it so tiny generations end after a few dozen.
         model.gpt.mel_head.bias[model.args.gpt_stop_audio_token] += stop_bias
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("gpt.gpt_inference")}
+    del model
     atomic_torch_save({"model": state}, out / "model.pth")
+    del state
+    _write_training_files(out, dvae_codes(config.model_args))
 
-    # GPTTrainer fixes the DVAE's shape (60 M parameters) and loads it with strict=False. Training
-    # only uses the encoder and codebook (audio -> codes), so the tiny file holds those, in fp16.
-    dvae = DiscreteVAE(
-        channels=80, normalization=None, positional_dims=1, num_tokens=8192, codebook_dim=512,
-        hidden_dim=512, num_resnet_blocks=3, kernel_size=3, num_layers=2, use_transposed_convs=False,
+    latent = torch.randn(1, 32, model_dim) * 0.1
+    embedding = torch.nn.functional.normalize(torch.randn(1, 512, 1), dim=1)
+    atomic_torch_save(
+        {"Tiny Speaker": {"gpt_cond_latent": latent, "speaker_embedding": embedding}}, out / "speakers_xtts.pth"
     )
+    return out
+
+
+def _write_training_files(out: Path, codes: int) -> None:
+    """dvae.pth of the release's shape (its codes from the config) and mel_stats.pth, as the release ships them.
+
+    Training only uses the DVAE's encoder and codebook (audio -> codes), so the file holds those, in fp16."""
+    dvae = new_dvae(codes)
     dvae_state = {k: v.half() for k, v in dvae.state_dict().items() if k.split(".")[0] in ("encoder", "codebook")}
     atomic_torch_save(dvae_state, out / "dvae.pth")
     # Per-channel mel normalisation statistics, as in the release's mel_stats.pth.
     atomic_torch_save(torch.full((80,), 1.0) + torch.rand(80), out / "mel_stats.pth")
 
-    latent = torch.randn(1, 32, config.model_args.gpt_n_model_channels) * 0.1
-    embedding = torch.nn.functional.normalize(torch.randn(1, 512, 1), dim=1)
-    atomic_torch_save(
-        {"Tiny Speaker": {"gpt_cond_latent": latent, "speaker_embedding": embedding}}, out / "speakers_xtts.pth"
-    )
 
-    config_dict = config.to_dict()
-    atomic_write_text(out / "config.json", json.dumps(config_dict, indent=2))
-    return out
+def make_full_size_xtts(out_dir: str | Path, seed: int = 0, stop_bias: float = STOP_BIAS) -> Path:
+    """A random XTTS v2 of the release's full shape (30 x 1024 x 16; ~1.9 GB on disk, as the release)."""
+    return make_tiny_xtts(out_dir, seed, stop_bias, **FULL_SHAPE)

@@ -26,6 +26,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from xtts_finetune.errors import UserError
 from xtts_finetune.train.settings import SAMPLE_RATE
 from xtts_finetune.utils import app_home, atomic_torch_save, file_sha256
 
@@ -52,15 +53,34 @@ class CacheStats:
     misses: int = 0
 
 
-def build_dvae(checkpoint: Path, num_audio_tokens: int = 8194):
-    """The release's DiscreteVAE (the shape coqui's GPTTrainer fixes), weights from `checkpoint`, frozen."""
+# The release's DiscreteVAE as coqui's GPTTrainer builds it; only its number of codes follows the model.
+DVAE_SHAPE = {"channels": 80, "normalization": None, "positional_dims": 1, "codebook_dim": 512, "hidden_dim": 512,
+              "num_resnet_blocks": 3, "kernel_size": 3, "num_layers": 2, "use_transposed_convs": False}
+
+
+def dvae_codes(model_args) -> int:
+    """How many codes a model's DVAE has: its audio tokens less start and stop (GPTTrainer's rule; 1024 in v2)."""
+    return model_args.gpt_num_audio_tokens - 2
+
+
+def new_dvae(codes: int):
     from TTS.tts.layers.xtts.dvae import DiscreteVAE
 
-    dvae = DiscreteVAE(
-        channels=80, normalization=None, positional_dims=1, num_tokens=num_audio_tokens - 2, codebook_dim=512,
-        hidden_dim=512, num_resnet_blocks=3, kernel_size=3, num_layers=2, use_transposed_convs=False,
-    )
-    dvae.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True), strict=False)
+    return DiscreteVAE(num_tokens=codes, **DVAE_SHAPE)
+
+
+def build_dvae(checkpoint: Path, codes: int):
+    """The release's DiscreteVAE of `codes` codes (see `dvae_codes`), weights from `checkpoint`, frozen."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    found = state.get("codebook.embed")
+    if found is not None and found.shape[-1] != codes:
+        raise UserError(
+            f"{checkpoint} is a DVAE of {found.shape[-1]} codes; the model's config.json has "
+            f"{codes + 2} audio tokens, for a DVAE of {codes} codes",
+            fix="use the dvae.pth of the XTTS release that model.pth and config.json come from",
+        )
+    dvae = new_dvae(codes)
+    dvae.load_state_dict(state, strict=False)  # as GPTTrainer: only the encoder and codebook are used
     return dvae.eval().requires_grad_(False)
 
 
@@ -85,8 +105,9 @@ class CodeCache:
     """DVAE codes per clip on disk, keyed by the clip's bytes and the DVAE and mel-stats files' hashes."""
 
     def __init__(self, dvae_file: Path, mel_stats: Path, sample_rate: int, root: Path | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", *, codes: int):
         self.dvae_file, self.mel_stats, self.sample_rate, self.device = dvae_file, mel_stats, sample_rate, device
+        self.num_codes = codes  # the model's DVAE size (`dvae_codes`), never assumed
         self.root = Path(root) if root else app_home() / "train-cache"
         self.model_hash = hashlib.sha256(
             f"{CACHE_VERSION}:{sample_rate}:{file_sha256(dvae_file)}:{file_sha256(mel_stats)}".encode()
@@ -101,7 +122,7 @@ class CodeCache:
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """The DVAE codes of one whole, unpadded clip."""
         if self._dvae is None:
-            self._dvae = build_dvae(self.dvae_file).to(self.device)
+            self._dvae = build_dvae(self.dvae_file, self.num_codes).to(self.device)
             self._mel = dvae_mel(self.mel_stats, self.sample_rate).to(self.device)
         return self._dvae.get_codebook_indices(self._mel(wav.unsqueeze(0).to(self.device)))[0].cpu()
 

@@ -18,11 +18,9 @@ def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en"
 
     `vocab_json`: an extended vocabulary (script mode); the text rows grow to its size, base rows kept.
     """
-    from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.layers.xtts.gpt import GPT
 
-    config = XttsConfig()
-    config.load_json(str(base_dir / "config.json"))
+    config = base_config(base_dir)
     vocab = vocab_json or (base_dir / "vocab.json")
     a, tokenizer = config.model_args, load_tokenizer(vocab, language, vocab_mode)
     with torch.device("meta"):  # no random init of weights that are loaded next (seconds on a CPU)
@@ -39,6 +37,15 @@ def load_gpt(base_dir: Path, vocab_json: str | None = None, language: str = "en"
     load_weights(gpt, base_weights(base_dir, gpt.number_text_tokens), base_dir, assign=True)
     fuse_gelu(gpt)
     return gpt.float(), tokenizer, config  # fp32 master weights, even from an fp16 export
+
+
+def base_config(base_dir: Path):
+    """The base model's `XttsConfig`: every size (audio tokens, DVAE codes, caps) is read from it."""
+    from TTS.tts.configs.xtts_config import XttsConfig
+
+    config = XttsConfig()
+    config.load_json(str(Path(base_dir) / "config.json"))
+    return config
 
 
 def base_weights(base_dir: Path, text_rows: int) -> dict:

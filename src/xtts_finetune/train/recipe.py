@@ -31,8 +31,8 @@ from xtts_finetune.train.config import (
     vocab_note,
     write_run_files,
 )
-from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, Round, collate, load_clips
-from xtts_finetune.train.data import padding_share, rounds, style_mel, worst_case_clip
+from xtts_finetune.train.data import BatchFeed, BucketSampler, CodeCache, CondCrop, Round, collate, dvae_codes
+from xtts_finetune.train.data import load_clips, padding_share, rounds, style_mel, worst_case_clip
 from xtts_finetune.train.distributed import World, join, leave, stop_on_signals
 from xtts_finetune.train.events import EarlyStop, EventLog, StopRequested
 from xtts_finetune.train.memory import adapter_state, add_lora, enable_activation_checkpointing, memory_headroom
@@ -77,7 +77,7 @@ class Recipe:
         self.crop = CondCrop(masking=a.gpt_use_masking_gt_prompt_approach)
         self.mel = style_mel(assets["mel_stats"], SAMPLE_RATE, a.gpt_use_perceiver_resampler)
         device = self.cfg.device
-        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device)
+        self.cache = CodeCache(assets["dvae"], assets["mel_stats"], SAMPLE_RATE, cache_root, device, codes=dvae_codes(a))
         dataset = Path(self.cfg.dataset_dir)
 
         def clips(pairs):
