@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from xtts_finetune.dev.release import RELEASE_AUDIO, RELEASE_MODEL_ARGS, SCALED_KEYS
+from xtts_finetune.dev.release import SCALED_KEYS
 
 AUDIO_TOKEN_KEYS = ("gpt_num_audio_tokens", "gpt_start_audio_token", "gpt_stop_audio_token")
 RELEASE_FILES = {"config.json", "model.pth", "dvae.pth", "mel_stats.pth", "vocab.json", "speakers_xtts.pth"}

@@ -12,21 +12,47 @@ from __future__ import annotations
 import enum
 import heapq
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 import torch
 
-from xtts_finetune.decode import Progress
-
-if TYPE_CHECKING:
-    from xtts_finetune.synthesis import SpeechRequest, Synthesizer
+from xtts_finetune.decode import GptDecoder, Progress, Row
+from xtts_finetune.vocoder import BlockVocoder
+from xtts_finetune.voices import Voice
 
 GAP_SECONDS = 0.2  # silence between sentences
 FADE_SECONDS = 0.005  # fade at each sentence's edges, so joins never click
 TRIM_KEEP_SECONDS = 0.1  # quiet kept after a sentence's last sound (the rest is trimmed)
 TRIM_LEVEL = 0.01  # "quiet": below 1% (-40 dB) of the sentence's peak
+
+
+@dataclass
+class SpeechRequest:
+    """A validated request: everything `generate` needs, nothing it has to check again."""
+
+    sentences: list[str]
+    language: str
+    voice: Voice
+    settings: dict = field(default_factory=dict)
+    seed: int | None = None
+
+
+class Synthesizer(Protocol):
+    """What the batch needs of the model that speaks (synthesis.Synthesizer), named here so that this
+    module does not import the one that uses it."""
+
+    decoder: GptDecoder
+    vocoder: BlockVocoder
+    sample_rate: int
+    stream_chunk_codes: int
+    later_chunk_factor: int
+    stats: object
+
+    def voice_latents(self, voice: Voice) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def row(self, request: SpeechRequest, sentence: int, cond_latent: torch.Tensor, key: object) -> Row: ...
 
 
 class State(enum.Enum):
@@ -50,7 +76,7 @@ class _Cursor:
 class RequestAudio:
     """One request's audio: SPEAKING until its last sentence is voiced (DONE) or its client leaves (CANCELLED)."""
 
-    def __init__(self, index: int, request: "SpeechRequest", synth: "Synthesizer", stream: bool,
+    def __init__(self, index: int, request: SpeechRequest, synth: Synthesizer, stream: bool,
                  cancelled: Callable[[int], bool]):
         self.index, self.request, self.synth, self.stream = index, request, synth, stream
         self.cancelled = lambda: cancelled(index)
@@ -126,13 +152,13 @@ class Batcher:
     """Schedules the sentences of many requests into one continuous GPT batch of at most `max_batch`
     rows, and hands out each request's audio as it is ready, as (request index, chunk), then (index, None)."""
 
-    def __init__(self, synth: "Synthesizer", max_batch: int, stream: bool, cancelled: Callable[[int], bool]):
+    def __init__(self, synth: Synthesizer, max_batch: int, stream: bool, cancelled: Callable[[int], bool]):
         self.synth, self.max_batch, self.stream, self.cancelled = synth, max_batch, stream, cancelled
         self.requests: list[RequestAudio] = []
         self.queue: list[tuple[int, int]] = []  # (sentence, request): first sentences first
         self.in_batch = 0
 
-    def add(self, request: "SpeechRequest") -> None:
+    def add(self, request: SpeechRequest) -> None:
         i = len(self.requests)
         self.requests.append(RequestAudio(i, request, self.synth, self.stream, self.cancelled))
         for j in range(len(request.sentences)):
@@ -150,7 +176,7 @@ class Batcher:
             self.in_batch += 1
         return rows
 
-    def run(self, incoming: Callable[[], list["SpeechRequest"]] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
+    def run(self, incoming: Callable[[], list[SpeechRequest]] | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
         def more():
             for request in incoming() if incoming else []:
                 self.add(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from xtts_finetune.basemodels import MODEL_FILES
-from xtts_finetune.batching import FADE_SECONDS, Batcher, trim_trailing_silence  # noqa: F401 (part of this API)
+from xtts_finetune.batching import FADE_SECONDS, Batcher, SpeechRequest, trim_trailing_silence  # noqa: F401 (part of this API)
 from xtts_finetune.decode import GptDecoder, Row, code_cap
 from xtts_finetune.devices import precision_for, resolve_device, torch_dtype
 from xtts_finetune.errors import UserError
@@ -48,17 +48,6 @@ class SynthesisStats:
     latents_cache_misses: int = 0  # computed from the clips
     sentences: int = 0
     codes: int = 0  # GPT latents decoded (one per audio code, plus the stop token's)
-
-
-@dataclass
-class SpeechRequest:
-    """A validated request: everything `generate` needs, nothing it has to check again."""
-
-    sentences: list[str]
-    language: str
-    voice: Voice
-    settings: dict = field(default_factory=dict)
-    seed: int | None = None
 
 
 class Synthesizer:
