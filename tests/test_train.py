@@ -112,6 +112,19 @@ def test_preflight_lists_missing_long_and_empty_clips(workspace, tiny_xtts):
     assert "longer than the 2.0 s limit" in text and "raise --max-audio-seconds" in text
 
 
+def test_preflight_holds_clips_and_limits_to_what_the_models_positions_take(workspace, tiny_xtts):
+    """Past gpt_max_text_tokens (402) or gpt_max_audio_tokens (605 codes, ~28 s) training failed on an index."""
+    csv = workspace / "dataset" / "metadata_train.csv"
+    lines = csv.read_text().splitlines()
+    lines[2] = "wavs/clip1.wav|" + " ".join(["hello there my friend"] * 120) + ".|speaker"
+    csv.write_text("\n".join(lines) + "\n")
+    problems = preflight(workspace, tiny_xtts, TrainSettings(max_text_length=5000, max_audio_seconds=40.0))
+    text = "\n".join(map(str, problems))
+    assert "wavs/clip1.wav: text is" in text and "more than the model takes (402: gpt_max_text_tokens" in text
+    assert "--max-audio-seconds 40 is longer than the model takes (28.0 s" in text
+    assert "use --max-audio-seconds 28.0 or less" in text
+
+
 def test_early_stopping_after_patience_evals_without_improvement(workspace, tiny_xtts):
     # A learning rate below float32 resolution leaves the weights, hence the eval loss, exactly unchanged.
     settings = TrainSettings(epochs=5, batch_size=5, lr=1e-30, weight_decay=0.0, early_stopping_patience=1)
@@ -235,13 +248,8 @@ def test_batch_probe_tries_the_longest_text_with_the_longest_audio_and_steps_ski
     from xtts_finetune.train.config import new_config
     from xtts_finetune.train.preflight import inspect_dataset
     from xtts_finetune.train.recipe import Recipe, probe_batch_size
-    from xtts_finetune.utils import app_home
 
-    codes = tmp_path / "codes"  # the session's cached codes but one, so this setup loads the DVAE
-    if (app_home() / "train-cache").is_dir():
-        shutil.copytree(app_home() / "train-cache", codes)
-    for entry in sorted(codes.rglob("*.pt"))[:1]:
-        entry.unlink()
+    codes = tmp_path / "codes"  # an empty code cache, so this setup loads the DVAE (the session's holds every clip)
     settings = TrainSettings(batch_size="auto", optimizer_8bit=True)
     info, _ = inspect_dataset(workspace, tiny_xtts, settings)
     config = new_config(workspace, tiny_xtts, settings, info)

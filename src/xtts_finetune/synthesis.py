@@ -53,7 +53,6 @@ class SynthesisStats:
 class Synthesizer:
     """One loaded model. Not thread-safe: callers run one `generate` at a time (the server queues)."""
 
-    sample_rate = 24000
     stream_chunk_codes = 16  # codes in a sentence's first block: small, so the first sound comes soon
     later_chunk_factor = 4  # later blocks are this many times longer: fewer decoder calls
 
@@ -66,6 +65,7 @@ class Synthesizer:
         self.device = resolve_device(device)
         self.dtype = torch_dtype(precision_for(precision, self.device))  # a bad choice fails before the model loads
         self.config, self.model = _load_model(self.model_dir, self.device)
+        self.sample_rate = self.config.audio.output_sample_rate  # the vocoder's (24 kHz in the release)
         if self.vocab_mode != "base":  # the model's language is read through its front end, as in training
             from xtts_finetune.text.vocab import load_tokenizer
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from xtts_finetune.errors import UserError
 from xtts_finetune.languages import normalize_language, tokenizer_language
 from xtts_finetune.text.coverage import find_unknown_characters
-from xtts_finetune.train.settings import MIN_AUDIO_SECONDS, RECIPE_MAX_AUDIO_SECONDS, TrainSettings
+from xtts_finetune.train.settings import MIN_AUDIO_SECONDS, RECIPE_MAX_AUDIO_SECONDS, SAMPLE_RATE, TrainSettings
+
+SAMPLES_PER_CODE = 1024  # the DVAE's mel hop (256) x its 4x downsampling: one audio code per 1024 samples
 
 SPLITS = {"train": "metadata_train.csv", "eval": "metadata_eval.csv"}
 
@@ -118,15 +120,26 @@ def inspect_dataset(
     if language:
         tokenizer = _choose_vocab(info, Path(base_dir), settings, vocab_json, problems)
         language = info.language if tokenizer else ""
-    _check_clips(info, dataset, tokenizer, settings, problems)
+    limits = model_limits(Path(base_dir))
+    _check_clips(info, dataset, tokenizer, settings, problems, limits[0])
     if language:
         _check_characters(info, problems)
-    info.max_audio_seconds = _check_durations(clips, settings, problems)
+    info.max_audio_seconds = _check_durations(clips, settings, problems, limits[1])
     return info, problems
 
 
-def _check_clips(info: DatasetInfo, dataset: Path, tokenizer, settings: TrainSettings, problems: list[Problem]):
-    """Each clip readable, long enough, with a transcript that fits max_text_length; sets `clip.seconds`."""
+def model_limits(base_dir: Path) -> tuple[int, float]:
+    """The longest text (tokens) and audio (seconds) the base GPT has positions for (402 and ~28 s in the
+    release): past them training would fail on an index, so they are checked here, with their fix."""
+    from xtts_finetune.train.model import base_config
+
+    args = base_config(base_dir).model_args
+    return args.gpt_max_text_tokens, (args.gpt_max_audio_tokens - 1) * SAMPLES_PER_CODE / SAMPLE_RATE
+
+
+def _check_clips(info: DatasetInfo, dataset: Path, tokenizer, settings: TrainSettings, problems: list[Problem],
+                 model_max_tokens: int):
+    """Each clip readable, long enough, with a transcript that fits max_text_length and the model; sets `clip.seconds`."""
     import soundfile as sf
 
     for clip in info.clips:
@@ -144,7 +157,11 @@ def _check_clips(info: DatasetInfo, dataset: Path, tokenizer, settings: TrainSet
             problems.append(Problem(clip.audio_file, "has an empty transcript", "write its text or remove its line"))
         elif tokenizer is not None:
             tokens = tokenizer.encode(clip.text, tokenizer_language(info.language))
-            if len(tokens) > settings.max_text_length:
+            if len(tokens) > model_max_tokens:
+                problems.append(Problem(clip.audio_file, f"text is {len(tokens)} tokens, more than the model takes "
+                                        f"({model_max_tokens}: gpt_max_text_tokens of the base's config.json)",
+                                        "split the clip into shorter ones"))
+            elif len(tokens) > settings.max_text_length:
                 problems.append(Problem(clip.audio_file,
                                         f"text is {len(tokens)} tokens, over max_text_length {settings.max_text_length}",
                                         "split the clip, or raise --max-text-length"))
@@ -164,8 +181,13 @@ def _check_characters(info: DatasetInfo, problems: list[Problem]) -> None:
                                 "rewrite the transcript without them (spell out or transliterate) or remove the clip"))
 
 
-def _check_durations(clips: list[Clip], settings: TrainSettings, problems: list[Problem]) -> float:
-    """The run's audio length limit (the user's, or the longest clip within the recipe's); longer clips are problems."""
+def _check_durations(clips: list[Clip], settings: TrainSettings, problems: list[Problem], model_seconds: float) -> float:
+    """The run's audio length limit (the user's, or the longest clip within the recipe's); longer clips are problems,
+    and so is a limit past what the model has positions for."""
+    if settings.max_audio_seconds is not None and settings.max_audio_seconds > model_seconds:
+        problems.append(Problem(None, f"--max-audio-seconds {settings.max_audio_seconds:g} is longer than the model takes "
+                                f"({model_seconds:.1f} s: gpt_max_audio_tokens of the base's config.json)",
+                                f"use --max-audio-seconds {model_seconds:.1f} or less, and split longer clips"))
     longest = max((c.seconds for c in clips), default=0.0)
     limit = (
         settings.max_audio_seconds

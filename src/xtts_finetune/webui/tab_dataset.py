@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
+from xtts_finetune.dataset.voices import DEFAULT_THRESHOLD
 from xtts_finetune.errors import UserError
 from xtts_finetune.webui.common import (
     LANGUAGE_CHOICES, PLAYER, UI, copy_uploads, fail, job_html, job_log, job_signature, start_job,
@@ -218,7 +219,7 @@ def _sources_and_stats(ui: UI) -> dict:
                                     elem_id="ds-voice-reference", height=100)
                 with gr.Row():
                     diarize = gr.Checkbox(label="Name each voice (speaker_1, speaker_2...)", elem_id="ds-diarize")
-                    threshold = gr.Slider(0.5, 0.95, value=0.75, step=0.01, label="Voice threshold", elem_id="ds-voice-threshold",
+                    threshold = gr.Slider(0.5, 0.95, value=DEFAULT_THRESHOLD, step=0.01, label="Voice threshold", elem_id="ds-voice-threshold",
                                           info="Similarity a clip needs to count as the wanted voice; clips below are left out and listed.")
             with gr.Accordion("Text preview: what the model will read", open=False):
                 sample = gr.Textbox(label="A sentence", elem_id="ds-text-sample")
@@ -252,7 +253,7 @@ def _clips_and_sources(ui: UI) -> dict:
             suspects_only = gr.Checkbox(label="Only suspect clips", elem_id="ds-suspects-only")
             exclude_all = gr.Button("Exclude all suspect clips", size="sm", elem_id="ds-exclude-suspects")
         clips = gr.Dataframe(headers=CLIP_COLUMNS, interactive=False, max_height=320, elem_id="ds-clips",
-                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px", "96px", "60px", "64px", "60px", "64px"], wrap=True)  # px: scrolls sideways on a phone
+                             column_widths=["150px", "64px", "76px", "56px", "520px", "170px", "96px", "60px", "64px", "60px", "76px"], wrap=True)  # px: scrolls sideways on a phone
         with gr.Row(equal_height=False):
             player = gr.Audio(label="Clip", type="filepath", interactive=False, scale=2, elem_id="ds-clip-audio",
                               waveform_options=PLAYER)
@@ -272,7 +273,8 @@ def _clips_and_sources(ui: UI) -> dict:
 
 def _wire_create(ui: UI, c: SimpleNamespace) -> None:
     """Create / extend the dataset, and the text preview beside it."""
-    def on_create(files, folder_path, subs, lang, spk, whisper_model, keep, reference, diarize, threshold):
+    def on_create(files, folder_path, subs, lang, spk, whisper_model, keep="all", reference=None, diarize=False,
+                  threshold=DEFAULT_THRESHOLD):
         from xtts_finetune.dataset import create_dataset
 
         stamp = time.strftime("%Y%m%d-%H%M%S")
