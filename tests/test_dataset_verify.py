@@ -25,9 +25,13 @@ def test_character_error_rate_after_normalisation(text, heard, language, low, hi
 def test_verify_marks_lists_and_excludes_suspects(tmp_path, coqui_dataset, tiny_whisper, capsys):
     ws = tmp_path / "ws"
     create_dataset(ws, language="en", corpus=coqui_dataset)
+    assert main(["dataset", "list", str(ws), "--suspect"]) == 0
+    assert "no suspect clips (run `xtts-finetune dataset verify`" in capsys.readouterr().err  # not an empty answer
     first = verify_dataset(ws, whisper_model=str(tiny_whisper), threshold=1.0)  # CER is capped at 1: none suspect
     segments = list_segments(ws)
     assert first.checked == len(segments) == 6 and not first.suspects
+    assert main(["dataset", "list", str(ws), "--suspect"]) == 0
+    assert capsys.readouterr().err.strip() == "no suspect clips"
     assert all(s.cer is not None and 0.0 <= s.cer <= 1.0 and s.suspect is None for s in segments)
     assert sum(first.histogram.values()) == 6
     # The tiny random Whisper hears nothing like the text: at 0.3 every clip it scored above is suspect.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -176,9 +177,14 @@ def _list(args) -> int:
 
     manifest = load_manifest(args.workspace)
     if args.suspect:
-        for seg in sorted((s for s in manifest.segments if is_suspect(s)), key=lambda s: (-(s.cer or 0), s.snr or 0)):
+        suspects = sorted((s for s in manifest.segments if is_suspect(s)), key=lambda s: (-(s.cer or 0), s.snr or 0))
+        for seg in suspects:
             print(f"{seg.id}\t{seg.duration:6.2f}s\t{'excluded' if seg.excluded else seg.split}\t{_quality(seg)}\t{seg.text}"
                   f"{f'  ({seg.suspect})' if seg.suspect else ''}")
+        if not suspects:
+            verified = any(seg.cer is not None for seg in manifest.segments)
+            print("no suspect clips" + ("" if verified else " (run `xtts-finetune dataset verify` to check the texts too)"),
+                  file=sys.stderr)
         return 0
     for seg in manifest.segments:
         status = f"rejected: {seg.rejected}" if seg.rejected else ("excluded" if seg.excluded else seg.split)

@@ -422,6 +422,13 @@ def create_dataset(
     if diarize:
         voices.known.save(dataset_dir(workspace) / VOICES_FILE)
     out.warnings += run.notices()
+    _tally(out, manifest)
+    report(progress, "dataset", len(jobs), len(jobs), "done")
+    return out
+
+
+def _tally(out: DatasetReport, manifest: Manifest) -> None:
+    """The whole dataset's clips and seconds into the report, and a warning when it is too small to train."""
     active = [s for s in manifest.segments if s.active]
     out.total_segments, out.total_seconds = len(active), sum(s.duration for s in active)
     out.train_segments = sum(s.split == "train" for s in active)
@@ -430,8 +437,6 @@ def create_dataset(
         out.warnings.append(f"the dataset has {out.total_segments} usable clip{'s' * (out.total_segments != 1)}: "
                             f"training needs at least {MIN_TRAINING_CLIPS} (one to train on, one for the eval split); "
                             "add more recordings")
-    report(progress, "dataset", len(jobs), len(jobs), "done")
-    return out
 
 
 def _voice_filter(reference: Optional[Path], main_speaker: bool, diarize: bool, threshold: float) -> VoiceFilter:
