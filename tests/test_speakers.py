@@ -109,6 +109,17 @@ def test_export_writes_each_speakers_references_and_latents_by_name(export, work
     assert [list(model.speaker_manager.speakers[n]) for n in ("Anna", "Bob")] == [["gpt_cond_latent", "speaker_embedding"]] * 2
 
 
+def test_an_export_of_several_speakers_is_evaluated_in_its_default_voice_not_a_blend(export, workspace):
+    from xtts_finetune.evaluate.run import _plan
+
+    kind, voice, _ = _plan(export, workspace, against=export)
+    anna = {s.id for s in load_manifest(workspace).speakers()["Anna"]}
+    assert kind == "model" and voice.speaker == "Anna" and voice.references
+    assert all(p.parent.name == "Anna" for p in voice.references)  # the export's own clips of Anna
+    assert voice.held_out and all(path.stem in anna for path, _ in voice.held_out)
+    assert any("scored in Anna's voice" in note for note in voice.notes)
+
+
 @pytest.fixture(scope="module")
 def synth(export):
     """The export loaded once; its latents go to the session's cache, where the CLI finds them again."""
@@ -209,3 +220,23 @@ def test_a_renamed_diarized_voice_keeps_its_new_name_in_later_runs(tmp_path):
     again = VoiceMap.load(dataset_dir(tmp_path) / VOICES_FILE)
     assert again.match(a, 0.7) == "Anna" and again.match(b, 0.7) == "speaker_2"
     assert again.match(np.eye(4, dtype=np.float32)[2], 0.7) == "speaker_3"  # a new voice takes the next number
+
+
+def test_diarize_names_skip_names_the_dataset_already_gives(tmp_path):
+    """A voice --diarize meets is never named after a speaker given with --speaker (speaker_1 stays one person)."""
+    from xtts_finetune.dataset.voices import VoiceMap
+
+    voices = VoiceMap(taken={"speaker_1"})
+    assert voices.match(np.eye(4, dtype=np.float32)[0], 0.7) == "speaker_2"
+
+
+def test_main_speaker_with_subtitles_is_refused_before_any_work(tmp_path):
+    """Cues are judged one by one, so the main voice of a subtitled source cannot be told: say so, keep nothing."""
+    from xtts_finetune.dataset import create_dataset
+
+    media = tmp_path / "talk.wav"
+    sf.write(media, np.zeros(22050, dtype=np.float32), 22050)
+    srt = write_srt(tmp_path / "talk.srt", [(0.1, 0.9, "Hello there.")])
+    with pytest.raises(UserError, match="--main-speaker cannot tell the main voice") as err:
+        create_dataset(tmp_path / "ws", language="en", audio=[media], subtitles=[srt], main_speaker=True)
+    assert "--speaker-reference" in err.value.fix and not (tmp_path / "ws" / "dataset" / "wavs").exists()

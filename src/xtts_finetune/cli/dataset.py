@@ -179,7 +179,8 @@ def _list(args) -> int:
     if args.suspect:
         suspects = sorted((s for s in manifest.segments if is_suspect(s)), key=lambda s: (-(s.cer or 0), s.snr or 0))
         for seg in suspects:
-            print(f"{seg.id}\t{seg.duration:6.2f}s\t{'excluded' if seg.excluded else seg.split}\t{_quality(seg)}\t{seg.text}"
+            state = "rejected" if seg.rejected else "excluded" if seg.excluded else seg.split
+            print(f"{seg.id}\t{seg.duration:6.2f}s\t{state}\t{_quality(seg)}\t{seg.text}"
                   f"{f'  ({seg.suspect})' if seg.suspect else ''}")
         if not suspects:
             verified = any(seg.cer is not None for seg in manifest.segments)

@@ -406,9 +406,14 @@ def create_dataset(
     manifest.failed.update(dict(out.failed))  # kept until the same file or row is added, so `dataset list` shows it
     if not jobs and not out.failed:
         raise UserError("nothing to add.", fix="give --audio FILES_OR_FOLDERS, --subtitles with --audio, --corpus DIR or --url URL")
+    if main_speaker and any(job.kind == "subtitles" for job in jobs):
+        cued = next(job.subtitles for job in jobs if job.kind == "subtitles")
+        raise UserError(f"--main-speaker cannot tell the main voice of a source cut by its subtitles ({cued.name}): "
+                        "each cue is judged alone", fix="give --speaker-reference with a recording of the wanted voice")
     voices = _voice_filter(speaker_reference, main_speaker, diarize, settings.voice_threshold)
     if diarize:
         voices.known = VoiceMap.load(dataset_dir(workspace) / VOICES_FILE)
+        voices.known.taken = {seg.speaker for seg in manifest.segments}  # a name given with --speaker stays its own
     run = _Run(workspace, language, speaker, settings, whisper_model, transcriber, progress, out, voices)
     run.wavs.mkdir(parents=True, exist_ok=True)
     known, last_save = _Known(manifest.sources), time.monotonic()
@@ -416,15 +421,21 @@ def create_dataset(
         report(progress, "dataset", n, len(jobs), job.label)
         added = _add_source(run, job, known, workspace, manifest)
         if added and (job.kind != "corpus" or time.monotonic() - last_save > 5):  # corpora: thousands of tiny sources
-            save_manifest(workspace, manifest)
+            _save(workspace, manifest, voices)
             last_save = time.monotonic()
-    save_manifest(workspace, manifest)
-    if diarize:
-        voices.known.save(dataset_dir(workspace) / VOICES_FILE)
+    _save(workspace, manifest, voices)
     out.warnings += run.notices()
     _tally(out, manifest)
     report(progress, "dataset", len(jobs), len(jobs), "done")
     return out
+
+
+def _save(workspace: Path, manifest: Manifest, voices: VoiceFilter) -> None:
+    """The manifest, and with --diarize the voices it names, together: an interrupted run leaves names that
+    the next run continues, never a speaker_1 given to a second person."""
+    save_manifest(workspace, manifest)
+    if voices.diarize:
+        voices.known.save(dataset_dir(workspace) / VOICES_FILE)
 
 
 def _tally(out: DatasetReport, manifest: Manifest) -> None:
@@ -453,7 +464,7 @@ def _voice_filter(reference: Optional[Path], main_speaker: bool, diarize: bool, 
         reference = Path(reference)
         check_media_file(reference)
         audio = decode_audio(reference, SAMPLE_RATE)
-        if len(audio) < SAMPLE_RATE:
+        if len(audio) < 3 * SAMPLE_RATE:
             raise UserError(f"{reference}: the speaker reference is {len(audio) / SAMPLE_RATE:.1f} s long; "
                             "a voice needs more to be recognised", fix="give at least 3 s of that voice alone (10-30 s is better)")
         voices.reference = voices.encoder.embed(audio, SAMPLE_RATE)

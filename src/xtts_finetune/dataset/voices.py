@@ -106,6 +106,7 @@ class VoiceMap:
 
     centroids: list[np.ndarray] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    taken: set[str] = field(default_factory=set)  # names the dataset already gives other voices (--speaker)
 
     def match(self, centroid: np.ndarray, threshold: float) -> str:
         """The name of the known voice this centroid is (similarity >= threshold), or of a new one."""
@@ -114,7 +115,7 @@ class VoiceMap:
             return self.names[int(np.argmax(sims))]
         self.centroids.append(centroid)
         number = len(self.centroids)
-        while f"speaker_{number}" in self.names:  # after a rename, speaker_N may be taken by another voice
+        while f"speaker_{number}" in self.names or f"speaker_{number}" in self.taken:  # after a rename, or --speaker
             number += 1
         self.names.append(f"speaker_{number}")
         return self.names[-1]

@@ -21,6 +21,7 @@ from xtts_finetune.evaluate.report import FOLDER, Evaluation, write_card_entry, 
 from xtts_finetune.evaluate.scoring import DEFAULT_WHISPER, ModelScore, Scorer, Voice, read_voice
 from xtts_finetune.evaluate.sentences import Sentence, evaluation_sentences
 from xtts_finetune.progress import ProgressCallback, report
+from xtts_finetune.voices import reference_voices
 
 log = logging.getLogger(__name__)
 SEED = 0  # every model speaks every sentence with the same seed
@@ -75,8 +76,10 @@ def _plan(target: Path, dataset: Path | None, against) -> tuple[str, Voice, Path
             raise UserError(f"{target} does not say which dataset it was trained on (its run folder is gone)",
                             fix="pass the workspace or dataset folder: --dataset WORKSPACE")
         dataset = Path(read_run_settings(run_dir)["dataset"]["path"])
-    references = sorted((target / "references").glob("*.wav")) or None  # what users of the export hear
-    voice = read_voice(_dataset_folder(dataset), references)
+    speaker = card.get("speaker")  # an export of several speakers is scored in its default voice
+    references = (sorted((target / "references").glob("*.wav"))  # what users of the export hear
+                  or reference_voices(target, card).get(speaker) or None)
+    voice = read_voice(_dataset_folder(dataset), references, speaker)
     return "model", voice, _resolve_base(against, (card.get("base") or {}).get("path"), target)
 
 

@@ -7,6 +7,8 @@ clips, how long it takes and whether sound trails on after the last word.
 
 from __future__ import annotations
 
+import collections
+
 import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,8 +79,11 @@ class Voice:
     notes: list[str] = field(default_factory=list)  # caveats the report carries
 
 
-def read_voice(dataset: Path, references: list[Path] | None = None) -> Voice:
-    """The dataset's language, clips and pace; references default to those an export would pick."""
+def read_voice(dataset: Path, references: list[Path] | None = None, speaker: str | None = None) -> Voice:
+    """The dataset's language, clips and pace; references default to those an export would pick.
+
+    A dataset of several speakers is scored in one voice, never a blend: `speaker`, else the one with the
+    most clips (an export's default voice is its card's `speaker`)."""
     import soundfile as sf
 
     from xtts_finetune.export import pick_references
@@ -87,6 +92,12 @@ def read_voice(dataset: Path, references: list[Path] | None = None) -> Voice:
 
     dataset = Path(dataset)
     clips = [c for c in dataset_clips(dataset) if (dataset / c.audio_file).is_file()]
+    counts = collections.Counter(c.speaker for c in clips)
+    notes = []
+    if len(counts) > 1:
+        speaker = speaker if speaker in counts else max(sorted(counts), key=counts.get)
+        clips = [c for c in clips if c.speaker == speaker]
+        notes.append(f"the dataset holds {len(counts)} speakers: scored in {speaker}'s voice, on {speaker}'s clips")
     lang = dataset / "lang.txt"
     if references is None:
         train = [dataset / c.audio_file for c in clips if c.split == "train"]
@@ -95,7 +106,7 @@ def read_voice(dataset: Path, references: list[Path] | None = None) -> Voice:
     if not evals or not references or not lang.is_file():
         raise UserError(f"{dataset} needs train and eval clips and lang.txt for an evaluation to compare against",
                         fix="build the dataset with xtts-finetune dataset create (it holds clips out for eval)")
-    prompts, notes = {p.name for p in references}, []
+    prompts = {p.name for p in references}
     held_out = [(path, text) for path, text in evals if path.name not in prompts]  # prompts are not held out
     if not held_out:
         held_out = evals
