@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from xtts_finetune.devices import torch_dtype
 from xtts_finetune.errors import UserError
 
 NO_DECAY = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.InstanceNorm1d, nn.Embedding)
@@ -20,7 +21,8 @@ class Precision:
 
     @property
     def dtype(self) -> torch.dtype | None:
-        return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.name)
+        """The autocast dtype: None in fp32, which runs without autocast."""
+        return None if self.name == "fp32" else torch_dtype(self.name)
 
     def autocast(self):
         return torch.autocast(self.device, dtype=self.dtype) if self.dtype else nullcontext()
